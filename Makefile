@@ -1,0 +1,41 @@
+# Every target creates .venv and installs the project into it first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= models_out
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: install test demo data export quality screenshots bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[all]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+data: $(STAMP)
+	$(BIN)/zoo-data fetch
+
+demo: $(STAMP)
+	$(BIN)/zoo-data fetch --quiet
+	$(BIN)/zoo-train --all --preset quick --out $(OUT)
+	$(BIN)/zoo-export --all --runs $(OUT) --format all --report $(OUT)/export_report.json
+	$(BIN)/python -m zoo_train.report --runs $(OUT)
+
+quality: $(STAMP)
+	$(BIN)/python -m zoo_train.report --runs $(OUT) --quality docs/QUALITY.md
+
+screenshots: $(STAMP)
+	$(BIN)/python -m zoo_gui.screenshots --runs $(OUT) --out docs/screenshots
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/inference.py --runs $(OUT)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

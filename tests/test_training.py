@@ -1,0 +1,149 @@
+"""The trainer: learning, exact resume, NaN handling, checkpoint safety, CLI exit codes."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from image_fixtures import write_idx_dataset
+from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
+from zoo_train.cli import main as zoo_train
+from zoo_train.tasks.image_classification import ImageClassification
+from zoo_train.trainer import TrainConfig, TrainingError, lr_factor, train
+
+TINY = {"widths": (8, 16, 16), "hidden": 32}
+
+
+@pytest.fixture(scope="module")
+def idx_data(tmp_path_factory):
+    return write_idx_dataset(tmp_path_factory.mktemp("fmnist") / "fashion-mnist")
+
+
+def config(tmp_path, data, **kw):
+    base = dict(model="simple-cnn", preset="quick", data="fashion-mnist", data_dir=data.parent, out=tmp_path, epochs=2, batch_size=32,
+                device="cpu", seed=3, show_progress=False, model_overrides=TINY)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_training_learns_a_learnable_problem(tmp_path, idx_data):
+    run = train(config(tmp_path, idx_data, epochs=8, lr=1e-2))
+    epochs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs[-1]["train_loss"] < 0.6 * epochs[0]["train_loss"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    for artefact in ("curves.png", "confusion_matrix.png", "predictions.png", "classification_report.json",
+                     "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (run / artefact).exists(), artefact
+    assert any((run / "tensorboard").iterdir())
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, idx_data):
+    # Augmentation and dropout are on (quick preset), so the RNG state must be restored exactly.
+    straight = train(config(tmp_path / "a", idx_data, epochs=3))
+    partial = config(tmp_path / "b", idx_data, epochs=3, stop_after_epochs=1)
+    train(partial)
+    resumed = train(config(tmp_path / "b", idx_data, epochs=3, resume=True))
+    a = load_checkpoint(straight / "checkpoints/last.pt")["state_dict"]
+    b = load_checkpoint(resumed / "checkpoints/last.pt")["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, idx_data, monkeypatch):
+    cfg = config(tmp_path, idx_data, epochs=1)
+    run = train(cfg)
+    good = (run / "checkpoints/last.pt").read_bytes()
+    monkeypatch.setattr(ImageClassification, "loss", lambda self, model, batch, recipe: model(batch[0]).sum() * float("nan"))
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2, step \d+; .*last.pt keeps the last good weights"):
+        train(config(tmp_path, idx_data, epochs=2, resume=True))
+    assert (run / "checkpoints/last.pt").read_bytes() == good
+    assert load_checkpoint(run / "checkpoints/last.pt")["train_state"]["epoch"] == 1
+
+
+def test_checkpoint_round_trip_rebuilds_the_model(tmp_path, idx_data):
+    run = train(config(tmp_path, idx_data, epochs=1, preset="smoke"))
+    payload = load_checkpoint(run / "checkpoints/best.pt")
+    assert payload["model"] == "simple-cnn" and payload["meta"]["labels"][0] == "T-shirt/top"
+    assert payload["meta"]["preprocessing"]["image"]["height"] == 28
+    model = build_from_checkpoint(payload)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "ok.pt"
+    save_checkpoint(path, {"model": "lenet5", "task": "image-classification", "config": {}, "state_dict": {}, "meta": {}})
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="broken.pt: not a readable checkpoint"):
+        load_checkpoint(broken)
+
+
+class Payload:
+    def __reduce__(self):  # what a malicious checkpoint would do on unpickling
+        return (print, ("pwned",))
+
+
+def test_checkpoint_holding_a_pickled_object_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "model-zoo-checkpoint", "version": 1, "payload": Payload()}, path)
+    with pytest.raises(CheckpointError, match="evil.pt: refused, the file holds objects other than tensors"):
+        load_checkpoint(path)
+    assert "pwned" not in capsys.readouterr().out
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(CheckpointError, match="plain.pkl"):
+        load_checkpoint(plain)
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="foreign.pt: not a Model Zoo checkpoint"):
+        load_checkpoint(path)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    factors = [lr_factor(s, 100, 10) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+
+
+@pytest.mark.parametrize("argv", [
+    [],                                       # neither a model nor --all
+    ["no-such-model"],
+    ["lenet5", "--preset", "huge"],
+    ["lenet5", "--epochs", "two"],
+    ["lenet5", "--set", "novalue"],
+    ["lenet5", "--all"],
+])
+def test_bad_cli_input_exits_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        zoo_train(argv)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_cli_missing_data_and_unknown_config_field_exit_2(tmp_path, capsys):
+    assert zoo_train(["lenet5", "--data", str(tmp_path / "nothing-here"), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "nothing-here" in capsys.readouterr().err
+    assert zoo_train(["lenet5", "--set", "no_such_field=1", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "no_such_field" in capsys.readouterr().err
+    assert not (tmp_path / "lenet5" / "checkpoints").exists()
+
+
+def test_cli_resume_with_corrupt_checkpoint_exits_2(tmp_path, capsys):
+    ckpt = tmp_path / "lenet5" / "checkpoints" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"garbage")
+    assert zoo_train(["lenet5", "--resume", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "last.pt: not a readable checkpoint" in capsys.readouterr().err
+    assert ckpt.read_bytes() == b"garbage"
+
+
+def test_cli_list_shows_every_model(capsys):
+    assert zoo_train(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("lenet5", "scratch-cnn", "resnet-cifar"):
+        assert name in out

@@ -1,0 +1,88 @@
+"""Training checkpoints: plain dicts of tensors and builtins, written atomically, read with weights_only.
+
+A checkpoint rebuilds its own model (registry name + constructor config), so the
+exporter and ``--resume`` need no outside knowledge.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "model-zoo-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+def atomic_write_bytes(path: Path, write: Any) -> None:
+    """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load and validate a zoo checkpoint; never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        # torch.save always writes a zip archive; anything else is damaged or not ours.
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: not a torch zip archive)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: refused, the file holds objects other than tensors and plain data ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {first})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a Model Zoo checkpoint (no '{FORMAT}' header)")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {payload['version']} is newer than this zoo supports ({VERSION}); upgrade model-zoo"
+        )
+    for key in ("model", "task", "config", "state_dict", "meta"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: checkpoint lacks the '{key}' field")
+    return payload
+
+
+def build_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str] = "<checkpoint>") -> torch.nn.Module:
+    """Rebuild the registered model a checkpoint was trained as, weights loaded, in eval mode."""
+    from zoo_train.registry import get_entry
+
+    try:
+        entry = get_entry(payload["model"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model = entry.build(**payload["config"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit model {payload['model']!r}: {str(exc).splitlines()[0]}") from None
+    return model.eval()

@@ -1,0 +1,137 @@
+"""zoo-train: train a model of the zoo (or all of them) and write checkpoints, logs and samples."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from zoo_train.checkpoint import CheckpointError
+from zoo_train.registry import PRESETS, get_entry, list_models
+from zoo_train.tasks.base import DataError, get_task
+from zoo_train.trainer import TrainConfig, TrainingError, count_parameters, train
+
+EXAMPLES = """examples:
+  zoo-train --list                                   what can be trained
+  zoo-train lenet5 --data fashion-mnist              train LeNet-5 on Fashion-MNIST (quick preset)
+  zoo-train char-gpt --preset full --device cuda     the full recipe on a GPU
+  zoo-train --all --preset quick                     every model, as `make demo` does
+  zoo-train lenet5 --resume                          continue from models_out/lenet5/checkpoints/last.pt
+  zoo-train simple-cnn --set dropout=0.3 --set 'widths=[16,32,64]'
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zoo-train", description=__doc__, epilog=EXAMPLES,
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=36),
+    )
+    p.add_argument("model", nargs="?", help="registry name of the model (see --list)")
+    p.add_argument("--all", action="store_true", help="train every registered model (optionally only --task)")
+    p.add_argument("--task", help="with --all/--list: only models of this task kind")
+    p.add_argument("--list", action="store_true", help="list the models with task, default dataset and parameters")
+    p.add_argument("--preset", choices=PRESETS, default="quick",
+                   help="recipe size: smoke (seconds), quick (minutes on a CPU), full (quality; for a GPU) (default: %(default)s)")
+    p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
+    p.add_argument("--data-dir", type=Path, help="where to look for datasets first (then $ZOO_DATA, ~/.cache/model-zoo, system copies)")
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    p.add_argument("--batch-size", type=int, help="override the recipe's global batch size")
+    p.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("models_out"), help="output root; the run goes to OUT/RUN_NAME (default: %(default)s)")
+    p.add_argument("--run-name", help="run directory name (default: the model name)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoints/last.pt")
+    p.add_argument("--no-amp", action="store_true", help="train in fp32 on GPU too (default: bf16 autocast on CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager if it cannot)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model config field (VALUE parsed as JSON, else a string); repeatable")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def parse_overrides(pairs: list[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            parser.error(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides[key] = tuple(value) if isinstance(value, list) else value
+    return overrides
+
+
+def print_model_list(task: str | None) -> None:
+    rows = []
+    for name in list_models(task):
+        entry = get_entry(name)
+        nominal = get_task(entry.task).nominal_model_config(entry.default_dataset)
+        params = count_parameters(entry.build(**nominal))
+        rows.append((name, entry.task, entry.default_dataset, f"{params:,}", entry.description))
+    header = ("model", "task", "default data", "params", "description")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        print_model_list(args.task)
+        return 0
+    if args.all == bool(args.model):
+        parser.error("name one MODEL or give --all (see --list)")
+    overrides = parse_overrides(args.set, parser)
+    if args.model and args.model not in list_models():
+        parser.error(f"unknown model {args.model!r}; known: {', '.join(list_models())}")
+    names = list_models(args.task) if args.all else [args.model]
+    if args.all and not names:
+        parser.error(f"no models of task {args.task!r}")
+
+    failures: list[str] = []
+    for name in names:
+        started = time.perf_counter()
+        config = TrainConfig(
+            model=name, preset=args.preset, data=None if args.all else args.data, data_dir=args.data_dir,
+            out=args.out, run_name=None if args.all else args.run_name, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device, seed=args.seed,
+            resume=args.resume, amp=not args.no_amp, compile=args.compile, show_progress=not args.quiet,
+            model_overrides=overrides,
+        )
+        try:
+            run_dir = train(config)
+        except (DataError, CheckpointError) as exc:
+            print(f"zoo-train: error: {exc}", file=sys.stderr)
+            if not args.all:
+                return 2
+            failures.append(f"{name}: {exc}")
+            continue
+        except (TrainingError, ValueError, TypeError) as exc:
+            print(f"zoo-train: error: {exc}", file=sys.stderr)
+            if not args.all:
+                return 1 if isinstance(exc, TrainingError) else 2
+            failures.append(f"{name}: {exc}")
+            continue
+        summary_path = run_dir / "summary.json"
+        headline = ""
+        if summary_path.exists():
+            summary = json.loads(summary_path.read_text())
+            metric = summary.get("metric") or summary.get("primary_metric")
+            headline = f"{metric} {summary.get(metric, summary.get('best_val'))}"
+        print(f"{name}: {headline}  ({time.perf_counter() - started:.0f} s) -> {run_dir}")
+    if failures:
+        print("zoo-train: some models did not train:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

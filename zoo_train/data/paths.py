@@ -1,0 +1,26 @@
+"""Where datasets are looked for, in the order DESIGN.md gives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Debian's dataset packages install here (dataset-fashion-mnist, kmer-examples).
+SYSTEM_DATA_DIRS = (Path("/usr/share/datasets"), Path("/usr/share/doc/kmer-examples"))
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "model-zoo"
+
+
+def search_dirs(data_dir: Path | str | None) -> list[Path]:
+    """--data-dir, then $ZOO_DATA, then the user cache, then system copies."""
+    dirs: list[Path] = []
+    if data_dir:
+        dirs.append(Path(data_dir))
+    if os.environ.get("ZOO_DATA"):
+        dirs.append(Path(os.environ["ZOO_DATA"]))
+    dirs.append(user_cache_dir())
+    dirs.extend(SYSTEM_DATA_DIRS)
+    return dirs

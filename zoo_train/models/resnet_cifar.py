@@ -1,0 +1,85 @@
+"""ResNetCIFAR (seed 003): a pre-activation residual network sized for 28-32 px images.
+
+Three stages (stride 1, 2, 2) of basic blocks, global average pooling, one linear head:
+the CIFAR ResNets of He et al. with wider stages, as used in the Fashion-MNIST benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from zoo_train.models._image_recipes import image_recipes
+from zoo_train.registry import register_model
+
+
+@dataclass(frozen=True)
+class ResNetCIFARConfig:
+    in_channels: int = 3
+    num_classes: int = 10
+    image_size: int = 32
+    widths: tuple[int, ...] = (32, 64, 128)
+    blocks: tuple[int, ...] = (2, 2, 2)
+    dropout: float = 0.1
+
+
+class PreActBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.shortcut = (
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if stride != 1 or cin != cout else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        # The projection sees the activated input, as in pre-activation ResNets.
+        shortcut = self.shortcut(out) if not isinstance(self.shortcut, nn.Identity) else x
+        out = self.conv1(out)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class ResNetCIFAR(nn.Module):
+    def __init__(self, config: ResNetCIFARConfig):
+        super().__init__()
+        if len(config.widths) != len(config.blocks):
+            raise ValueError("widths and blocks must have one entry per stage")
+        self.config = config
+        self.stem = nn.Conv2d(config.in_channels, config.widths[0], 3, padding=1, bias=False)
+        stages: list[nn.Module] = []
+        cin = config.widths[0]
+        for index, (width, count) in enumerate(zip(config.widths, config.blocks)):
+            for block in range(count):
+                stride = 2 if index > 0 and block == 0 else 1
+                stages.append(PreActBlock(cin, width, stride))
+                cin = width
+        self.stages = nn.Sequential(*stages)
+        self.final = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(cin, config.num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final(self.stages(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+@register_model(
+    "resnet-cifar", task="image-classification", config_cls=ResNetCIFARConfig, default_dataset="fashion-mnist",
+    recipes=image_recipes(quick_epochs=1, full_epochs=60, lr=0.1, optimizer="sgd", weight_decay=5e-4,
+                          quick_limit=8000, label_smoothing=0.1),
+    description="ResNetCIFAR (seed 003): pre-activation ResNet, 3 stages (32/64/128) x 2 blocks",
+    tiny_config={"widths": (4, 8), "blocks": (1, 1)},
+)
+def resnet_cifar(**config: object) -> ResNetCIFAR:
+    return ResNetCIFAR(ResNetCIFARConfig(**config))

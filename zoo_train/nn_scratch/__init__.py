@@ -1,0 +1,29 @@
+"""From-scratch layers: convolution, linear, activations, pooling and recurrent cells
+written with plain tensor operations (no torch built-in layer modules or conv kernels).
+
+Parameter names and shapes follow torch's own layers, so weights copy across
+(``load_state_dict`` for the feed-forward layers and cells, ``GRU.load_from_torch`` /
+``LSTM.load_from_torch`` for the stacked recurrent layers).
+"""
+
+from . import functional
+from .layers import Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh
+from .recurrent import GRU, LSTM, GRUCell, LSTMCell, LSTMState
+
+__all__ = [
+    "functional",
+    "Conv2D",
+    "Linear",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Dropout",
+    "Softmax",
+    "Flatten",
+    "MaxPool2D",
+    "GRUCell",
+    "LSTMCell",
+    "GRU",
+    "LSTM",
+    "LSTMState",
+]

@@ -1,0 +1,126 @@
+"""The model registry: the one list of models that the CLI, exporter, tests and docs read.
+
+Modelled on torchvision's ``_api``: a decorator puts a builder under a name, a
+duplicate name is an error, ``list_models`` is sorted, ``get_model`` builds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch.nn as nn
+
+PRESETS = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train a model for one preset. Fields left None take the trainer's default."""
+
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"  # adamw | sgd
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    max_steps: int | None = None  # stop after this many optimiser steps (language models)
+    steps_per_epoch: int | None = None  # sample this many batches per epoch (streamed data)
+    eval_batches: int | None = None  # cap on validation batches (None: the whole split)
+    early_stop_patience: int | None = None
+    label_smoothing: float = 0.0
+    augment: bool = True
+    limit_train: int | None = None  # use only the first N training examples (quick presets)
+    limit_eval: int | None = None
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)
+    data_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "Recipe":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything the zoo knows about one registered model."""
+
+    name: str
+    task: str
+    builder: Callable[..., nn.Module]
+    config_cls: type
+    default_dataset: str
+    recipes: Mapping[str, Recipe]
+    description: str = ""
+    # Small constructor overrides that keep tests and export checks fast.
+    tiny_config: Mapping[str, Any] = field(default_factory=dict)
+
+    def recipe(self, preset: str) -> Recipe:
+        if preset not in self.recipes:
+            raise ValueError(f"model {self.name!r} has no recipe {preset!r}; it has {sorted(self.recipes)}")
+        return self.recipes[preset]
+
+    def build(self, **config: Any) -> nn.Module:
+        return self.builder(**config)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    task: str,
+    config_cls: type,
+    default_dataset: str,
+    recipes: Mapping[str, Recipe],
+    description: str = "",
+    tiny_config: Mapping[str, Any] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder ``f(**config) -> nn.Module`` under ``name``."""
+    missing = [p for p in PRESETS if p not in recipes]
+    if missing:
+        raise ValueError(f"model {name!r} lacks recipes for presets {missing}")
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"an entry is already registered under the name {name!r}")
+        _REGISTRY[name] = ModelEntry(
+            name=name,
+            task=task,
+            builder=builder,
+            config_cls=config_cls,
+            default_dataset=default_dataset,
+            recipes=dict(recipes),
+            description=description or (builder.__doc__ or "").strip().split("\n")[0],
+            tiny_config=dict(tiny_config or {}),
+        )
+        return builder
+
+    return wrap
+
+
+def _load_families() -> None:
+    # Importing the package registers every model family.
+    import zoo_train.models  # noqa: F401
+
+
+def list_models(task: str | None = None) -> list[str]:
+    _load_families()
+    return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
+
+
+def get_entry(name: str) -> ModelEntry:
+    _load_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def get_model(name: str, **config: Any) -> nn.Module:
+    return get_entry(name).build(**config)
+
+
+def config_fields(entry: ModelEntry) -> set[str]:
+    return {f.name for f in dataclasses.fields(entry.config_cls)}

@@ -1,0 +1,1 @@
+"""Task kinds. `kinds.py` imports every task module (which registers it); `base.get_task` loads it lazily."""

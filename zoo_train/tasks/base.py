@@ -1,0 +1,144 @@
+"""What the trainer needs from a task. Each task kind implements this once, in its own module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from zoo_train.data.errors import DataError  # noqa: F401  (re-exported: tasks raise it)
+from zoo_train.registry import ModelEntry, Recipe
+
+
+@dataclass
+class TaskData:
+    """Datasets plus what the model and the bundle must know about them."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+    model_config: dict[str, Any]  # data-dependent constructor arguments (in_channels, num_classes, vocab_size, ...)
+    meta: dict[str, Any]  # labels / vocabulary / preprocessing: saved in checkpoints and bundles
+    description: str = ""
+    collate_fn: Callable | None = None
+    # Applied on the training device to every batch before the task sees it: ``f(batch, train)``.
+    # Image tasks use it for batch augmentation and normalisation, so it runs on the GPU when there is one.
+    batch_transform: Callable[[Any, bool], Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    return batch
+
+
+class DeviceLoader:
+    """Wraps a DataLoader: batches arrive on ``device`` with ``TaskData.batch_transform`` applied."""
+
+    def __init__(self, loader: DataLoader, device: torch.device, transform: Callable[[Any, bool], Any] | None, train: bool):
+        self.loader, self.device, self.transform, self.train = loader, device, transform, train
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            batch = move_to(batch, self.device)
+            yield self.transform(batch, self.train) if self.transform is not None else batch
+
+
+class Task:
+    """Base class: a single-loss supervised task. Subclasses override what differs."""
+
+    name: str = ""
+    primary_metric: str = "val_loss"
+    mode: str = "min"  # "min" or "max": which way the primary metric improves
+
+    def load_data(
+        self, entry: ModelEntry, recipe: Recipe, data: str | None, data_dir: Path | None, seed: int
+    ) -> TaskData:
+        raise NotImplementedError
+
+    def nominal_model_config(self, dataset: str) -> dict[str, Any]:
+        """Data-dependent constructor arguments for a named dataset without loading it (for listings)."""
+        return {}
+
+    def make_loader(
+        self, dataset: Dataset, batch_size: int, *, train: bool, data: TaskData, generator: torch.Generator | None,
+        sampler: Any = None, pin_memory: bool = False,
+    ) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            generator=generator,
+            collate_fn=data.collate_fn,
+            drop_last=False,
+            pin_memory=pin_memory,
+        )
+
+    def make_optimizers(self, model: nn.Module, recipe: Recipe, device: torch.device) -> list[torch.optim.Optimizer]:
+        decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        fused = device.type == "cuda"
+        if recipe.optimizer == "sgd":
+            return [torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, nesterov=True)]
+        return [torch.optim.AdamW(groups, lr=recipe.lr, fused=fused)]
+
+    def loss(self, model: nn.Module, batch: Any, recipe: Recipe) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit_batch(
+        self, model: nn.Module, batch: Any, optimizers: Sequence[torch.optim.Optimizer], recipe: Recipe, autocast: Any
+    ) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns detached scalars to log (``loss`` is checked for NaN)."""
+        (optimizer,) = optimizers
+        with autocast():
+            loss = self.loss(model, batch, recipe)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
+        """Validation metrics; ``loader`` yields batches already on ``device`` and transformed."""
+        raise NotImplementedError
+
+    def final_report(
+        self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe
+    ) -> dict[str, Any]:
+        """After training: test metrics, baselines and sample artifacts written beside the checkpoint."""
+        return {}
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is already registered")
+    _TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    import zoo_train.tasks.kinds  # noqa: F401  (registers the task kinds)
+
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known: {sorted(_TASKS)}") from None

@@ -1,0 +1,388 @@
+"""One trainer for every task: device, AMP, clipping, warm-up + cosine LR, early stopping, logs, checkpoints.
+
+The loop is deliberately plain (nanoGPT-style). Task-specific work (loss, metrics,
+samples) is delegated to the task object; the trainer never asks which task it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from zoo_train.checkpoint import load_checkpoint, save_checkpoint
+from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
+from zoo_train.tasks.base import DeviceLoader, TaskData, get_task
+
+
+class TrainingError(Exception):
+    """Training cannot go on (NaN loss, a resume that does not match); the message says why."""
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested != "auto":
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise TrainingError(f"--device {requested}: CUDA is not available on this machine")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE set), else run alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_config(entry: ModelEntry, data: TaskData, recipe: Recipe, overrides: dict[str, Any]) -> dict[str, Any]:
+    allowed = config_fields(entry)
+    config = {**data.model_config, **dict(recipe.model_overrides), **overrides}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ValueError(f"model {entry.name!r} takes no config field(s) {unknown}; it takes {sorted(allowed)}")
+    return asdict(entry.config_cls(**config))
+
+
+class RunLogger:
+    """metrics.jsonl + TensorBoard, written by the main process only."""
+
+    def __init__(self, out_dir: Path, enabled: bool, resume: bool):
+        self.enabled = enabled
+        self.path = out_dir / "metrics.jsonl"
+        self.tb = None
+        if not enabled:
+            return
+        if not resume and self.path.exists():
+            self.path.unlink()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+        except ImportError:  # tensorboard is optional at run time; the JSONL log is the record
+            self.tb = None
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
+                    self.tb.add_scalar(key, value, record.get("step", 0))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_metrics(out_dir: Path) -> list[dict[str, Any]]:
+    path = Path(out_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(out_dir: Path, records: list[dict[str, Any]]) -> Path | None:
+    """Loss and metric curves per epoch as one PNG."""
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    if not epochs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for r in epochs for k, v in r.items() if isinstance(v, (int, float)) and k not in ("epoch", "step", "lr", "seconds")})
+    loss_keys = [k for k in keys if "loss" in k]
+    other_keys = [k for k in keys if k not in loss_keys]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, group, title in ((axes[0], loss_keys, "loss"), (axes[1], other_keys, "metrics")):
+        for key in group:
+            xs = [r["epoch"] for r in epochs if key in r]
+            ax.plot(xs, [r[key] for r in epochs if key in r], marker="o", label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        if group:
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(out_dir) / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _autocast_factory(device: torch.device, amp: bool) -> Callable[[], Any]:
+    if amp and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    preset: str = "quick"
+    data: str | None = None
+    data_dir: Path | None = None
+    out: Path = Path("models_out")
+    run_name: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    max_steps: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    resume: bool = False
+    amp: bool = True
+    compile: bool = False
+    show_progress: bool = True
+    model_overrides: dict[str, Any] | None = None
+    # Stop (as if interrupted) after this many epochs of this process; used to test --resume.
+    stop_after_epochs: int | None = None
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train one registered model; returns its run directory."""
+    entry = get_entry(cfg.model)
+    task = get_task(entry.task)
+    recipe = entry.recipe(cfg.preset).replace(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.max_steps
+    )
+    device = pick_device(cfg.device)
+    dist_info = init_distributed(device)
+    run_dir = Path(cfg.out) / (cfg.run_name or entry.name)
+    ckpt_dir = run_dir / "checkpoints"
+    last_path = ckpt_dir / "last.pt"
+
+    resume_state = None
+    if cfg.resume:
+        if not last_path.exists():
+            raise TrainingError(f"{last_path}: --resume asked, but there is no checkpoint to resume from")
+        resume_state = load_checkpoint(last_path)
+        if resume_state["model"] != entry.name:
+            raise TrainingError(f"{last_path}: holds model {resume_state['model']!r}, not {entry.name!r}")
+
+    torch.manual_seed(cfg.seed)
+    data = task.load_data(entry, recipe, cfg.data, cfg.data_dir, cfg.seed)
+    config = build_config(entry, data, recipe, dict(cfg.model_overrides or {}))
+    if resume_state is not None:
+        config = resume_state["config"]
+    model = entry.build(**config).to(device)
+    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    optimizers = task.make_optimizers(model, recipe, device)
+
+    epoch0, step, best, stale = 0, 0, None, 0
+    if resume_state is not None:
+        model.load_state_dict(resume_state["state_dict"])
+        train_state = resume_state["train_state"]
+        for opt, state in zip(optimizers, train_state["optimizers"]):
+            opt.load_state_dict(state)
+        epoch0, step = train_state["epoch"], train_state["step"]
+        best, stale = train_state["best"], train_state["stale"]
+        torch.set_rng_state(train_state["rng_cpu"])
+
+    train_model: nn.Module = model
+    if dist_info.world_size > 1:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        train_model = _try_compile(train_model)
+
+    sampler = None
+    if dist_info.world_size > 1:
+        sampler = DistributedSampler(data.train, num_replicas=dist_info.world_size, rank=dist_info.rank, seed=cfg.seed)
+    per_rank_batch = max(1, recipe.batch_size // dist_info.world_size)
+    val_loader = DeviceLoader(
+        task.make_loader(data.val, recipe.batch_size, train=False, data=data, generator=None),
+        device, data.batch_transform, train=False,
+    )
+    steps_per_epoch = recipe.steps_per_epoch or math.ceil(
+        len(sampler if sampler is not None else data.train) / per_rank_batch
+    )
+    total_steps = recipe.max_steps or steps_per_epoch * recipe.epochs
+    autocast = _autocast_factory(device, cfg.amp)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = RunLogger(run_dir, dist_info.is_main, resume=cfg.resume)
+    if dist_info.is_main:
+        (run_dir / "run.json").write_text(json.dumps({
+            "model": entry.name, "task": entry.task, "preset": cfg.preset, "recipe": _jsonable(asdict(recipe)),
+            "config": config, "data": data.description, "device": str(device), "seed": cfg.seed,
+            "world_size": dist_info.world_size, "parameters": count_parameters(model),
+        }, indent=2))
+
+    def checkpoint_payload(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "model": entry.name, "task": entry.task, "config": config,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "meta": data.meta, "metrics": metrics, "preset": cfg.preset,
+            "train_state": {
+                "epoch": epoch, "step": step, "best": best, "stale": stale,
+                "optimizers": [opt.state_dict() for opt in optimizers],
+                "rng_cpu": torch.get_rng_state(),
+            },
+        }
+
+    started = time.perf_counter()
+    epochs_this_run = 0
+    metrics: dict[str, Any] = {}
+    stopped_early = False
+    for epoch in range(epoch0, recipe.epochs):
+        if step >= total_steps:
+            break
+        generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        train_loader = DeviceLoader(task.make_loader(
+            data.train, per_rank_batch, train=True, data=data, generator=generator, sampler=sampler,
+            pin_memory=device.type == "cuda",
+        ), device, data.batch_transform, train=True)
+        train_model.train()
+        epoch_start = time.perf_counter()
+        running, seen = 0.0, 0
+        bar = _progress(train_loader, steps_per_epoch, f"{entry.name} {epoch + 1}/{recipe.epochs}",
+                        cfg.show_progress and dist_info.is_main)
+        for batch_index, batch in enumerate(bar):
+            if batch_index >= steps_per_epoch or step >= total_steps:
+                break
+            factor = lr_factor(step, total_steps, recipe.warmup_steps)
+            for opt in optimizers:
+                for group in opt.param_groups:
+                    group.setdefault("initial_lr", recipe.lr if len(optimizers) == 1 else group["lr"])
+                    group["lr"] = group["initial_lr"] * factor
+            logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
+            loss_value = float(logs["loss"])
+            if not math.isfinite(loss_value):
+                logger.close()
+                where = f"{last_path} keeps the last good weights" if last_path.exists() else "no checkpoint was written"
+                raise TrainingError(
+                    f"{entry.name}: loss became {loss_value} at epoch {epoch + 1}, step {step + 1}; training stopped ({where}). "
+                    "Try a lower --lr."
+                )
+            running += loss_value
+            seen += 1
+            step += 1
+            if hasattr(bar, "set_postfix") and step % 10 == 0:
+                bar.set_postfix(loss=f"{running / seen:.4f}")
+        train_model.eval()
+        metrics = task.evaluate(model, val_loader, device, recipe)
+        metrics.update({"train_loss": running / max(1, seen)})
+        score = metrics[task.primary_metric]
+        improved = best is None or (score > best if task.mode == "max" else score < best)
+        if improved:
+            best, stale = score, 0
+        else:
+            stale += 1
+        record = {"kind": "epoch", "epoch": epoch + 1, "step": step, "lr": optimizers[0].param_groups[0]["lr"],
+                  "seconds": round(time.perf_counter() - epoch_start, 3), **metrics}
+        logger.log(record)
+        if dist_info.is_main:
+            payload = checkpoint_payload(epoch + 1, metrics)
+            if improved:
+                save_checkpoint(ckpt_dir / "best.pt", payload)
+            save_checkpoint(last_path, payload)
+        epochs_this_run += 1
+        if recipe.early_stop_patience and stale >= recipe.early_stop_patience:
+            stopped_early = True
+            break
+        if cfg.stop_after_epochs and epochs_this_run >= cfg.stop_after_epochs:
+            logger.close()
+            return run_dir
+
+    train_seconds = time.perf_counter() - started
+    if dist_info.is_main:
+        best_path = ckpt_dir / "best.pt"
+        if best_path.exists():
+            model.load_state_dict(load_checkpoint(best_path)["state_dict"])
+        report = task.final_report(model, data, run_dir, device, recipe)
+        summary = {
+            "model": entry.name, "task": entry.task, "preset": cfg.preset, "data": data.description,
+            "parameters": count_parameters(model), "device": str(device), "device_name": _device_name(device),
+            "world_size": dist_info.world_size, "epochs_run": epoch0 + epochs_this_run, "steps": step,
+            "train_seconds": round(sum(r.get("seconds", 0.0) for r in read_metrics(run_dir) if r.get("kind") == "epoch"), 2),
+            "wall_seconds_this_run": round(train_seconds, 2), "stopped_early": stopped_early,
+            "primary_metric": task.primary_metric, "best_val": best, "final_val": metrics, **report,
+        }
+        (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+        plot_curves(run_dir, read_metrics(run_dir))
+    logger.close()
+    if dist_info.world_size > 1:
+        dist.barrier()
+    return run_dir
+
+
+def _try_compile(model: nn.Module) -> nn.Module:
+    try:
+        return torch.compile(model)
+    except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
+        print(f"torch.compile unavailable ({type(exc).__name__}: {exc}); training eagerly")
+        return model
+
+
+def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
