@@ -23,7 +23,7 @@ data: $(STAMP)
 	$(BIN)/zoo-data fetch
 
 demo: $(STAMP)
-	$(BIN)/zoo-data fetch --quiet
+	$(BIN)/zoo-data fetch --apt --quiet || true
 	$(BIN)/zoo-train --all --preset quick --out $(OUT)
 	$(BIN)/zoo-export --all --runs $(OUT) --format all --report $(OUT)/export_report.json
 	$(BIN)/python -m zoo_train.report --runs $(OUT)

