@@ -147,3 +147,13 @@ def test_cli_list_shows_every_model(capsys):
     out = capsys.readouterr().out
     for name in ("lenet5", "scratch-cnn", "resnet-cifar"):
         assert name in out
+
+
+def test_device_resident_data_path_trains_the_same_model(tmp_path, idx_data):
+    # The GPU fast path (whole dataset on the device, batches gathered by index) forced on CPU.
+    loader_run = train(config(tmp_path / "loader", idx_data, epochs=1, resident_data=False))
+    resident_run = train(config(tmp_path / "resident", idx_data, epochs=1, resident_data=True))
+    a = load_checkpoint(loader_run / "checkpoints/last.pt")["state_dict"]
+    b = load_checkpoint(resident_run / "checkpoints/last.pt")["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)

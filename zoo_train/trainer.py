@@ -19,11 +19,11 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler, TensorDataset
 
 from zoo_train.checkpoint import load_checkpoint, save_checkpoint
 from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
-from zoo_train.tasks.base import DeviceLoader, TaskData, get_task
+from zoo_train.tasks.base import DeviceLoader, ResidentLoader, TaskData, get_task
 
 
 class TrainingError(Exception):
@@ -206,6 +206,8 @@ class TrainConfig:
     compile: bool = False
     show_progress: bool = True
     model_overrides: dict[str, Any] | None = None
+    # Keep in-memory tensor datasets on the device (None: on CUDA only).
+    resident_data: bool | None = None
     # Stop (as if interrupted) after this many epochs of this process; used to test --resume.
     stop_after_epochs: int | None = None
 
@@ -268,6 +270,9 @@ def train(cfg: TrainConfig) -> Path:
     steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(data.train) / recipe.batch_size)
     total_steps = recipe.max_steps or steps_per_epoch * recipe.epochs
     autocast = _autocast_factory(device, cfg.amp)
+    resident = isinstance(data.train, TensorDataset) and (
+        cfg.resident_data if cfg.resident_data is not None else device.type == "cuda"
+    )
 
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, dist_info.is_main, resume=cfg.resume)
@@ -298,10 +303,13 @@ def train(cfg: TrainConfig) -> Path:
         if step >= total_steps:
             break
         sampler.set_epoch(epoch)
-        train_loader = DeviceLoader(task.make_loader(
-            data.train, per_rank_batch, train=True, data=data, generator=None, sampler=sampler,
-            pin_memory=device.type == "cuda",
-        ), device, data.batch_transform, train=True)
+        if resident:
+            train_loader = ResidentLoader(data.train.tensors, sampler, per_rank_batch, device, data.batch_transform, train=True)
+        else:
+            train_loader = DeviceLoader(task.make_loader(
+                data.train, per_rank_batch, train=True, data=data, generator=None, sampler=sampler,
+                pin_memory=device.type == "cuda",
+            ), device, data.batch_transform, train=True)
         train_model.train()
         epoch_start = time.perf_counter()
         running, seen = 0.0, 0

@@ -56,6 +56,33 @@ class DeviceLoader:
             yield self.transform(batch, self.train) if self.transform is not None else batch
 
 
+class ResidentLoader:
+    """The whole (small) dataset lives on ``device``; batches are gathered there by index.
+
+    Replaces the DataLoader for in-memory tensor datasets on a GPU: no worker processes,
+    no host-to-device copy per batch. Yields exactly the batches DeviceLoader would.
+    """
+
+    def __init__(self, tensors: Sequence[torch.Tensor], sampler: Any, batch_size: int, device: torch.device,
+                 transform: Callable[[Any, bool], Any] | None, train: bool):
+        self.tensors = [t.to(device) for t in tensors]
+        self.sampler, self.batch_size, self.device = sampler, batch_size, device
+        self.transform, self.train = transform, train
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self):
+        # A DataLoader draws its workers' base seed from the global RNG each epoch; draw it too so
+        # augmentation and dropout see the same random stream on both paths.
+        torch.empty((), dtype=torch.int64).random_()
+        order = torch.tensor(list(self.sampler), dtype=torch.long, device=self.device)
+        for start in range(0, len(order), self.batch_size):
+            index = order[start:start + self.batch_size]
+            batch = tuple(t[index] for t in self.tensors)
+            yield self.transform(batch, self.train) if self.transform is not None else batch
+
+
 class Task:
     """Base class: a single-loss supervised task. Subclasses override what differs."""
 
