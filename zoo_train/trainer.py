@@ -206,6 +206,8 @@ class TrainConfig:
     compile: bool = False
     show_progress: bool = True
     model_overrides: dict[str, Any] | None = None
+    # Stop once a validation metric reaches a value, e.g. ("val_accuracy", 0.94) (time-to-target runs).
+    target: tuple[str, float] | None = None
     # Keep in-memory tensor datasets on the device (None: on CUDA only).
     resident_data: bool | None = None
     # Stop (as if interrupted) after this many epochs of this process; used to test --resume.
@@ -358,6 +360,8 @@ def train(cfg: TrainConfig) -> Path:
         if recipe.early_stop_patience and stale >= recipe.early_stop_patience:
             stopped_early = True
             break
+        if cfg.target and _reached(metrics[cfg.target[0]], cfg.target[1], task.mode):
+            break
         if cfg.stop_after_epochs and epochs_this_run >= cfg.stop_after_epochs:
             logger.close()
             return run_dir
@@ -382,6 +386,10 @@ def train(cfg: TrainConfig) -> Path:
     if dist_info.world_size > 1:
         dist.barrier()
     return run_dir
+
+
+def _reached(value: float, target: float, mode: str) -> bool:
+    return value >= target if mode == "max" else value <= target
 
 
 def _try_compile(model: nn.Module) -> nn.Module:

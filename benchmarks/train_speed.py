@@ -1,0 +1,120 @@
+"""Training throughput: the plain eager fp32 path against the fast path, side by side in one run.
+
+plain: DataLoader batches copied to the device, fp32, contiguous memory, unfused optimiser.
+fast:  the dataset resident on the device, bf16 autocast (CUDA), channels_last CNNs, fused AdamW,
+       and torch.compile with --compile (its first-call compile time is reported separately).
+
+    python benchmarks/train_speed.py                     # every model family, on the best device
+    python benchmarks/train_speed.py --models lenet5 char-gpt --steps 50 --device cpu
+    python benchmarks/train_speed.py --time-to-target    # ResNetCIFAR to 0.94, char GPT to 1.50 nats (GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+from zoo_train.registry import get_entry, list_models
+from zoo_train.tasks.base import DeviceLoader, ResidentLoader, get_task
+from zoo_train.trainer import GlobalBatchSampler, TrainConfig, build_config, pick_device, read_metrics, train
+
+# One representative per family (the DNA models share dna_rnn.py, the classifiers seq_classifier.py).
+FAMILIES = ["lenet5", "cifar-lenet", "simple-cnn", "resnet-cifar", "scratch-cnn", "char-lstm", "char-gpt",
+            "dna-gru", "lstm-classifier", "dcgan", "seq2seq-transformer"]
+TARGETS = {"resnet-cifar": ("val_accuracy", 0.94, "max"), "char-gpt": ("val_loss", 1.50, "min")}
+
+
+def items_per_batch(batch: object) -> int:
+    first = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return int(first.numel() if first.dtype == torch.long else first.shape[0])  # tokens for LMs, images else
+
+
+def measure(name: str, device: torch.device, fast: bool, steps: int, compile_model: bool, data_dir: Path | None) -> dict:
+    entry = get_entry(name)
+    task = get_task(entry.task)
+    recipe = entry.recipe("full")
+    torch.manual_seed(0)
+    data = task.load_data(entry, recipe, None, data_dir, 0)
+    model = entry.build(**build_config(entry, data, recipe, {})).to(device)
+    if fast and device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    optimizers = task.make_optimizers(model, recipe, device if fast else torch.device("cpu"))
+    sampler = GlobalBatchSampler(len(data.train), recipe.batch_size, 0, 1, 0)
+    if fast and isinstance(data.train, TensorDataset):
+        loader = ResidentLoader(data.train.tensors, sampler, recipe.batch_size, device, data.batch_transform, True)
+    else:
+        loader = DeviceLoader(task.make_loader(data.train, recipe.batch_size, train=True, data=data, generator=None,
+                                               sampler=sampler), device, data.batch_transform, True)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast and device.type == "cuda" else contextlib.nullcontext
+    train_model = torch.compile(model) if fast and compile_model else model
+    model.train()
+    batches = iter(loader)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    first_start = time.perf_counter()
+    task.fit_batch(train_model, next(batches), optimizers, recipe, autocast)  # warm-up (and compile)
+    sync()
+    first_call = time.perf_counter() - first_start
+    count, start = 0, time.perf_counter()
+    for _ in range(steps):
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            batch = next(batches)
+        task.fit_batch(train_model, batch, optimizers, recipe, autocast)
+        count += items_per_batch(batch)
+    sync()
+    seconds = time.perf_counter() - start
+    return {"items_per_s": count / seconds, "first_call_s": first_call}
+
+
+def time_to_target(name: str, device: str, data_dir: Path | None, out: Path) -> dict:
+    metric, target, mode = TARGETS[name]
+    run = train(TrainConfig(model=name, preset="full", device=device, data_dir=data_dir, out=out, show_progress=False,
+                            target=(metric, target)))
+    epochs = [r for r in read_metrics(run) if r.get("kind") == "epoch"]
+    elapsed, reached = 0.0, None
+    for record in epochs:
+        elapsed += record["seconds"]
+        if (record[metric] >= target) if mode == "max" else (record[metric] <= target):
+            reached = elapsed
+            break
+    summary = json.loads((run / "summary.json").read_text())
+    return {"model": name, "metric": metric, "target": target, "seconds_to_target": reached,
+            "best": summary.get("best_val"), "epochs": len(epochs), "test": summary.get(summary.get("metric", ""))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=FAMILIES, choices=list_models(), metavar="MODEL")
+    parser.add_argument("--steps", type=int, default=30, help="timed optimiser steps per path (default: %(default)s)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile to the fast path")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--time-to-target", action="store_true", help="train ResNetCIFAR and char GPT (full) until their targets")
+    parser.add_argument("--out", type=Path, default=Path("models_out/bench"))
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {device} ({name}), torch {torch.__version__}, {args.steps} steps per path")
+    print(f"{'model':<22}{'plain items/s':>15}{'fast items/s':>15}{'fast/plain':>12}{'first call s':>14}")
+    for model_name in args.models:
+        plain = measure(model_name, device, False, args.steps, False, args.data_dir)
+        fast = measure(model_name, device, True, args.steps, args.compile, args.data_dir)
+        print(f"{model_name:<22}{plain['items_per_s']:>15.0f}{fast['items_per_s']:>15.0f}"
+              f"{fast['items_per_s'] / plain['items_per_s']:>11.2f}x{fast['first_call_s']:>14.2f}")
+    if args.time_to_target:
+        for model_name in TARGETS:
+            print(json.dumps(time_to_target(model_name, args.device, args.data_dir, args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
