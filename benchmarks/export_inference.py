@@ -1,0 +1,294 @@
+"""Exported graphs vs torch eager on CPU, for every model of the zoo, as ratios in one run.
+
+For each model: latency of each exported graph in onnxruntime (CPU) and of the same wrapper
+module in torch eager, at batch 1 and 32; for text generators, tokens per second of a greedy
+generation with the step graph (state / key-value cache) against recomputing the full graph
+each token, in onnxruntime and in torch; for seq2seq, greedy decoding tokens per second.
+
+Models come from ``--runs`` (trained checkpoints, ``<run>/checkpoints/best.pt``) where there
+are some, else from the registry at the ``quick`` preset's size with untrained weights (latency
+does not depend on the weights' values). Runs of torch and onnxruntime alternate so that load
+from other processes falls on both alike; both get the same thread count.
+
+    python benchmarks/export_inference.py [--runs models_out] [--threads 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from zoo_export import export_checkpoint, load_for_export  # noqa: E402
+from zoo_export.graphs import GraphSpec  # noqa: E402
+from zoo_export.synthetic import TASK_DATA, write_checkpoint  # noqa: E402
+from zoo_export.tasks.base import BundleContext, get_exporter  # noqa: E402
+from zoo_export.tasks.text_generation import greedy_with_full, greedy_with_step  # noqa: E402
+from zoo_train.registry import config_fields, get_entry, list_models  # noqa: E402
+from zoo_train.tasks.base import get_task  # noqa: E402
+
+BATCHES = (1, 32)
+REAL_VOCAB = {"shakespeare": 65}  # characters of the Shakespeare corpus (the text models' default data)
+
+
+def quick_checkpoint(name: str, folder: Path) -> Path:
+    """An untrained checkpoint at the quick preset's size and the default dataset's shapes."""
+    entry = get_entry(name)
+    fields = config_fields(entry)
+    data = dict(TASK_DATA.get(entry.task, {}))
+    nominal = getattr(get_task(entry.task), "nominal_model_config", lambda d: {})(entry.default_dataset)
+    data.update(nominal)
+    if entry.default_dataset in REAL_VOCAB:
+        data.update({k: REAL_VOCAB[entry.default_dataset] for k in ("vocab_size", "input_size", "output_size")})
+    config = {k: v for k, v in data.items() if k in fields}
+    config.update(entry.recipe("quick").model_overrides)
+    return write_checkpoint(name, folder / name / "checkpoints" / "best.pt", config=config, preset="quick")
+
+
+def timed(fns: list[Callable[[], Any]], min_seconds: float = 0.4, max_reps: int = 200) -> list[float]:
+    """Median ms of each function; calls alternate between them."""
+    for fn in fns:
+        fn()
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < max_reps and (len(times[0]) < 5 or time.perf_counter() - start < min_seconds * len(fns)):
+        for fn, acc in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+    return [statistics.median(acc) * 1000 for acc in times]
+
+
+def inputs_for(spec: GraphSpec, batch: int, dims: dict[str, int], vocab: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    out = []
+    for t in spec.inputs:
+        shape = [batch if d == "batch" else dims.get(d, 1) if isinstance(d, str) else d for d in t.shape]
+        if t.dtype == "int64":
+            out.append(torch.randint(0, vocab, shape, generator=gen))
+        elif t.name == "image":
+            out.append(torch.rand(shape, generator=gen))
+        else:
+            out.append(torch.randn(shape, generator=gen))
+    return tuple(out)
+
+
+def session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens: int) -> dict[str, Any]:
+    loaded = load_for_export(checkpoint)
+    bundle = workdir / f"{name}-bundle"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = export_checkpoint(checkpoint, bundle, formats=("onnx",), check=False, loaded=loaded)
+    if not result.passed:
+        return {"model": name, "error": result.error}
+    manifest = result.manifest
+    ctx = BundleContext(loaded.model, loaded.payload, checkpoint)
+    specs = {s.role: s for s in get_exporter(loaded.payload["task"]).graphs(ctx)}
+    vocab = manifest.get("vocab") or {}
+    vocab_size = len(vocab["tokens"]) if vocab.get("tokens") else vocab.get("size", 2)
+    gen_block = manifest.get("generation") or {}
+    max_context = gen_block.get("max_context") or gen_block.get("max_source")
+    length = min(64, max_context) if max_context else 64
+    dims = {"time": length, "new": 1, "past": min(32, (max_context or 64) - 1), "src_time": length,
+            "tgt_time": length}
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for role, spec in specs.items():
+        sess = session(bundle / manifest["graphs"][role]["file"], threads)
+        names = [t.name for t in spec.inputs]
+        for batch in BATCHES:
+            x = inputs_for(spec, batch, dims, vocab_size, g)
+            feeds = {n: v.numpy() for n, v in zip(names, x)}
+            module = spec.module.eval()
+
+            def run_torch() -> None:
+                with torch.no_grad():
+                    module(*x)
+
+            torch_ms, ort_ms = timed([run_torch, lambda: sess.run(None, feeds)])
+            rows.append({"graph": role, "batch": batch, "dims": {k: v for k, v in dims.items()
+                                                                 if any(k in t.shape for t in spec.inputs)},
+                         "torch_ms": torch_ms, "ort_ms": ort_ms, "speedup": torch_ms / ort_ms})
+    out: dict[str, Any] = {"model": name, "task": manifest["task"], "parameters": manifest["training"]["parameters"],
+                           "latency": rows}
+    if manifest["task"] == "text-generation":
+        out["generation"] = bench_generation(loaded.model, bundle, manifest, threads, tokens, vocab_size)
+    if manifest["task"] == "seq2seq":
+        out["generation"] = bench_decoding(loaded.model, bundle, manifest, threads, vocab_size)
+    return out
+
+
+def bench_generation(model: torch.nn.Module, bundle: Path, manifest: dict[str, Any], threads: int, tokens: int,
+                     vocab: int) -> dict[str, Any]:
+    gen = manifest["generation"]
+    prompt = np.random.default_rng(0).integers(0, vocab, (1, 8)).astype(np.int64)
+    state_names = ["tokens"] + [s["input"] for s in gen["state"]]
+    step_sess = session(bundle / "step.onnx", threads)
+
+    def initial(batch: int) -> list[np.ndarray]:
+        return [t.numpy() for t in model.initial_state(batch, torch.device("cpu"))]
+
+    def ort_step(feed: np.ndarray, state: list[np.ndarray]):
+        out = step_sess.run(None, dict(zip(state_names, [feed, *state])))
+        return out[0], list(out[1:])
+
+    def torch_step(feed: np.ndarray, state: list[np.ndarray]):
+        with torch.no_grad():
+            out = model.step(torch.from_numpy(feed), *[torch.from_numpy(s) for s in state])
+        return out[0].numpy(), [o.numpy() for o in out[1:]]
+
+    def tps(fn: Callable[[], Any]) -> float:
+        t = time.perf_counter()
+        fn()
+        return tokens / (time.perf_counter() - t)
+
+    ctx = gen["max_context"]
+    args = (prompt, tokens, ctx, gen["step_tokens"], gen.get("reset_keep"))
+    result = {"tokens": tokens, "prompt": int(prompt.shape[1]), "batch": 1, "max_context": ctx,
+              "reset_keep": gen.get("reset_keep"),
+              "ort_step_tps": tps(lambda: greedy_with_step(ort_step, initial, *args)),
+              "torch_step_tps": tps(lambda: greedy_with_step(torch_step, initial, *args))}
+    if ctx:
+        # The same step graph with a half-window reset (a model's optional reset_keep, docs/BUNDLE.md).
+        half = (prompt, tokens, ctx, gen["step_tokens"], ctx // 2)
+        result["ort_step_half_reset_tps"] = tps(lambda: greedy_with_step(ort_step, initial, *half))
+        result["torch_step_half_reset_tps"] = tps(lambda: greedy_with_step(torch_step, initial, *half))
+    if "model" in manifest["graphs"]:
+        full_sess = session(bundle / "model.onnx", threads)
+        from zoo_export.tasks.text_generation import FullGraph
+
+        full_module = FullGraph(model).eval()
+
+        def torch_full(t: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return full_module(torch.from_numpy(t)).numpy()
+
+        result["ort_full_tps"] = tps(lambda: greedy_with_full(lambda t: full_sess.run(None, {"tokens": t})[0], prompt,
+                                                              tokens, gen["max_context"]))
+        result["torch_full_tps"] = tps(lambda: greedy_with_full(torch_full, prompt, tokens, gen["max_context"]))
+        result["ort_step_over_full"] = result["ort_step_tps"] / result["ort_full_tps"]
+        result["torch_step_over_full"] = result["torch_step_tps"] / result["torch_full_tps"]
+        if ctx:
+            result["ort_half_reset_over_full"] = result["ort_step_half_reset_tps"] / result["ort_full_tps"]
+            result["torch_half_reset_over_full"] = result["torch_step_half_reset_tps"] / result["torch_full_tps"]
+    result["ort_over_torch_step"] = result["ort_step_tps"] / result["torch_step_tps"]
+    return result
+
+
+def bench_decoding(model: torch.nn.Module, bundle: Path, manifest: dict[str, Any], threads: int,
+                   vocab: int) -> dict[str, Any]:
+    gen = manifest["generation"]
+    steps, bos = gen["max_new_tokens"], gen["bos"]
+    src = np.random.default_rng(0).integers(3, vocab, (1, gen["max_source"] - 2)).astype(np.int64)
+    enc, dec = session(bundle / "encoder.onnx", threads), session(bundle / "decoder.onnx", threads)
+
+    def ort_decode() -> None:
+        mem = enc.run(None, {"src": src})[0]
+        out = np.full((1, 1), bos, dtype=np.int64)
+        for _ in range(steps):
+            logits = dec.run(None, {"tgt": out, "memory": mem, "src": src})[0][:, -1]
+            out = np.concatenate([out, logits.argmax(-1)[:, None].astype(np.int64)], axis=1)
+
+    def torch_decode() -> None:
+        with torch.no_grad():
+            s = torch.from_numpy(src)
+            mem = model.encode(s)
+            out = torch.full((1, 1), bos, dtype=torch.long)
+            for _ in range(steps):
+                out = torch.cat([out, model.decode(out, mem, s)[:, -1].argmax(-1, keepdim=True)], dim=1)
+
+    torch_ms, ort_ms = timed([torch_decode, ort_decode], min_seconds=0.5, max_reps=30)
+    return {"tokens": steps, "batch": 1, "ort_tps": steps / ort_ms * 1000, "torch_tps": steps / torch_ms * 1000,
+            "ort_over_torch": torch_ms / ort_ms}
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = ["| model | graph | torch b1 ms | ORT b1 ms | ORT speed-up b1 | torch b32 ms | ORT b32 ms | ORT speed-up b32 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['model']} | error: {r['error']} | | | | | | |")
+            continue
+        by_graph: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in r["latency"]:
+            by_graph.setdefault(row["graph"], {})[row["batch"]] = row
+        for graph, rows in by_graph.items():
+            b1, b32 = rows[1], rows[32]
+            lines.append(f"| {r['model']} | {graph} | {b1['torch_ms']:.3f} | {b1['ort_ms']:.3f} | {b1['speedup']:.2f}x "
+                         f"| {b32['torch_ms']:.2f} | {b32['ort_ms']:.2f} | {b32['speedup']:.2f}x |")
+    lines += ["", "| model | ORT step tok/s | ORT full-recompute tok/s | step / full (ORT) | torch step tok/s "
+                  "| torch full tok/s | step / full (torch) | ORT / torch (step) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        g = r.get("generation")
+        if not g or "ort_step_tps" not in g:
+            continue
+        full = lambda k: f"{g[k]:.0f}" if k in g else "n/a"  # noqa: E731
+        ratio = lambda k: f"{g[k]:.2f}x" if k in g else "n/a (no full graph)"  # noqa: E731
+        lines.append(f"| {r['model']} | {g['ort_step_tps']:.0f} | {full('ort_full_tps')} | {ratio('ort_step_over_full')} "
+                     f"| {g['torch_step_tps']:.0f} | {full('torch_full_tps')} | {ratio('torch_step_over_full')} "
+                     f"| {g['ort_over_torch_step']:.2f}x |")
+    for r in results:
+        g = r.get("generation")
+        if g and "ort_step_half_reset_tps" in g and "ort_full_tps" in g:
+            lines.append(f"\n{r['model']} (max_context {g['max_context']}), step graph resetting to half the window: "
+                         f"ORT {g['ort_step_half_reset_tps']:.0f} tok/s = {g['ort_half_reset_over_full']:.2f}x full recompute; "
+                         f"torch {g['torch_step_half_reset_tps']:.0f} tok/s = {g['torch_half_reset_over_full']:.2f}x")
+    for r in results:
+        g = r.get("generation")
+        if g and "ort_tps" in g:
+            lines.append(f"\nseq2seq greedy decoding ({r['model']}, {g['tokens']} tokens, decoder recomputed per token): "
+                         f"ORT {g['ort_tps']:.0f} tok/s, torch {g['torch_tps']:.0f} tok/s, ORT / torch {g['ort_over_torch']:.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--runs", type=Path, default=Path("models_out"), help="trained runs to use where present")
+    p.add_argument("--models", default="", help="comma-separated registry names (default: all)")
+    p.add_argument("--threads", type=int, default=1, help="threads for both torch and onnxruntime")
+    p.add_argument("--tokens", type=int, default=200, help="new tokens per generation")
+    p.add_argument("--json", type=Path, default=None, help="write the raw results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = [n for n in args.models.split(",") if n] or list_models()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name in names:
+            trained = args.runs / name / "checkpoints" / "best.pt"
+            checkpoint = trained if trained.is_file() else quick_checkpoint(name, work / "runs")
+            print(f"{name}: {'trained run ' + str(trained.parent.parent) if trained.is_file() else 'quick-size, untrained'}",
+                  file=sys.stderr, flush=True)
+            r = bench_model(name, checkpoint, work, args.threads, args.tokens)
+            r["source"] = "trained" if trained.is_file() else "quick config, untrained weights"
+            torch.set_num_threads(args.threads)  # export_checkpoint restores the caller's count; keep ours
+            results.append(r)
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__, "onnxruntime": ort.__version__,
+                                         "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

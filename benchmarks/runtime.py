@@ -1,0 +1,328 @@
+"""zoo_runtime (onnxruntime, no torch) against torch eager on the same checkpoints.
+
+For every complete bundle under ``--runs`` whose checkpoint is still beside it, two fresh
+child processes (one per engine) each measure:
+
+- cold start: interpreter start -> imports -> load -> first result (wall time of the child,
+  and the in-process time from before the first import);
+- steady latency of the task's call at batch 1 (median over ``--repeat`` calls after warm-up);
+  for text generators, tokens per second of a ``--tokens``-token greedy generation;
+- peak RSS (``ru_maxrss``) of that process, which only loads the model and runs its task
+  (for classifiers: a process that only classifies).
+
+    python benchmarks/runtime.py --runs models_out --threads 2 --append benchmarks/RESULTS.md
+
+The runtime child asserts that torch was never imported.
+"""
+
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()  # before any other import: the child's cold start begins here
+
+import argparse  # noqa: E402
+import datetime as _dt  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ============================================================================ child side: one engine, one bundle
+
+
+def _timeit(fn: Callable[[], Any], repeat: int, warmup_calls: int = 10, warmup_s: float = 1.0) -> float:
+    # torch's first calls at a new shape are slow (oneDNN primitive creation): warm up well.
+    start, calls = time.perf_counter(), 0
+    while calls < warmup_calls or time.perf_counter() - start < warmup_s:
+        fn()
+        calls += 1
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _inputs(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The same inputs for both engines, from the manifest alone."""
+    rng = np.random.default_rng(0)
+    task = manifest["task"]
+    vocab = manifest.get("vocab") or {}
+    vsize = len(vocab["tokens"]) if isinstance(vocab.get("tokens"), list) else vocab.get("size")
+    if task == "image-classification":
+        pre = manifest["preprocessing"]["image"]
+        return {"image": rng.random((1, pre["channels"], pre["height"], pre["width"]), dtype=np.float32)}
+    if task == "image-generation":
+        dim = manifest["preprocessing"]["latent"]["dim"]
+        return {"z": rng.standard_normal((1, dim)).astype(np.float32)}
+    if task == "text-generation":
+        tokens = vocab["tokens"]
+        prompt = "GATTACA" if sorted(tokens) == ["A", "C", "G", "T"] else "".join(t for t in "ROMEO: " if t in tokens) or tokens[1]
+        return {"prompt": prompt}
+    specials = set(v for v in (vocab.get("specials") or {}).values() if v is not None)
+    ordinary = [i for i in range(int(vsize)) if i not in specials]
+    length = min(24, (manifest.get("generation") or {}).get("max_source") or 24)
+    return {"tokens": [ordinary[i % len(ordinary)] for i in rng.integers(0, 10**6, length)]}
+
+
+def child_runtime(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[str, Any]:
+    import zoo_runtime
+
+    model = zoo_runtime.load(bundle, device="cpu", threads=threads)
+    t_loaded = time.perf_counter()
+    x = _inputs(model.manifest)
+    task = model.task
+    out: dict[str, Any] = {}
+    if task == "image-classification":
+        call = lambda: model.classify(x["image"], top_k=5)  # noqa: E731
+    elif task == "image-generation":
+        call = lambda: model.decode(x["z"])  # noqa: E731
+    elif task == "sequence-classification":
+        call = lambda: model.classify_sequence(x["tokens"])  # noqa: E731
+    elif task == "seq2seq":
+        call = lambda: model.translate(x["tokens"])  # noqa: E731  (up to the positions the model knows)
+    else:
+        call = lambda: next(iter(model.generate(x["prompt"], max_new_tokens=1, temperature=0)))  # noqa: E731
+    call()
+    out["first_result_s"] = time.perf_counter() - T_START
+    out["load_s"] = t_loaded - T_START
+    if task == "text-generation":
+        t = time.perf_counter()
+        n = sum(1 for _ in model.generate(x["prompt"], max_new_tokens=n_tokens, temperature=0))
+        out["tokens_per_s"] = n / (time.perf_counter() - t)
+        out["latency_s"] = 1.0 / out["tokens_per_s"]
+    else:
+        out["latency_s"] = _timeit(call, repeat)
+    out["torch_imported"] = any(m.split(".")[0] == "torch" for m in sys.modules)
+    out["provider"] = model.provider
+    return out
+
+
+def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    ckpt = checkpoint_of(bundle, manifest)
+    payload = load_checkpoint(ckpt)
+    net = build_from_checkpoint(payload, ckpt)
+    t_loaded = time.perf_counter()
+    x = _inputs(manifest)
+    task = manifest["task"]
+    if task == "image-classification":
+        pre = manifest["preprocessing"]["image"]
+        mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
+        image = torch.from_numpy(x["image"])
+        call = lambda: torch.softmax(net((image - mean) / std), -1).topk(5)  # noqa: E731
+    elif task == "image-generation":
+        z = torch.from_numpy(x["z"])
+        call = lambda: (net.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
+    elif task == "sequence-classification":
+        tokens = torch.tensor([x["tokens"]])
+        call = lambda: torch.softmax(net(tokens), -1)  # noqa: E731
+    elif task == "seq2seq":
+        specials = manifest["vocab"]["specials"]
+        max_new = manifest["generation"]["max_target"] - 1
+        call = lambda: torch_translate(net, x["tokens"], specials["bos"], specials.get("eos"), max_new)  # noqa: E731
+    else:
+        from zoo_train.tasks.text_generation import generate  # the torch reference of the generation loop
+
+        index = {t: i for i, t in enumerate(manifest["vocab"]["tokens"])}
+        ids = [index[c] for c in x["prompt"]]
+        call = lambda: generate(net, ids, 1, temperature=0)  # noqa: E731
+    with torch.inference_mode():
+        call()
+        out: dict[str, Any] = {"first_result_s": time.perf_counter() - T_START, "load_s": t_loaded - T_START}
+        if task == "text-generation":
+            t = time.perf_counter()
+            n = len(generate(net, ids, n_tokens, temperature=0))
+            out["tokens_per_s"] = n / (time.perf_counter() - t)
+            out["latency_s"] = 1.0 / out["tokens_per_s"]
+        else:
+            out["latency_s"] = _timeit(call, repeat)
+    out["provider"] = "torch-eager-cpu"
+    return out
+
+
+def torch_translate(net: Any, src: list[int], bos: int, eos: int | None, max_len: int) -> list[int]:
+    import torch
+
+    src_t = torch.tensor([src])
+    memory = net.encode(src_t)
+    tgt = [bos]
+    for _ in range(max_len):
+        nxt = int(net.decode(torch.tensor([tgt]), memory, src_t)[0, -1].argmax())
+        if eos is not None and nxt == eos:
+            break
+        tgt.append(nxt)
+    return tgt[1:]
+
+
+def checkpoint_of(bundle: Path, manifest: dict[str, Any]) -> Path:
+    recorded = (manifest.get("checkpoint") or {}).get("path")
+    for candidate in ([Path(recorded)] if recorded else []) + [bundle.parent / "checkpoints" / "best.pt",
+                                                               bundle.parent / "checkpoints" / "last.pt"]:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{bundle}: no checkpoint beside the bundle")
+
+
+# ============================================================================ parent side
+
+
+def run_child(engine: str, bundle: Path, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", engine, "--bundle", str(bundle),
+           "--threads", str(args.threads), "--repeat", str(args.repeat), "--tokens", str(args.tokens)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": str(args.threads)}
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{engine} child on {bundle} failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["cold_wall_s"] = wall  # the whole child: interpreter start to exit
+    return result
+
+
+def measure(bundle: Path, args: argparse.Namespace) -> dict[str, Any]:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    rows = {"bundle": str(bundle), "model": manifest["model"], "task": manifest["task"]}
+    best: dict[str, dict[str, Any]] = {}
+    for _ in range(args.cold_runs):  # cold figures: the best of a few fresh processes (page cache warm)
+        for engine in ("runtime", "torch"):
+            r = run_child(engine, bundle, args)
+            if engine == "runtime" and r["torch_imported"]:
+                raise RuntimeError(f"the runtime child imported torch for {bundle}")
+            prev = best.get(engine)
+            if prev is None or r["cold_wall_s"] < prev["cold_wall_s"]:
+                best[engine] = r
+    rows.update(best)
+    return rows
+
+
+def fmt_s(s: float) -> str:
+    return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | task | cold start runtime / torch (first result, whole process) | steady latency runtime / torch | tokens/s runtime / torch | peak RSS runtime / torch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        rt, th = r["runtime"], r["torch"]
+        cold = (f"{fmt_s(rt['first_result_s'])} / {fmt_s(th['first_result_s'])} "
+                f"({th['first_result_s'] / rt['first_result_s']:.1f}x); "
+                f"{fmt_s(rt['cold_wall_s'])} / {fmt_s(th['cold_wall_s'])}")
+        if r["task"] == "text-generation":
+            lat = f"{fmt_s(rt['latency_s'])} / {fmt_s(th['latency_s'])} per token"
+            tps = f"{rt['tokens_per_s']:.0f} / {th['tokens_per_s']:.0f} ({rt['tokens_per_s'] / th['tokens_per_s']:.1f}x)"
+        else:
+            lat = f"{fmt_s(rt['latency_s'])} / {fmt_s(th['latency_s'])} ({th['latency_s'] / rt['latency_s']:.1f}x)"
+            tps = "-"
+        rss = f"{rt['rss_mb']:.0f} / {th['rss_mb']:.0f} MiB ({th['rss_mb'] / rt['rss_mb']:.1f}x)"
+        lines.append(f"| {r['model']} | {r['task']} | {cold} | {lat} | {tps} | {rss} |")
+    return "\n".join(lines)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--runs", type=Path, default=ROOT / "models_out", help="folder with <run>/export bundles and their checkpoints")
+    p.add_argument("--models", nargs="*", default=None, help="only these registry names")
+    p.add_argument("--threads", type=int, default=2, help="threads for both engines")
+    p.add_argument("--repeat", type=int, default=50, help="timed calls for steady latency (median)")
+    p.add_argument("--tokens", type=int, default=200, help="tokens generated for tokens/s")
+    p.add_argument("--cold-runs", type=int, default=3, help="fresh processes per engine; the fastest counts")
+    p.add_argument("--append", type=Path, default=None, help="append the results as a section to this markdown file")
+    p.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    p.add_argument("--date", default=_dt.date.today().isoformat(), help="date written in the section heading")
+    p.add_argument("--note", default="", help="a sentence for the section (where the bundles came from)")
+    p.add_argument("--child", choices=("runtime", "torch"), help=argparse.SUPPRESS)
+    p.add_argument("--bundle", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.child:
+        fn = child_runtime if args.child == "runtime" else child_torch
+        out = fn(args.bundle, args.threads, args.repeat, args.tokens)
+        out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(out))
+        return 0
+
+    sys.path.insert(0, str(ROOT))
+    from zoo_runtime import find_bundles
+
+    bundles = []
+    for b in find_bundles(args.runs):
+        manifest = json.loads((b / "manifest.json").read_text())
+        if args.models and manifest["model"] not in args.models:
+            continue
+        try:
+            checkpoint_of(b, manifest)
+        except FileNotFoundError as exc:
+            print(f"skip: {exc}", file=sys.stderr)
+            continue
+        bundles.append(b)
+    if not bundles:
+        print(f"no bundles with checkpoints under {args.runs} (run `make demo` first)", file=sys.stderr)
+        return 2
+    load_before = os.getloadavg()[0]
+    results = []
+    for b in bundles:
+        print(f"measuring {b} ...", file=sys.stderr, flush=True)
+        results.append(measure(b, args))
+    text = table(results)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if args.append:
+        import shlex
+
+        cmd = shlex.join(["python", "benchmarks/runtime.py", *(argv if argv is not None else sys.argv[1:])])
+        section = (
+            f"\n## zoo_runtime vs torch eager ({args.date})\n\n"
+            f"- Machine: {os.cpu_count()}-core CPU ({cpu_name()}); {args.threads} thread(s) for both engines; "
+            "onnxruntime CPUExecutionProvider vs torch eager (`inference_mode`), batch 1.\n"
+            f"- Command: `{cmd}`\n"
+            f"- Load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
+            "(a shared machine: both engines ran interleaved under the same load).\n"
+            + (f"- Bundles: {args.note.strip()}\n" if args.note.strip() else "")
+            + "- Cold start: a fresh process, imports + load (the runtime also verifies every sha256) + first result, "
+            f"best of {args.cold_runs}; first figure from the child's first line, second the whole process with "
+            f"interpreter start and exit. Steady latency: median of {args.repeat} calls after warm-up (text "
+            f"generators: per token of a {args.tokens}-token greedy generation). Peak RSS: `ru_maxrss` of that "
+            "process, which only loads the model and runs its task (for classifiers: a process that only classifies).\n\n"
+            + text + "\n"
+        )
+        with open(args.append, "a", encoding="utf-8") as f:
+            f.write(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

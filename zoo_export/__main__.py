@@ -1,0 +1,3 @@
+from zoo_export.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Image classifiers: raw pixels 0..1 in, normalisation inside the graph, logits out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
+
+EXPORT_BATCH = 2
+PARITY_BATCHES = (1, 3, 7)
+
+
+class NormalisedClassifier(nn.Module):
+    """``image`` [N,C,H,W] in 0..1 -> ``logits``: (x - mean) / std, then the trained model."""
+
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model((image - self.mean) / self.std)
+
+
+def image_block(ctx: BundleContext) -> dict[str, Any]:
+    block = (ctx.meta.get("preprocessing") or {}).get("image")
+    if not isinstance(block, dict):
+        raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no preprocessing.image block (channels, size, mean, std)")
+    missing = [k for k in ("channels", "height", "width", "mean", "std") if k not in block]
+    if missing:
+        raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta preprocessing.image lacks {missing}")
+    if len(block["mean"]) != block["channels"] or len(block["std"]) != block["channels"]:
+        raise ExportInputError(f"{ctx.checkpoint}: preprocessing.image mean/std do not have one value per channel")
+    return block
+
+
+class ImageClassificationExporter(TaskExporter):
+    task = "image-classification"
+    supports_int8 = True
+
+    def validate(self, ctx: BundleContext) -> None:
+        image_block(ctx)
+        if not isinstance(ctx.meta.get("labels"), list) or not ctx.meta["labels"]:
+            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no labels")
+
+    def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
+        block = image_block(ctx)
+        c, h, w = int(block["channels"]), int(block["height"]), int(block["width"])
+        k = len(ctx.meta["labels"])
+        wrapper = NormalisedClassifier(ctx.model, block["mean"], block["std"]).eval()
+        gen = generator_seed(ctx.name)
+        example = (torch.rand(EXPORT_BATCH, c, h, w, generator=gen),)
+        with torch.no_grad():
+            out = wrapper(*example)
+        if tuple(out.shape) != (EXPORT_BATCH, k):
+            raise ExportInputError(
+                f"{ctx.checkpoint}: the model gives logits of shape {list(out.shape)} for {EXPORT_BATCH} images; "
+                f"{k} labels expect [{EXPORT_BATCH}, {k}]"
+            )
+        cases = [ParityCase((torch.rand(n, c, h, w, generator=gen),), {"batch": n}) for n in PARITY_BATCHES]
+        return [GraphSpec(
+            role="model", module=wrapper,
+            inputs=[TensorSpec("image", "float32", ("batch", c, h, w))],
+            outputs=[TensorSpec("logits", "float32", ("batch", k), kind="logits")],
+            example=example, cases=cases,
+        )]
+
+    def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
+        return {"labels": list(ctx.meta["labels"]), "vocab": None,
+                "preprocessing": {"image": dict(image_block(ctx))}, "generation": None}
+
+    def calibration_and_test(
+        self, ctx: BundleContext, data_dir: Path | None, calibration: int, test: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+        """Calibration images from the training split, test images and labels: raw pixels 0..1."""
+        from zoo_train.registry import get_entry
+        from zoo_train.tasks.base import DataError, get_task
+
+        entry = get_entry(ctx.name)
+        dataset = ctx.meta.get("dataset") or entry.default_dataset
+        preset = ctx.payload.get("preset") or "quick"
+        try:
+            data = get_task(self.task).load_data(entry, entry.recipe(preset), dataset, data_dir, seed=0)
+        except DataError as exc:
+            raise ExportInputError(f"{ctx.checkpoint}: calibration data for int8: {exc}") from None
+        train_images = data.train.tensors[0]  # type: ignore[attr-defined]  uint8 [N,C,H,W]
+        test_images, test_labels = data.test.tensors  # type: ignore[union-attr]
+        pick = torch.linspace(0, len(train_images) - 1, min(calibration, len(train_images))).long()
+        calib = train_images[pick].float().numpy() / 255.0
+        test_x = test_images[:test].float().numpy() / 255.0
+        return calib.astype(np.float32), test_x.astype(np.float32), test_labels[:test].numpy(), dataset
+
+
+register_exporter(ImageClassificationExporter())

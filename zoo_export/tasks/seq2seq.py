@@ -1,0 +1,174 @@
+"""Encoder-decoder models: an encoder graph (src -> memory) and a decoder graph over the target prefix.
+
+The decoder graph recomputes the whole target prefix each step (no cache: targets are short,
+at most ``max_len`` positions). Parity runs both graphs at several batch sizes and source and
+target lengths, then a whole greedy decoding of a batch of padded sources through the two
+ONNX graphs must give the same tokens as torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.parity import Tolerances, cpu_session
+from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
+from zoo_export.tasks.text_generation import tokens_check, vocab_size_of
+
+DECODE_TOKENS = 120  # at least this many decoded tokens in all: the batch grows when targets are short
+
+
+class Encoder(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(src)
+
+
+class Decoder(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(tgt, memory, src)
+
+
+def _specials(ctx: BundleContext) -> dict[str, int | None]:
+    specials = dict(((ctx.meta.get("vocab") or {}).get("specials") or {}))
+    pad = specials.get("pad", getattr(ctx.model, "pad_id", 0))
+    return {"pad": pad, "bos": specials.get("bos"), "eos": specials.get("eos")}
+
+
+def _max_len(model: nn.Module) -> int:
+    config = getattr(model, "config", None)
+    for owner, name in ((model, "max_len"), (config, "max_len")):
+        if owner is not None and isinstance(getattr(owner, name, None), int):
+            return int(getattr(owner, name))
+    raise ExportInputError(f"model {type(model).__name__}: no max_len (positions) to bound source and target lengths")
+
+
+class Seq2SeqExporter(TaskExporter):
+    task = "seq2seq"
+
+    def validate(self, ctx: BundleContext) -> None:
+        missing = [a for a in ("encode", "decode") if not hasattr(ctx.model, a)]
+        if missing:
+            raise ExportInputError(f"{ctx.checkpoint}: model {ctx.name!r} lacks {missing} of the seq2seq protocol")
+        if _specials(ctx)["bos"] is None:
+            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta vocab names no bos id (vocab.specials.bos)")
+        vocab_size_of(ctx)
+        _max_len(ctx.model)
+
+    def _sources(self, ctx: BundleContext, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
+        """Right-padded sources of random lengths 1..length (the longest exactly ``length``)."""
+        sp = _specials(ctx)
+        vocab = vocab_size_of(ctx)
+        symbols = [i for i in range(vocab) if i not in sp.values()]
+        allowed = torch.tensor(symbols)
+        src = allowed[torch.randint(0, len(allowed), (batch, length), generator=gen)]
+        lengths = torch.randint(1, length + 1, (batch,), generator=gen)
+        lengths[0] = length
+        src[torch.arange(length)[None, :] >= lengths[:, None]] = sp["pad"]
+        return src
+
+    def _targets(self, ctx: BundleContext, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
+        vocab = vocab_size_of(ctx)
+        tgt = torch.randint(0, vocab, (batch, length), generator=gen)
+        tgt[:, 0] = _specials(ctx)["bos"]
+        return tgt
+
+    def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
+        model = ctx.model.eval()
+        gen = generator_seed(ctx.name)
+        max_len = _max_len(model)
+        vocab = vocab_size_of(ctx)
+        encoder = Encoder(model).eval()
+        src_ex = self._sources(ctx, 2, min(6, max_len), gen)
+        with torch.no_grad():
+            d_model = int(encoder(src_ex).shape[-1])
+        src_lengths = (3, min(9, max_len), max_len)
+        enc_cases = []
+        dec_cases = []
+        for batch, s_len, t_len in zip((1, 3, 5), src_lengths, (1, min(5, max_len), max_len)):
+            src = self._sources(ctx, batch, s_len, gen)
+            enc_cases.append(ParityCase((src,), {"batch": batch, "src_time": s_len}))
+            with torch.no_grad():
+                memory = encoder(src)
+            dec_cases.append(ParityCase((self._targets(ctx, batch, t_len, gen), memory, src),
+                                        {"batch": batch, "tgt_time": t_len, "src_time": s_len}))
+        with torch.no_grad():
+            mem_ex = encoder(src_ex)
+        bounds = {"src_time": max_len, "tgt_time": max_len}
+        return [
+            GraphSpec(
+                role="encoder", module=encoder,
+                inputs=[TensorSpec("src", "int64", ("batch", "src_time"))],
+                outputs=[TensorSpec("memory", "float32", ("batch", "src_time", d_model), kind="memory")],
+                example=(src_ex,), cases=enc_cases, dim_max=bounds,
+            ),
+            GraphSpec(
+                role="decoder", module=Decoder(model).eval(),
+                inputs=[TensorSpec("tgt", "int64", ("batch", "tgt_time")),
+                        TensorSpec("memory", "float32", ("batch", "src_time", d_model)),
+                        TensorSpec("src", "int64", ("batch", "src_time"))],
+                outputs=[TensorSpec("logits", "float32", ("batch", "tgt_time", vocab), kind="logits")],
+                example=(self._targets(ctx, 2, min(4, max_len), gen), mem_ex, src_ex), cases=dec_cases, dim_max=bounds,
+            ),
+        ]
+
+    def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
+        vocab = dict(ctx.meta["vocab"]) if isinstance(ctx.meta.get("vocab"), dict) else {}
+        vocab.setdefault("kind", "ids")
+        vocab.setdefault("size", vocab_size_of(ctx))
+        vocab["specials"] = _specials(ctx)
+        max_len = _max_len(ctx.model)
+        decoding = ctx.meta.get("decoding") or {}
+        generation = {"kind": "encoder-decoder", "max_source": max_len, "max_target": max_len,
+                      "max_new_tokens": int(decoding.get("max_new_tokens", max_len - 1)),
+                      "bos": vocab["specials"]["bos"], "eos": vocab["specials"]["eos"], "pad": vocab["specials"]["pad"]}
+        return {"labels": None, "vocab": vocab, "preprocessing": ctx.meta.get("preprocessing") or {},
+                "generation": generation, "sampling": None}
+
+    def generation_checks(
+        self, ctx: BundleContext, graphs: dict[str, GraphSpec], files: dict[str, Path], tol: Tolerances
+    ) -> list[dict[str, Any]]:
+        model = ctx.model.eval()
+        max_len = _max_len(model)
+        bos = _specials(ctx)["bos"]
+        gen = generator_seed(ctx.name, salt=2)
+        steps = max_len - 1  # target positions after bos; decoding runs on past eos to compare every position
+        batch = max(8, -(-DECODE_TOKENS // steps))
+        src = self._sources(ctx, batch, max_len, gen)
+
+        with torch.no_grad():
+            memory = model.encode(src)
+            tgt = torch.full((batch, 1), bos, dtype=torch.long)
+            ref_logits = []
+            for _ in range(steps):
+                logits = model.decode(tgt, memory, src)[:, -1]
+                ref_logits.append(logits.numpy())
+                tgt = torch.cat([tgt, logits.argmax(-1, keepdim=True)], dim=1)
+        ref = tgt[:, 1:].numpy()
+
+        enc, dec = cpu_session(files["encoder"]), cpu_session(files["decoder"])
+        src_np = src.numpy()
+        mem = enc.run(None, {"src": src_np})[0]
+        out = np.full((batch, 1), bos, dtype=np.int64)
+        for _ in range(steps):
+            logits = dec.run(None, {"tgt": out, "memory": mem, "src": src_np})[0][:, -1]
+            out = np.concatenate([out, logits.argmax(-1)[:, None].astype(np.int64)], axis=1)
+        check = tokens_check("decoder", "greedy-decoding", "onnxruntime encoder + decoder vs torch encode/decode",
+                             ref, out[:, 1:], np.stack(ref_logits), tol)
+        check["total_tokens"] = int(ref.size)
+        return [check]
+
+
+register_exporter(Seq2SeqExporter())

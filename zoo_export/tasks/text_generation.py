@@ -1,0 +1,321 @@
+"""Text generators (character LSTM/GPT, DNA RNNs): a step graph with explicit state, and a full graph.
+
+The model side follows docs/BUNDLE.md "Model-side protocols": ``initial_state``, ``step`` and
+the ``generation_kind``/``max_context``/``step_tokens``/``state_names``/``state_grow_axes``
+attributes. The step graph is ``(tokens, *state) -> (logits, *state)``; the full graph is
+``tokens -> step(tokens, *initial_state)[0]`` and is left out when ``full_graph`` is False
+(recurrent cells whose time loop is Python).
+
+Besides tensor parity at several (batch, new, past) sizes, a whole greedy generation (120 new
+tokens, two prompts in a batch) through the ONNX step graph must give the same tokens as torch,
+and a generation that recomputes the full graph each step must give them too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.parity import Tolerances, cpu_session, first_divergence
+from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
+
+GENERATION_TOKENS = 120
+PROMPT_LENGTH = 5
+DEFAULT_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "max_new_tokens": 200}
+PROTOCOL = ("initial_state", "step", "generation_kind", "max_context", "step_tokens", "state_names", "state_grow_axes")
+
+
+class FullGraph(nn.Module):
+    """``tokens`` [N,T] -> ``logits`` [N,T,V] from the zero state."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        state = self.model.initial_state(tokens.shape[0], tokens.device)
+        dtype = next(self.model.parameters()).dtype  # float16 when exported with --dtype fp16
+        return self.model.step(tokens, *[s.to(dtype) for s in state])[0]
+
+
+class StepGraph(nn.Module):
+    """``(tokens, *state) -> (logits, *state)``: one step with explicit state."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.step(tokens, *state))
+
+
+# ------------------------------------------------------------------------------ greedy loops
+# One implementation of docs/BUNDLE.md's generation loop, over numpy arrays, shared by torch
+# and onnxruntime so that a difference in tokens is a difference in numbers, not in loops.
+
+StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+
+
+def greedy_with_step(step: StepFn, initial: Callable[[int], list[np.ndarray]], prompt: np.ndarray, n_new: int,
+                     max_context: int | None, step_tokens: Any, reset_keep: int | None = None,
+                     ) -> tuple[np.ndarray, int, np.ndarray]:
+    """Greedy generation with the step graph.
+
+    After a reset (the cache would exceed ``max_context``) the last ``reset_keep`` ids are fed
+    again (``max_context`` when not given). Returns the new tokens [N, n_new], the number of
+    state resets and the logits each token was picked from [n_new, N, V].
+    """
+    keep = reset_keep or max_context
+    seq = prompt.copy()
+    state = initial(len(seq))
+    feed = seq[:, -max_context:] if max_context else seq
+    cached, resets = 0, 0
+    out, picked = [], []
+    for _ in range(n_new):
+        if step_tokens == 1:
+            for i in range(feed.shape[1]):
+                logits, state = step(feed[:, i:i + 1], state)
+        else:
+            logits, state = step(feed, state)
+        cached += feed.shape[1]
+        picked.append(logits[:, -1])
+        nxt = logits[:, -1].argmax(-1).astype(np.int64)[:, None]
+        seq = np.concatenate([seq, nxt], axis=1)
+        out.append(nxt)
+        if max_context and cached + 1 > max_context:
+            state, feed, cached = initial(len(seq)), seq[:, -keep:], 0
+            resets += 1
+        else:
+            feed = nxt
+    return np.concatenate(out, axis=1), resets, np.stack(picked)
+
+
+def greedy_with_full(full: Callable[[np.ndarray], np.ndarray], prompt: np.ndarray, n_new: int,
+                     max_context: int | None, reset_keep: int | None = None) -> np.ndarray:
+    """Greedy generation recomputing the full graph each step over exactly the context the step loop caches."""
+    keep = reset_keep or max_context
+    seq = prompt.copy()
+    start = max(0, seq.shape[1] - max_context) if max_context else 0
+    out = []
+    for _ in range(n_new):
+        logits = full(seq[:, start:])
+        nxt = logits[:, -1].argmax(-1).astype(np.int64)[:, None]
+        seq = np.concatenate([seq, nxt], axis=1)
+        out.append(nxt)
+        if max_context and seq.shape[1] - start > max_context:
+            start = seq.shape[1] - keep
+    return np.concatenate(out, axis=1)
+
+
+# ------------------------------------------------------------------------------ the exporter
+
+
+def reset_keep_of(model: nn.Module) -> int | None:
+    """How many recent ids the generation loop feeds after a cache reset (docs/BUNDLE.md, generation).
+
+    A model may set ``reset_keep`` (e.g. ``max_context // 2``, so that a reset comes only every
+    ``max_context - reset_keep`` tokens); without it the whole window is fed again.
+    """
+    if not model.max_context:
+        return None
+    keep = int(getattr(model, "reset_keep", None) or model.max_context)
+    if not 1 <= keep <= model.max_context:
+        raise ExportInputError(f"model {type(model).__name__}: reset_keep {keep} is not in 1..max_context ({model.max_context})")
+    return keep
+
+
+def _state_layout(model: nn.Module) -> list[dict[str, Any]]:
+    """Per state tensor: names, dtype, batch axis, grow axis and fixed sizes, from initial_state(2) vs (3)."""
+    two = model.initial_state(2, torch.device("cpu"))
+    three = model.initial_state(3, torch.device("cpu"))
+    names = list(model.state_names)
+    grow = list(model.state_grow_axes)
+    if not (len(two) == len(names) == len(grow)):
+        raise ExportInputError(
+            f"model {type(model).__name__}: initial_state gives {len(two)} tensors but state_names has {len(names)} "
+            f"and state_grow_axes {len(grow)}"
+        )
+    layout = []
+    for t2, t3, (name_in, name_out), g in zip(two, three, names, grow):
+        batch_axes = [i for i, (a, b) in enumerate(zip(t2.shape, t3.shape)) if a != b]
+        if len(batch_axes) != 1 or t2.shape[batch_axes[0]] != 2:
+            raise ExportInputError(f"state {name_in!r}: cannot tell its batch axis from shapes {list(t2.shape)} / {list(t3.shape)}")
+        layout.append({"input": name_in, "output": name_out, "dtype": str(t2.dtype).replace("torch.", ""),
+                       "batch_axis": batch_axes[0], "grow_axis": g, "sizes": list(t2.shape)})
+    return layout
+
+
+def _state_shape(item: dict[str, Any], grow_name: str) -> tuple[Any, ...]:
+    shape: list[Any] = list(item["sizes"])
+    shape[item["batch_axis"]] = "batch"
+    if item["grow_axis"] is not None:
+        shape[item["grow_axis"]] = grow_name
+    return tuple(shape)
+
+
+def _state_tensor(item: dict[str, Any], batch: int, past: int, gen: torch.Generator) -> torch.Tensor:
+    shape = list(item["sizes"])
+    shape[item["batch_axis"]] = batch
+    if item["grow_axis"] is not None:
+        shape[item["grow_axis"]] = past
+    return torch.randn(*shape, generator=gen)
+
+
+def vocab_size_of(ctx: BundleContext) -> int:
+    vocab = ctx.meta.get("vocab") or {}
+    if isinstance(vocab.get("tokens"), list):
+        return len(vocab["tokens"])
+    if isinstance(vocab.get("size"), int):
+        return vocab["size"]
+    size = (ctx.payload.get("config") or {}).get("vocab_size")
+    if isinstance(size, int):
+        return size
+    raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no vocab (tokens or size)")
+
+
+class TextGenerationExporter(TaskExporter):
+    task = "text-generation"
+
+    def validate(self, ctx: BundleContext) -> None:
+        missing = [a for a in PROTOCOL if not hasattr(ctx.model, a)]
+        if missing:
+            raise ExportInputError(
+                f"{ctx.checkpoint}: model {ctx.name!r} lacks {missing} of the text-generation protocol (docs/BUNDLE.md)"
+            )
+        if not isinstance(ctx.meta.get("vocab"), dict):
+            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no vocab")
+
+    def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
+        model = ctx.model.eval()
+        gen = generator_seed(ctx.name)
+        layout = _state_layout(model)
+        vocab = vocab_size_of(ctx)
+        max_context = model.max_context
+        any_tokens = model.step_tokens != 1
+        new_name = "new" if any_tokens else 1
+        grow_out = "past + new" if any_tokens else "past + 1"
+        tokens = lambda n, t: torch.randint(0, vocab, (n, t), generator=gen)  # noqa: E731
+
+        state_in = [TensorSpec(s["input"], s["dtype"], _state_shape(s, "past"), kind="state") for s in layout]
+        state_out = [TensorSpec(s["output"], s["dtype"], _state_shape(s, grow_out), kind="state") for s in layout]
+        new_ex = 2 if any_tokens else 1
+        example = (tokens(2, new_ex), *[_state_tensor(s, 2, 3, gen) for s in layout])
+        sizes = [(1, 1, 0), (3, 3 if any_tokens else 1, 4),
+                 (5, 1, (max_context - 1) if max_context else 9)]
+        if any_tokens and max_context:
+            sizes.append((2, max_context, 0))  # a whole prompt in one call
+        cases = []
+        for batch, new, past in sizes:
+            if max_context and past + new > max_context:
+                past = max(0, max_context - new)
+            inputs = (tokens(batch, new), *[_state_tensor(s, batch, past, gen) for s in layout])
+            dims = {"batch": batch, "new": new} if any_tokens else {"batch": batch}
+            if any(s["grow_axis"] is not None for s in layout):
+                dims["past"] = past
+            cases.append(ParityCase(inputs, dims))
+        step = GraphSpec(
+            role="step", module=StepGraph(model).eval(),
+            inputs=[TensorSpec("tokens", "int64", ("batch", new_name))] + state_in,
+            outputs=[TensorSpec("logits", "float32", ("batch", new_name, vocab), kind="logits")] + state_out,
+            example=example, cases=cases,
+        )
+        specs = [step]
+        if getattr(model, "full_graph", True):
+            t_ex = min(6, max_context) if max_context else 6
+            lengths = [1, 4, max_context or 17]
+            specs.insert(0, GraphSpec(
+                role="model", module=FullGraph(model).eval(),
+                inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
+                outputs=[TensorSpec("logits", "float32", ("batch", "time", vocab), kind="logits")],
+                example=(tokens(2, t_ex),),
+                cases=[ParityCase((tokens(b, t),), {"batch": b, "time": t}) for b, t in zip((1, 3, 5), lengths) if t != t_ex],
+            ))
+        return specs
+
+    def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
+        model = ctx.model
+        layout = _state_layout(model)
+        state = [{"input": s["input"], "output": s["output"], "dtype": s["dtype"],
+                  "shape": list(_state_shape(s, "past")), "grow_axis": s["grow_axis"]} for s in layout]
+        generation = {"kind": model.generation_kind, "max_context": model.max_context,
+                      "reset_keep": reset_keep_of(model), "step_tokens": model.step_tokens, "state": state}
+        return {"labels": None, "vocab": dict(ctx.meta["vocab"]), "preprocessing": {}, "generation": generation,
+                "sampling": dict(ctx.meta.get("sampling") or DEFAULT_SAMPLING)}
+
+    def generation_checks(
+        self, ctx: BundleContext, graphs: dict[str, GraphSpec], files: dict[str, Path], tol: Tolerances
+    ) -> list[dict[str, Any]]:
+        model = ctx.model.eval()
+        layout = _state_layout(model)
+        vocab = vocab_size_of(ctx)
+        gen = generator_seed(ctx.name, salt=1)
+        prompt = torch.randint(0, vocab, (2, PROMPT_LENGTH), generator=gen).numpy()
+        max_context, step_tokens, keep = model.max_context, model.step_tokens, reset_keep_of(model)
+
+        def initial(batch: int) -> list[np.ndarray]:
+            return [t.numpy() for t in model.initial_state(batch, torch.device("cpu"))]
+
+        def torch_step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+            with torch.no_grad():
+                out = model.step(torch.from_numpy(feed), *[torch.from_numpy(s) for s in state])
+            return out[0].numpy(), [o.numpy() for o in out[1:]]
+
+        step_session = cpu_session(files["step"])
+        names_in = ["tokens"] + [s["input"] for s in layout]
+
+        def ort_step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+            out = step_session.run(None, dict(zip(names_in, [feed, *state])))
+            return out[0], list(out[1:])
+
+        args = (prompt, GENERATION_TOKENS, max_context, step_tokens, keep)
+        ref, resets, ref_logits = greedy_with_step(torch_step, initial, *args)
+        got, _, _ = greedy_with_step(ort_step, initial, *args)
+        checks = [tokens_check("step", "greedy-generation", "onnxruntime step graph vs torch step", ref, got,
+                               ref_logits, tol, context_resets=resets)]
+        reference = _zoo_train_generate()
+        if reference is not None:
+            # The trainer's own torch loop (an independent implementation of the same contract).
+            theirs = np.array([reference(model, row.tolist(), GENERATION_TOKENS, temperature=0.0) for row in prompt])
+            checks.append(tokens_check("step", "greedy-generation-vs-trainer",
+                                       "onnxruntime step graph vs zoo_train.tasks.text_generation.generate",
+                                       theirs, got, ref_logits, tol))
+        if "model" in files:
+            full_session = cpu_session(files["model"])
+            full = greedy_with_full(lambda t: full_session.run(None, {"tokens": t})[0], prompt, GENERATION_TOKENS,
+                                    max_context, keep)
+            checks.append(tokens_check("model", "greedy-generation-full-graph",
+                                       "onnxruntime full graph (recomputed each step) vs torch step", ref, full,
+                                       ref_logits, tol, context_resets=resets))
+        return checks
+
+
+def _zoo_train_generate() -> Callable[..., list[int]] | None:
+    try:
+        from zoo_train.tasks.text_generation import generate
+    except ImportError:
+        return None
+    return generate
+
+
+def tokens_check(graph: str, name: str, what: str, ref: np.ndarray, got: np.ndarray, ref_logits: np.ndarray,
+                 tol: Tolerances, **extra: Any) -> dict[str, Any]:
+    """Compare two greedy generations token for token; a parting is forgiven only at a near-tie (fp16)."""
+    at = first_divergence(ref, got)
+    check: dict[str, Any] = {"graph": graph, "check": name, "compared": what, "batch": int(ref.shape[0]),
+                             "tokens": int(ref.shape[1]), **extra, "identical": at is None}
+    if at is None:
+        check["passed"] = True
+        return check
+    rows = np.asarray(ref[:, at] != got[:, at]) if ref.shape == got.shape else np.ones(ref.shape[0], bool)
+    top2 = np.sort(ref_logits[at][rows], axis=-1)[:, -2:]
+    margin = float((top2[:, 1] - top2[:, 0]).max())
+    check.update(first_divergence=at, reference_top2_margin=margin, passed=margin <= tol.tie_margin)
+    return check
+
+
+register_exporter(TextGenerationExporter())

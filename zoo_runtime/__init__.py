@@ -1,0 +1,60 @@
+"""zoo_runtime: run Model Zoo bundles with numpy and onnxruntime only (never torch).
+
+    import zoo_runtime
+    model = zoo_runtime.load("models_out/lenet5/export")   # verifies the manifest and every sha256
+    model.classify("shoe.png", top_k=3)
+
+``load`` returns one object per task kind (see ``zoo_runtime.tasks``); every user-caused
+problem is a ``BundleError`` whose message names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+
+from zoo_runtime.bundle import find_bundles, open_bundle, read_manifest
+from zoo_runtime.errors import BundleError
+from zoo_runtime.providers import SessionFactory
+from zoo_runtime.schema import FORMAT, SCHEMA_VERSION
+from zoo_runtime.tasks import (
+    TASK_CLASSES,
+    BundleModel,
+    ImageClassifier,
+    ImageGenerator,
+    Prediction,
+    SequenceClassifier,
+    TextGenerator,
+    Translator,
+)
+
+
+def load(path: str | os.PathLike[str], device: str = "auto", threads: int | None = None) -> BundleModel:
+    """Open a bundle directory (or a lone .onnx with Model Zoo metadata) and return its task object.
+
+    ``device``: "auto" (CUDA when onnxruntime lists it and the session really gets it, else
+    CPU), "cpu", or "cuda" (asked for, falling back to CPU). ``provider_note`` says why a
+    fallback happened: CUDA was listed (or asked for) but not obtained; it is None when the
+    model runs where asked, including "auto" on a build without CUDA. ``threads``:
+    onnxruntime's intra-op thread count (None: its default).
+    """
+    factory = SessionFactory(device, threads)  # checks the options before any file is read
+    bundle = open_bundle(path)
+    cls = TASK_CLASSES[bundle.manifest["task"]]
+    return cls(bundle, factory)
+
+
+__all__ = [
+    "load",
+    "read_manifest",
+    "find_bundles",
+    "BundleError",
+    "Prediction",
+    "BundleModel",
+    "ImageClassifier",
+    "TextGenerator",
+    "ImageGenerator",
+    "SequenceClassifier",
+    "Translator",
+    "FORMAT",
+    "SCHEMA_VERSION",
+]

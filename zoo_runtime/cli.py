@@ -1,0 +1,190 @@
+"""``zoo-run``: run a bundle from a script. Exit 0 ok, 1 the bundle failed verification, 2 usage or input error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import zoo_runtime
+from zoo_runtime import schema
+from zoo_runtime.errors import BundleError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zoo-run",
+        description="Run a Model Zoo bundle (numpy + onnxruntime, no torch). With no action, describe the bundle.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("bundle", type=Path, help="bundle directory (with manifest.json) or a lone .onnx with Model Zoo metadata")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--image", type=Path, nargs="+", metavar="PATH", help="classify image files (image-classification)")
+    action.add_argument("--prompt", help="generate text or DNA from this prompt (text-generation)")
+    action.add_argument("--sample", type=int, metavar="N", help="sample N images and write PNGs to --out (image-generation)")
+    action.add_argument("--tokens", help='token ids such as "1 2 3" (sequence-classification, seq2seq)')
+    p.add_argument("--top-k", type=int, default=None, help="labels to show (--image, default 5) or top-k sampling (--prompt)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="tokens to generate (default: the bundle's)")
+    p.add_argument("--temperature", type=float, default=None, help="0 = greedy (default: the bundle's)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the bundle's)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for --prompt and --sample")
+    p.add_argument("--stop", action="append", default=None, help="stop generating at this string (repeatable)")
+    p.add_argument("--out", type=Path, default=None, help="folder for --sample PNGs")
+    p.add_argument("--cpu", action="store_true", help="run on CPU even when CUDA is available")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: onnxruntime's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.sample is not None and args.out is None:
+        parser.error("--sample needs --out DIR")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    if not args.bundle.exists():
+        print(f"zoo-run: error: {args.bundle}: no such bundle", file=sys.stderr)
+        return 2
+    try:
+        model = zoo_runtime.load(args.bundle, device="cpu" if args.cpu else "auto", threads=args.threads)
+    except BundleError as exc:
+        print(f"zoo-run: error: {exc}", file=sys.stderr)
+        return 1
+    if model.provider_note and not args.json:
+        print(f"zoo-run: note: {model.provider_note}", file=sys.stderr)
+    try:
+        return _dispatch(model, args)
+    except BundleError as exc:
+        print(f"zoo-run: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nzoo-run: stopped", file=sys.stderr)
+        return 130
+
+
+def _dispatch(model: Any, args: argparse.Namespace) -> int:
+    wanted = {
+        "image": schema.TASK_IMAGE_CLASSIFICATION,
+        "prompt": schema.TASK_TEXT_GENERATION,
+        "sample": schema.TASK_IMAGE_GENERATION,
+        "tokens": (schema.TASK_SEQUENCE_CLASSIFICATION, schema.TASK_SEQ2SEQ),
+    }
+    for option, tasks in wanted.items():
+        if getattr(args, option) is not None and model.task not in (tasks if isinstance(tasks, tuple) else (tasks,)):
+            print(f"zoo-run: error: --{option} does not apply to {model.name} (task {model.task})", file=sys.stderr)
+            return 2
+    if args.image is not None:
+        return _classify(model, args)
+    if args.prompt is not None:
+        return _generate(model, args)
+    if args.sample is not None:
+        return _sample(model, args)
+    if args.tokens is not None:
+        return _tokens(model, args)
+    return _describe(model, args)
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> int:
+    print(json.dumps(payload, indent=2) if args.json else text)
+    return 0
+
+
+def _base(model: Any) -> dict[str, Any]:
+    return {"bundle": str(model.path), "model": model.name, "task": model.task, "provider": model.provider,
+            "provider_note": model.provider_note}
+
+
+def _describe(model: Any, args: argparse.Namespace) -> int:
+    info = {**_base(model), "size_bytes": model.size_bytes, "metrics": model.metrics, "labels": model.labels}
+    lines = [f"{model.name}: {model.task}, {model.size_bytes / 1024:.1f} KiB, on {model.provider}"]
+    lines += [f"  {k}: {v}" for k, v in model.metrics.items()]
+    return _emit(args, info, "\n".join(lines))
+
+
+def _classify(model: Any, args: argparse.Namespace) -> int:
+    top_k = args.top_k if args.top_k is not None else 5
+    results = model.classify([str(p) for p in args.image], top_k=top_k)
+    payload = {**_base(model), "results": [
+        {"image": str(path), "predictions": [p._asdict() for p in preds]} for path, preds in zip(args.image, results)
+    ]}
+    lines = []
+    for path, preds in zip(args.image, results):
+        lines.append(f"{path}:")
+        lines += [f"  {p.probability:7.2%}  {p.label}" for p in preds]
+    return _emit(args, payload, "\n".join(lines))
+
+
+def _generate(model: Any, args: argparse.Namespace) -> int:
+    pieces = model.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                            top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop)
+    start = time.perf_counter()
+    out, count = [], 0
+    if not args.json:
+        sys.stdout.write(args.prompt)
+    for piece in pieces:
+        out.append(piece)
+        count += 1
+        if not args.json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({**_base(model), "prompt": args.prompt, "text": "".join(out), "pieces": count,
+                          "seconds": round(seconds, 4), "skipped": model.last_skipped}, indent=2))
+    else:
+        sys.stdout.write("\n")
+        if model.last_skipped:
+            print(f"zoo-run: note: skipped characters not in the vocabulary: {model.last_skipped}", file=sys.stderr)
+    return 0
+
+
+def _sample(model: Any, args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    images = model.sample(args.sample, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, img in enumerate(images):
+        path = args.out / f"sample_{i:03d}.png"
+        Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(path)
+        files.append(str(path))
+    grid_path = args.out / "grid.png"
+    grid = make_grid(images)
+    Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid).save(grid_path)
+    payload = {**_base(model), "seed": args.seed, "files": files, "grid": str(grid_path)}
+    return _emit(args, payload, f"wrote {len(files)} images and {grid_path}")
+
+
+def make_grid(images: np.ndarray, pad: int = 2) -> np.ndarray:
+    """uint8 [n,H,W,C] -> one uint8 [rows*(H+pad)+pad, cols*(W+pad)+pad, C] image."""
+    n, h, w, c = images.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, col = divmod(i, cols)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = img
+    return grid
+
+
+def _tokens(model: Any, args: argparse.Namespace) -> int:
+    try:
+        ids = [int(t) for t in args.tokens.replace(",", " ").split()]
+    except ValueError:
+        raise BundleError(f"--tokens {args.tokens!r}: expected integers separated by spaces") from None
+    if model.task == schema.TASK_SEQ2SEQ:
+        out = model.translate(ids)
+        return _emit(args, {**_base(model), "src": ids, "output": out}, " ".join(map(str, out)))
+    preds = model.classify_sequence(ids, top_k=args.top_k)
+    payload = {**_base(model), "tokens": ids, "predictions": [p._asdict() for p in preds]}
+    return _emit(args, payload, "\n".join(f"{p.probability:7.2%}  {p.label}" for p in preds))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

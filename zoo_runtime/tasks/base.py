@@ -1,0 +1,128 @@
+"""What every task object shares: the verified bundle's facts, its sessions, and one way to run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple, Sequence
+
+import numpy as np
+
+from zoo_runtime.bundle import Bundle
+from zoo_runtime.errors import BundleError
+from zoo_runtime.providers import SessionFactory
+
+_NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64, "int32": np.int32}
+
+
+class Prediction(NamedTuple):
+    label: str
+    index: int
+    probability: float
+
+
+class BundleModel:
+    """Base of the task objects returned by ``zoo_runtime.load``."""
+
+    task: ClassVar[str] = ""
+    roles: ClassVar[tuple[str, ...]] = ("model",)  # graphs this task runs (sessions are built for these only)
+
+    def __init__(self, bundle: Bundle, factory: SessionFactory):
+        self.path: Path = bundle.path
+        self.manifest: dict[str, Any] = bundle.manifest
+        self.name: str = bundle.manifest["model"]
+        self.labels: list[str] | None = bundle.manifest.get("labels")
+        self.metrics: dict[str, Any] = dict(bundle.manifest.get("metrics") or {})
+        self.size_bytes: int = bundle.size_bytes
+        self.session_runs = 0  # how many times a graph ran (lets callers see that a stop really stopped)
+        self._sessions = {}
+        for role in self.roles:
+            if role not in bundle.graph_bytes:
+                file = self.manifest["graphs"].get(role, {}).get("file")
+                if file:  # a TorchScript-only bundle (zoo-export --format torchscript)
+                    raise BundleError(f"{self.path / file}: the {role!r} graph is not ONNX; zoo_runtime runs .onnx graphs only")
+                raise BundleError(f"{self.path}: a {self.task} bundle needs a {role!r} graph")
+            where = self.path / bundle.graph_file(role) if not bundle.lone else self.path
+            session = factory.create(bundle.graph_bytes[role], str(where))
+            self._check_io(role, session, where)
+            self._sessions[role] = session
+        self.provider: str = factory.provider or "CPUExecutionProvider"
+        self.provider_note: str | None = factory.provider_note
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} from {self.path} on {self.provider}>"
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def graph(self, role: str) -> dict[str, Any]:
+        return self.manifest["graphs"][role]
+
+    def input_spec(self, role: str, name: str) -> dict[str, Any]:
+        for spec in self.graph(role)["inputs"]:
+            if spec["name"] == name:
+                return spec
+        raise BundleError(f"{self.path}: graph {role!r} has no input {name!r}")
+
+    def _check_io(self, role: str, session: Any, where: Path) -> None:
+        declared = {t["name"] for t in self.graph(role)["inputs"]}
+        actual = {i.name for i in session.get_inputs()}
+        if declared != actual:
+            raise BundleError(
+                f"{where}: the graph's inputs {sorted(actual)} differ from the manifest's {sorted(declared)}"
+            )
+        declared_out = {t["name"] for t in self.graph(role)["outputs"]}
+        actual_out = {o.name for o in session.get_outputs()}
+        if not declared_out <= actual_out:
+            raise BundleError(f"{where}: the graph lacks outputs {sorted(declared_out - actual_out)} named in the manifest")
+
+    def _run(self, role: str, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:
+        session = self._sessions[role]
+        self.session_runs += 1
+        try:
+            return session.run(list(outputs) if outputs is not None else None, feeds)
+        except Exception as exc:  # onnxruntime's InvalidArgument / Fail / RuntimeException
+            shapes = ", ".join(f"{k} {list(np.shape(v))}" for k, v in feeds.items())
+            text = str(exc).strip().splitlines()
+            raise BundleError(
+                f"{self.path}: the {role} graph refused the input ({shapes}): {text[0] if text else type(exc).__name__}"
+            ) from None
+
+    def numpy_dtype(self, role: str, name: str) -> Any:
+        return _NUMPY_DTYPES.get(self.input_spec(role, name).get("dtype", "float32"), np.float32)
+
+    def vocab_size(self) -> int | None:
+        vocab = self.manifest.get("vocab") or {}
+        if isinstance(vocab.get("tokens"), list):
+            return len(vocab["tokens"])
+        size = vocab.get("size")
+        return int(size) if isinstance(size, int) else None
+
+    def _label(self, index: int) -> str:
+        if self.labels and 0 <= index < len(self.labels):
+            return str(self.labels[index])
+        return str(index)
+
+    def _predictions(self, probs: np.ndarray, top_k: int | None) -> list[Prediction]:
+        k = probs.shape[-1] if top_k is None else max(1, min(int(top_k), probs.shape[-1]))
+        order = np.argsort(-probs, kind="stable")[:k]
+        return [Prediction(self._label(int(i)), int(i), float(probs[i])) for i in order]
+
+
+def as_token_ids(tokens: Any, vocab_size: int | None, what: str = "tokens") -> np.ndarray:
+    """A 1-D int64 array of token ids, checked against the vocabulary size."""
+    arr = np.asarray(tokens)
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 1:
+        raise BundleError(f"{what}: expected a 1-D sequence of token ids, got shape {list(arr.shape)}")
+    if arr.size == 0:
+        raise BundleError(f"{what}: the sequence is empty")
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
+            arr = arr.astype(np.int64)
+        else:
+            raise BundleError(f"{what}: token ids must be integers, got {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if vocab_size is not None and (arr.min() < 0 or arr.max() >= vocab_size):
+        bad = int(arr[(arr < 0) | (arr >= vocab_size)][0])
+        raise BundleError(f"{what}: token id {bad} is outside the vocabulary 0..{vocab_size - 1}")
+    return arr

@@ -1,0 +1,164 @@
+"""Image classification: files, PIL images or arrays in; top-k labels and probabilities out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo_runtime import schema
+from zoo_runtime.errors import BundleError
+from zoo_runtime.sampling import softmax
+from zoo_runtime.tasks.base import BundleModel, Prediction
+
+_BATCH = 64
+
+
+class ImageSpec:
+    """What the graph takes: channels, height, width and the Pillow mode files are converted to."""
+
+    def __init__(self, manifest: dict[str, Any], shape: list[Any]):
+        pre = (manifest.get("preprocessing") or {}).get("image") or {}
+        dims = [d for d in shape[1:4]] if len(shape) == 4 else [None, None, None]
+        self.channels = int(pre.get("channels") or dims[0])
+        self.height = int(pre.get("height") or dims[1])
+        self.width = int(pre.get("width") or dims[2])
+        self.color = pre.get("color") or ("L" if self.channels == 1 else "RGB")
+
+    @property
+    def chw(self) -> tuple[int, int, int]:
+        return self.channels, self.height, self.width
+
+
+def load_image(path: str | os.PathLike[str]) -> Any:
+    """Open an image file with Pillow; a file that is not an image is a BundleError naming it."""
+    from PIL import Image, UnidentifiedImageError  # Pillow only where files are read
+
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        raise BundleError(f"{path}: not an image Pillow can read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _pil_to_chw(img: Any, spec: ImageSpec) -> np.ndarray:
+    from PIL import Image
+
+    if img.mode != spec.color:
+        img = img.convert(spec.color)
+    if img.size != (spec.width, spec.height):
+        img = img.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return arr.transpose(2, 0, 1)
+
+
+def _is_pil(obj: Any) -> bool:
+    return type(obj).__module__.startswith("PIL.") and hasattr(obj, "convert")
+
+
+def _to_float01(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float32)
+        finite = arr[np.isfinite(arr)]
+        if finite.size != arr.size:
+            raise BundleError(f"{what}: the array holds NaN or infinite values")
+        if finite.size and (finite.min() < -1e-3 or finite.max() > 1.0 + 1e-3):
+            raise BundleError(
+                f"{what}: float pixels must be in 0..1 (got {finite.min():.3g}..{finite.max():.3g}); pass uint8 for 0..255"
+            )
+        return arr
+    raise BundleError(f"{what}: arrays must be uint8 (0..255) or float (0..1), got {arr.dtype}")
+
+
+def _hwc_to_chw(arr: np.ndarray, spec: ImageSpec, what: str) -> np.ndarray:
+    """An HW or HWC array -> CHW float 0..1 of the graph's size; other sizes and channel counts are converted."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    c = arr.shape[2]
+    if c not in (1, 3, 4):
+        raise BundleError(
+            f"{what}: wrong input shape {list(arr.shape)}: an HWC image needs 1, 3 or 4 channels "
+            f"(this model takes {spec.channels}x{spec.height}x{spec.width} CxHxW)"
+        )
+    x = _to_float01(arr, what)
+    if c == 4:
+        x = x[:, :, :3]
+        c = 3
+    if c != spec.channels:
+        if spec.channels == 1:  # ITU-R 601-2 luma, as Pillow's convert("L")
+            x = (x[:, :, :1] * 0.299 + x[:, :, 1:2] * 0.587 + x[:, :, 2:3] * 0.114).astype(np.float32)
+        elif spec.channels == 3 and c == 1:
+            x = np.repeat(x, 3, axis=2)
+        else:
+            raise BundleError(f"{what}: wrong input shape {list(arr.shape)}: cannot make {spec.channels} channels from {c}")
+    if x.shape[:2] != (spec.height, spec.width):
+        from PIL import Image  # resizing uses Pillow's bilinear filter, as for files
+
+        planes = [
+            np.asarray(Image.fromarray(np.ascontiguousarray(x[:, :, i], dtype=np.float32)).resize((spec.width, spec.height), Image.Resampling.BILINEAR))
+            for i in range(x.shape[2])
+        ]
+        x = np.clip(np.stack(planes, axis=2), 0.0, 1.0).astype(np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+class ImageClassifier(BundleModel):
+    """``classify(images, top_k=5)`` over an image-classification bundle."""
+
+    task = schema.TASK_IMAGE_CLASSIFICATION
+    roles = (schema.ROLE_MODEL,)
+
+    def __init__(self, bundle, factory):
+        super().__init__(bundle, factory)
+        self._input = self.graph("model")["inputs"][0]["name"]
+        self.image_spec = ImageSpec(self.manifest, self.graph("model")["inputs"][0].get("shape", []))
+
+    def preprocess(self, images: Any) -> np.ndarray:
+        """Images as the graph's input: float32 [N,C,H,W] in 0..1."""
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        if not items:
+            raise BundleError("classify: no images given")
+        batches = []
+        for i, item in enumerate(items):
+            what = f"image {i}" if len(items) > 1 else "image"
+            if isinstance(item, (str, os.PathLike)):
+                batches.append(_pil_to_chw(load_image(item), self.image_spec)[None])
+            elif _is_pil(item):
+                batches.append(_pil_to_chw(item, self.image_spec)[None])
+            elif isinstance(item, np.ndarray):
+                batches.append(self._array(item, what))
+            else:
+                raise BundleError(f"{what}: expected a file path, a PIL image or a numpy array, got {type(item).__name__}")
+        return np.ascontiguousarray(np.concatenate(batches, axis=0), dtype=np.float32)
+
+    def _array(self, arr: np.ndarray, what: str) -> np.ndarray:
+        if arr.ndim in (2, 3):
+            return _hwc_to_chw(arr, self.image_spec, what)[None]
+        if arr.ndim == 4:
+            if tuple(arr.shape[1:]) != self.image_spec.chw:
+                c, h, w = self.image_spec.chw
+                raise BundleError(
+                    f"{what}: wrong input shape {list(arr.shape)}: this model takes NCHW [N, {c}, {h}, {w}] "
+                    "(or one HW/HWC image, or an image file, which are converted)"
+                )
+            return _to_float01(arr, what)
+        raise BundleError(f"{what}: wrong input shape {list(arr.shape)}: expected HW, HWC or NCHW")
+
+    def logits(self, images: Any) -> np.ndarray:
+        x = self.preprocess(images)
+        out = [self._run("model", {self._input: x[i : i + _BATCH]})[0] for i in range(0, x.shape[0], _BATCH)]
+        return np.concatenate(out, axis=0)
+
+    def classify(self, images: Any, top_k: int = 5) -> list[list[Prediction]]:
+        probs = softmax(self.logits(images), axis=-1)
+        return [self._predictions(p, top_k) for p in probs]

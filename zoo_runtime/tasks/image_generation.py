@@ -1,0 +1,100 @@
+"""GAN image generation: latents -> uint8 images, seeded sampling and latent interpolation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zoo_runtime import schema
+from zoo_runtime.errors import BundleError
+from zoo_runtime.tasks.base import BundleModel
+
+_BATCH = 64
+
+
+class ImageGenerator(BundleModel):
+    """``sample(n, seed)``, ``interpolate(z_a, z_b, steps)`` and ``decode(z)`` over a GAN bundle."""
+
+    task = schema.TASK_IMAGE_GENERATION
+    roles = (schema.ROLE_MODEL,)
+
+    def __init__(self, bundle, factory):
+        super().__init__(bundle, factory)
+        graph = self.graph("model")
+        self._input = graph["inputs"][0]["name"]
+        self._output = graph["outputs"][0]["name"]
+        latent = (self.manifest.get("preprocessing") or {}).get("latent") or {}
+        dim = latent.get("dim")
+        if dim is None:
+            shape = graph["inputs"][0].get("shape") or []
+            dim = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+        if not isinstance(dim, int) or dim < 1:
+            raise BundleError(f"{self.path}: the manifest gives no latent size (preprocessing.latent.dim)")
+        self.latent_dim: int = dim
+        self.distribution: str = latent.get("distribution", "normal")
+        if self.distribution not in ("normal", "uniform"):
+            raise BundleError(f"{self.path}: unknown latent distribution {self.distribution!r}")
+
+    def sample_latents(self, n: int, seed: int | None = None) -> np.ndarray:
+        """``n`` latent vectors float32 [n, Z] from the bundle's distribution, reproducible by seed."""
+        n = _count(n, "n")
+        rng = np.random.default_rng(seed)
+        if self.distribution == "uniform":
+            z = rng.uniform(-1.0, 1.0, size=(n, self.latent_dim))
+        else:
+            z = rng.standard_normal((n, self.latent_dim))
+        return z.astype(np.float32)
+
+    def _latents(self, z: Any, what: str = "z") -> np.ndarray:
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim == 1:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.latent_dim or z.shape[0] < 1:
+            raise BundleError(f"{what}: wrong input shape {list(z.shape)}: expected [n, {self.latent_dim}] or [{self.latent_dim}]")
+        if not np.all(np.isfinite(z)):
+            raise BundleError(f"{what}: holds NaN or infinite values")
+        return z
+
+    def decode_float(self, z: Any) -> np.ndarray:
+        """The graph's own output: float32 [n, C, H, W] in 0..1."""
+        z = self._latents(z)
+        out = [self._run("model", {self._input: z[i : i + _BATCH]}, [self._output])[0] for i in range(0, z.shape[0], _BATCH)]
+        return np.concatenate(out, axis=0)
+
+    def decode(self, z: Any) -> np.ndarray:
+        """Latents [n, Z] -> uint8 images [n, H, W, C]."""
+        x = self.decode_float(z)
+        return np.ascontiguousarray((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1))
+
+    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
+        return self.decode(self.sample_latents(n, seed))
+
+    def interpolate(self, z_a: Any, z_b: Any, steps: int = 8, method: str = "linear") -> np.ndarray:
+        """Images along the path from ``z_a`` to ``z_b`` (both ends included): uint8 [steps, H, W, C].
+
+        ``method="slerp"`` follows the great circle, which keeps normal latents at a typical norm.
+        """
+        a = self._latents(z_a, "z_a")[0]
+        b = self._latents(z_b, "z_b")[0]
+        steps = _count(steps, "steps")
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float64)[:, None]
+        if method == "slerp":
+            na, nb = np.linalg.norm(a), np.linalg.norm(b)
+            cos = float(np.clip(np.dot(a, b) / max(na * nb, 1e-12), -1.0, 1.0))
+            omega = np.arccos(cos)
+            if omega < 1e-6:
+                z = (1 - t) * a + t * b
+            else:
+                z = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+        elif method == "linear":
+            z = (1 - t) * a + t * b
+        else:
+            raise BundleError(f"interpolate: method {method!r}: expected 'linear' or 'slerp'")
+        return self.decode(z.astype(np.float32))
+
+
+def _count(n: Any, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise BundleError(f"{what}: expected a positive integer, got {n!r}")
+    return int(n)

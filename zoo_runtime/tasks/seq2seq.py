@@ -1,0 +1,63 @@
+"""Seq2seq: encode the source once, then greedy decoding with the decoder over the target prefix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zoo_runtime import schema
+from zoo_runtime.errors import BundleError
+from zoo_runtime.tasks.base import BundleModel, as_token_ids
+
+
+class Translator(BundleModel):
+    """``translate(src, max_len=None)`` over a seq2seq bundle (token ids in, token ids out)."""
+
+    task = schema.TASK_SEQ2SEQ
+    roles = (schema.ROLE_ENCODER, schema.ROLE_DECODER)
+
+    def __init__(self, bundle, factory):
+        super().__init__(bundle, factory)
+        specials = (self.manifest.get("vocab") or {}).get("specials") or {}
+        gen = self.manifest.get("generation") or {}
+        self.bos_id: int | None = specials.get("bos", gen.get("bos"))
+        self.eos_id: int | None = specials.get("eos", gen.get("eos"))
+        self.pad_id: int | None = specials.get("pad", gen.get("pad"))
+        if self.bos_id is None:
+            raise BundleError(f"{self.path}: a seq2seq bundle needs vocab.specials.bos to start decoding")
+        # Positions the model knows: the longest source, and the longest target prefix (bos included).
+        self.max_source: int | None = gen.get("max_source")
+        self.max_target: int | None = gen.get("max_target")
+        default = (self.manifest.get("sampling") or {}).get("max_new_tokens")
+        if default is None and self.max_target:
+            default = self.max_target - 1
+        self.max_len: int | None = default
+        self._decoder_inputs = {t["name"] for t in self.graph("decoder")["inputs"]}
+
+    def encode(self, src: np.ndarray) -> np.ndarray:
+        return self._run("encoder", {schema.INPUT_SRC: src}, [schema.OUTPUT_MEMORY])[0]
+
+    def decoder_logits(self, tgt: np.ndarray, memory: np.ndarray, src: np.ndarray) -> np.ndarray:
+        feeds = {schema.INPUT_TGT: tgt, schema.INPUT_MEMORY: memory, schema.INPUT_SRC: src}
+        return self._run("decoder", {k: v for k, v in feeds.items() if k in self._decoder_inputs}, [schema.OUTPUT_LOGITS])[0]
+
+    def translate(self, src: Any, max_len: int | None = None) -> list[int]:
+        """Greedy decoding: the target ids after ``bos``, up to (not including) ``eos``."""
+        ids = as_token_ids(src, self.vocab_size(), "src")[None]
+        if self.max_source and ids.shape[1] > self.max_source:
+            raise BundleError(f"src: {ids.shape[1]} tokens; {self.name} takes at most {self.max_source}")
+        limit = max_len if max_len is not None else (self.max_len or ids.shape[1] + 16)
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise BundleError(f"max_len: expected a positive integer, got {limit!r}")
+        if self.max_target:
+            limit = min(int(limit), self.max_target - 1)  # the prefix (bos + output) must fit the positions
+        memory = self.encode(ids)
+        tgt = [int(self.bos_id)]
+        for _ in range(int(limit)):
+            logits = self.decoder_logits(np.asarray([tgt], dtype=np.int64), memory, ids)
+            nxt = int(np.argmax(logits[0, -1]))
+            if self.eos_id is not None and nxt == self.eos_id:
+                break
+            tgt.append(nxt)
+        return tgt[1:]

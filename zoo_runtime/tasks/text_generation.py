@@ -1,0 +1,197 @@
+"""Text and DNA generation with the step graph and its explicit state, streamed piece by piece.
+
+The loop is docs/BUNDLE.md "Generation loop", step for step, so a greedy generation equals the
+torch reference (``zoo_train.tasks.text_generation.generate``) token for token.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from zoo_runtime import schema
+from zoo_runtime.errors import BundleError
+from zoo_runtime.sampling import pick_next
+from zoo_runtime.tasks.base import BundleModel
+
+_DEFAULTS = {"temperature": 1.0, "top_k": None, "top_p": None, "max_new_tokens": 200}
+
+
+class TextGenerator(BundleModel):
+    """``generate(prompt, ...)`` over a text-generation bundle (characters or DNA bases)."""
+
+    task = schema.TASK_TEXT_GENERATION
+    roles = (schema.ROLE_STEP,)
+
+    def __init__(self, bundle, factory):
+        super().__init__(bundle, factory)
+        vocab = self.manifest.get("vocab") or {}
+        tokens = vocab.get("tokens")
+        if not isinstance(tokens, list) or not tokens:
+            raise BundleError(f"{self.path}: a text-generation bundle needs vocab.tokens")
+        self.vocab: list[str] = [str(t) for t in tokens]
+        self._index = {t: i for i, t in enumerate(self.vocab)}
+        self.unknown_policy: str = vocab.get("unknown", schema.UNKNOWN_ERROR)
+        self.is_dna: bool = sorted(self.vocab) == list(schema.DNA_TOKENS)
+        self.bos_id: int | None = (vocab.get("specials") or {}).get("bos")
+        gen = self.manifest.get("generation") or {}
+        self.max_context: int | None = gen.get("max_context")
+        # ids fed again after a cache reset (loop step 3); the whole window when not given
+        self.reset_keep: int | None = gen.get("reset_keep") or self.max_context
+        self.step_tokens = gen.get("step_tokens", schema.STEP_TOKENS_ANY)
+        self._state_specs: list[dict[str, Any]] = list(gen.get("state") or [])
+        step_inputs = {t["name"] for t in self.graph("step")["inputs"]}
+        for spec in self._state_specs:
+            if spec.get("input") not in step_inputs:
+                raise BundleError(f"{self.path}: generation state {spec.get('input')!r} is not an input of the step graph")
+        self.sampling: dict[str, Any] = {**_DEFAULTS, **(self.manifest.get("sampling") or {})}
+        self.last_skipped: list[tuple[int, str]] = []  # (position, character) dropped by the "skip" policy
+
+    # ------------------------------------------------------------------------------ vocabulary
+
+    def encode(self, prompt: str) -> list[int]:
+        """Prompt -> token ids, by the bundle's policy for characters outside the vocabulary."""
+        if not isinstance(prompt, str):
+            raise BundleError(f"prompt: expected a string, got {type(prompt).__name__}")
+        text = prompt.upper() if self.is_dna else prompt
+        ids, skipped = [], []
+        for pos, ch in enumerate(text):
+            i = self._index.get(ch)
+            if i is not None:
+                ids.append(i)
+            elif self.unknown_policy == schema.UNKNOWN_SKIP:
+                skipped.append((pos, prompt[pos]))
+            else:
+                kind = "DNA base" if self.is_dna else "character"
+                raise BundleError(
+                    f"prompt: {kind} {prompt[pos]!r} at position {pos} is not in {self.name}'s vocabulary "
+                    f"({len(self.vocab)} tokens{', A/C/G/T' if self.is_dna else ''})"
+                )
+        self.last_skipped = skipped
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.vocab[i] for i in ids)
+
+    # ------------------------------------------------------------------------------ the step graph
+
+    def initial_state(self, batch: int = 1) -> list[np.ndarray]:
+        state = []
+        for spec in self._state_specs:
+            shape = []
+            for axis, dim in enumerate(spec["shape"]):
+                if axis == spec.get("grow_axis"):
+                    shape.append(0)
+                elif isinstance(dim, int):
+                    shape.append(dim)
+                elif dim == "batch":
+                    shape.append(batch)
+                else:
+                    raise BundleError(f"{self.path}: state {spec['input']!r} has an unknown symbolic dim {dim!r}")
+            state.append(np.zeros(shape, dtype=self.numpy_dtype("step", spec["input"])))
+        return state
+
+    def step(self, feed: list[int], state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One call of the step graph: ``logits [1,new,V]`` and the new state."""
+        feeds = {schema.INPUT_TOKENS: np.asarray([feed], dtype=np.int64)}
+        feeds.update({spec["input"]: s for spec, s in zip(self._state_specs, state)})
+        outputs = [schema.OUTPUT_LOGITS] + [spec["output"] for spec in self._state_specs]
+        logits, *new_state = self._run("step", feeds, outputs)
+        return logits, new_state
+
+    def _feed(self, feed: list[int], state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        if self.step_tokens == 1:
+            logits = None
+            for t in feed:
+                logits, state = self.step([t], state)
+            return logits, state
+        return self.step(feed, state)
+
+    # ------------------------------------------------------------------------------ generation
+
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | None = None,
+    ) -> Iterator[str]:
+        """Stream the generated text piece by piece (a piece is one token's text).
+
+        Arguments left None take the bundle's ``sampling`` defaults; temperature 0 is greedy.
+        The prompt is checked now; the graph runs only as pieces are taken, so closing or
+        abandoning the iterator stops generation. A ``stop`` string ends it and is not emitted.
+        """
+        ids = self.encode(prompt)
+        if not ids:
+            if self.bos_id is None:
+                raise BundleError("prompt: empty (after dropping unknown characters); give at least one character")
+            ids = [int(self.bos_id)]
+        s = self.sampling
+        max_new = int(s["max_new_tokens"] if max_new_tokens is None else max_new_tokens)
+        temp = s["temperature"] if temperature is None else temperature
+        k = s["top_k"] if top_k is None else top_k
+        p = s["top_p"] if top_p is None else top_p
+        if max_new < 0:
+            raise BundleError(f"max_new_tokens: {max_new} is negative")
+        if temp is not None and (not np.isfinite(temp) or temp < 0):
+            raise BundleError(f"temperature: {temp} must be 0 (greedy) or positive")
+        stops = [x for x in ([stop] if isinstance(stop, str) else list(stop or [])) if x]
+        tokens = self._tokens(ids, max_new, temp, k, p, np.random.default_rng(seed))
+        return _stop_at(tokens, stops) if stops else tokens
+
+    def _tokens(self, ids: list[int], max_new: int, temperature, top_k, top_p, rng) -> Iterator[str]:
+        seq = list(ids)
+        ctx = self.max_context
+        feed = seq[-ctx:] if ctx else seq
+        state = self.initial_state(1)
+        cached = 0
+        for _ in range(max_new):
+            logits, state = self._feed(feed, state)
+            cached += len(feed)
+            nxt = pick_next(logits[0, -1], rng, temperature, top_k, top_p)
+            seq.append(nxt)
+            yield self.vocab[nxt]
+            if ctx and cached + 1 > ctx:
+                state = self.initial_state(1)
+                feed = seq[-self.reset_keep :]
+                cached = 0
+            else:
+                feed = [nxt]
+
+    def generate_text(self, prompt: str, **kwargs: Any) -> str:
+        """The whole generation as one string (without the prompt)."""
+        return "".join(self.generate(prompt, **kwargs))
+
+
+def _stop_at(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:
+    """Pass pieces through until a stop string appears; hold back only what may start one."""
+    held = ""
+    longest = max(len(x) for x in stops)
+    try:
+        for piece in pieces:
+            held += piece
+            hits = [held.find(x) for x in stops if x in held]
+            if hits:
+                cut = min(hits)
+                if cut:
+                    yield held[:cut]
+                return
+            # Keep the longest tail of `held` that is a prefix of some stop string.
+            keep = 0
+            for n in range(1, min(longest - 1, len(held)) + 1):
+                if any(x.startswith(held[-n:]) for x in stops):
+                    keep = n
+            if len(held) > keep:
+                yield held[: len(held) - keep]
+                held = held[len(held) - keep :]
+        if held:
+            yield held
+    finally:
+        close = getattr(pieces, "close", None)
+        if close:
+            close()

@@ -1,0 +1,118 @@
+"""Encoder-decoder transformer for seq2seq (seed 002), built from the GPT's blocks.
+
+Pre-LN encoder blocks with a source padding mask; decoder blocks add cross-attention to the
+encoder's memory after their causal self-attention. Learned position embeddings, output head
+tied to the (shared) token embedding. Pad masks are derived from ``src`` inside ``decode`` so
+the exported decoder needs no separate mask input (docs/BUNDLE.md, seq2seq).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from zoo_train.models.gpt import Attention, Block, causal_mask, init_transformer_weights
+from zoo_train.registry import Recipe, register_model
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    vocab_size: int = 13
+    max_len: int = 32  # positions: the longest source or target prefix (set from the data)
+    d_model: int = 128
+    n_head: int = 4
+    num_encoder_layers: int = 2
+    num_decoder_layers: int = 2
+    dim_feedforward: int = 256
+    dropout: float = 0.1
+    pad_id: int = 0
+
+
+class DecoderBlock(Block):
+    """Causal self-attention, then cross-attention to the memory, then the MLP."""
+
+    def __init__(self, d_model: int, n_head: int, hidden: int, dropout: float):
+        super().__init__(d_model, n_head, hidden, dropout)
+        self.ln_cross = nn.LayerNorm(d_model)
+        self.cross = Attention(d_model, n_head, dropout)
+
+    def forward(self, x: Tensor, memory: Tensor, self_mask: Tensor, memory_mask: Tensor) -> Tensor:  # type: ignore[override]
+        x, _, _ = self.self_attend(x, self_mask)
+        k, v = self.cross.keys_values(memory)
+        x = x + self.cross(self.ln_cross(x), k, v, memory_mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class Seq2SeqTransformer(nn.Module):
+    def __init__(self, config: Seq2SeqConfig):
+        super().__init__()
+        c = self.config = config
+        self.pad_id = c.pad_id
+        self.embed = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos = nn.Embedding(c.max_len, c.d_model)
+        self.drop = nn.Dropout(c.dropout)
+        self.encoder = nn.ModuleList(Block(c.d_model, c.n_head, c.dim_feedforward, c.dropout) for _ in range(c.num_encoder_layers))
+        self.ln_memory = nn.LayerNorm(c.d_model)
+        self.decoder = nn.ModuleList(
+            DecoderBlock(c.d_model, c.n_head, c.dim_feedforward, c.dropout) for _ in range(c.num_decoder_layers)
+        )
+        self.ln_out = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        init_transformer_weights(self, c.num_encoder_layers + c.num_decoder_layers)
+        self.head.weight = self.embed.weight
+
+    def _embed(self, tokens: Tensor) -> Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return self.drop(self.embed(tokens) + self.pos(positions))
+
+    def source_mask(self, src: Tensor) -> Tensor:
+        """[N, 1, 1, S] boolean, True where a key is a real source token."""
+        keep = src != self.pad_id
+        # An all-pad source would leave a row with nothing to attend to (NaN); position 0 always stays.
+        keep = keep | (torch.arange(src.shape[1], device=src.device) == 0)
+        return keep[:, None, None, :]
+
+    def encode(self, src: Tensor) -> Tensor:
+        """src [N, S] (pad-filled) -> memory [N, S, d_model]."""
+        mask = self.source_mask(src)
+        x = self._embed(src)
+        for block in self.encoder:
+            x, _, _ = block(x, mask)
+        return self.ln_memory(x)
+
+    def decode(self, tgt: Tensor, memory: Tensor, src: Tensor) -> Tensor:
+        """Target prefix [N, T] (bos first), memory, src -> logits [N, T, V] for the next token at each place."""
+        self_mask = causal_mask(0, tgt.shape[1], tgt.device)
+        memory_mask = self.source_mask(src)
+        x = self._embed(tgt)
+        for block in self.decoder:
+            x = block(x, memory, self_mask, memory_mask)
+        return self.head(self.ln_out(x))
+
+    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+        """Teacher forcing: logits for every position of ``tgt``."""
+        return self.decode(tgt, self.encode(src), src)
+
+
+TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 32,
+        "dropout": 0.0}
+
+
+@register_model(
+    "seq2seq-transformer", task="seq2seq", config_cls=Seq2SeqConfig, default_dataset="synthetic-reverse",
+    recipes={
+        "smoke": Recipe(epochs=1, batch_size=16, lr=3e-3, limit_train=64, limit_eval=32, model_overrides=TINY,
+                        data_options={"max_length": 6}),
+        "quick": Recipe(epochs=5, batch_size=64, lr=1e-3, warmup_steps=50, limit_train=8000, limit_eval=500,
+                        model_overrides={"d_model": 64, "dim_feedforward": 128}),
+        "full": Recipe(epochs=40, batch_size=128, lr=5e-4, warmup_steps=300, early_stop_patience=6,
+                       data_options={"max_length": 20}),
+    },
+    description="Encoder-decoder transformer (seed 002), teacher forcing, greedy decoding; sequence reversal",
+    tiny_config=TINY,
+)
+def seq2seq_transformer(**config: object) -> Seq2SeqTransformer:
+    return Seq2SeqTransformer(Seq2SeqConfig(**config))
