@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -122,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ExportInputError as exc:
                 result = ExportResult(checkpoint=item.path, model=item.payload["model"], task=item.payload["task"],
                                       status="input-error", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others' results
+                result = ExportResult(checkpoint=item.path, model=item.payload["model"], task=item.payload["task"],
+                                      status="export-failed", error=f"{type(exc).__name__}: {exc}",
+                                      traceback=traceback.format_exc())
             results.append(result)
 
     print(table(results))

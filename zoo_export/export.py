@@ -51,6 +51,7 @@ class ExportResult:
     warnings: list[dict[str, str]] = field(default_factory=list)
     quantized: dict[str, Any] | None = None
     seconds: float = 0.0
+    traceback: str | None = None  # an unexpected failure's traceback (for the JSON report)
 
     @property
     def passed(self) -> bool:
@@ -65,7 +66,7 @@ class ExportResult:
             "checkpoint": str(self.checkpoint), "model": self.model, "task": self.task, "status": self.status,
             "bundle": str(self.bundle) if self.bundle else None, "error": self.error, "seconds": round(self.seconds, 2),
             "exporters": self.exporters, "warnings": self.warnings, "parity": self.parity, "quantized": self.quantized,
-            "graphs": sorted((self.manifest or {}).get("graphs", {})),
+            "graphs": sorted((self.manifest or {}).get("graphs", {})), "traceback": self.traceback,
         }
 
 

@@ -32,6 +32,14 @@ class RNNClassifier(nn.Module):
                            dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.fc = nn.Linear(config.hidden_size, config.num_classes)
+        if cell == "lstm":
+            # Forget-gate bias 1 (Gers et al. 2000): the cell keeps what it stored unless told otherwise.
+            # Measured on temporal order: length 40 stayed at chance for 600 steps without it; with it,
+            # length 45 was solved in 300.
+            h = config.hidden_size
+            for name, bias in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    nn.init.constant_(bias[h:2 * h], 1.0)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens [N, T] -> logits [N, K]."""
@@ -40,14 +48,17 @@ class RNNClassifier(nn.Module):
 
 
 TINY = {"embedding_size": 4, "hidden_size": 8}
-# The temporal-order task (zoo_train.data.synthetic) at length 60 for quick, 100 for full.
+# The temporal-order task (zoo_train.data.synthetic). Both cells sit at chance (or at the 75%
+# order-blind plateau) until they learn to hold the first signal; how long that takes grows
+# sharply with length (measured at lr 1e-2: length 30 solved in 100 steps, 45 in 200-300, 60 not
+# within 600), so quick trains at length 40 (~470 steps, ~20 CPU-seconds) and full at 60.
 RECIPES = {
     "smoke": Recipe(epochs=1, batch_size=16, lr=1e-2, limit_train=64, limit_eval=32, model_overrides=TINY,
                     data_options={"length": 20}),
-    "quick": Recipe(epochs=6, batch_size=64, lr=5e-3, warmup_steps=20, limit_train=6000, limit_eval=1000,
-                    data_options={"length": 60}),
-    "full": Recipe(epochs=40, batch_size=64, lr=3e-3, warmup_steps=100, early_stop_patience=6,
-                   data_options={"length": 100}, model_overrides={"hidden_size": 128}),
+    "quick": Recipe(epochs=5, batch_size=64, lr=1e-2, warmup_steps=20, limit_train=6000, limit_eval=1000,
+                    data_options={"length": 40}),
+    "full": Recipe(epochs=40, batch_size=64, lr=5e-3, warmup_steps=100, early_stop_patience=10,
+                   data_options={"length": 60}, model_overrides={"hidden_size": 128}),
 }
 
 
