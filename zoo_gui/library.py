@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
 )
 
 from zoo_gui.widgets import ERROR_COLOR, heading, hint
-from zoo_gui.workers import Job, Runner, describe_error
+from zoo_gui.workers import Job, Runner, describe_error, emit
 
 FOLDERS_KEY = "library/folders"
 
@@ -347,14 +347,12 @@ class ModelStore(QObject):
                 return
             self._models[key] = model
             self._errors.pop(key, None)
-            self.loaded.emit(key, model)
-
+            emit(self.loaded, key, model)
         def done_error(message: str) -> None:
             if generation != self._generation:
                 return
             self._errors[key] = message
-            self.failed.emit(key, message)
-
+            emit(self.failed, key, message)
         def finished() -> None:
             if self._pending.get(key) is job:
                 del self._pending[key]
@@ -362,8 +360,7 @@ class ModelStore(QObject):
 
         job = self.runner.submit(load, name=name, result=done_ok, error=done_error, finished=finished)
         self._pending[key] = job
-        self.started.emit(key)
-
+        emit(self.started, key)
     def forget(self, path: Path | str) -> None:
         key = bundle_key(path)
         self._models.pop(key, None)
@@ -378,9 +375,7 @@ class ModelStore(QObject):
         self._errors.clear()
         self._pending.clear()
         self._queue.clear()
-        self.reset.emit()
-
-
+        emit(self.reset)
 # --------------------------------------------------------------------------- table
 
 
@@ -415,8 +410,7 @@ class LibraryModel(QAbstractTableModel):
     def refresh(self, key: str) -> None:
         row = self.row_of(key)
         if row >= 0:
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
-
+            emit(self.dataChanged, self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self._rows)
 
@@ -782,8 +776,7 @@ class LibraryPage(QWidget):
             self._rescan = False
             self.refresh()
             return
-        self.scan_finished.emit()
-
+        emit(self.scan_finished)
     def _on_scanned(self, value: tuple[list[BundleInfo], list[str]]) -> None:
         infos, problems = value
         current = self.current_info()
@@ -804,7 +797,7 @@ class LibraryPage(QWidget):
             self.select(current.key)
         elif self.proxy.rowCount() and not self.table.currentIndex().isValid():
             self.table.selectRow(0)
-        self.bundles_changed.emit(infos)
+        emit(self.bundles_changed, infos)
         self.store.preload(i.path for i in infos if i.usable)
 
     def _apply_store_state(self, info: BundleInfo) -> None:
@@ -900,4 +893,4 @@ class LibraryPage(QWidget):
         if not info.usable:
             self.report_error("Cannot open this bundle", info.problem or "the manifest could not be read")
             return
-        self.open_requested.emit(info.key)
+        emit(self.open_requested, info.key)

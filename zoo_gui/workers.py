@@ -10,7 +10,9 @@ pieces), so Stop takes effect after at most one step.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -20,6 +22,33 @@ from typing import Any, Callable, Iterable
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 log = logging.getLogger(__name__)
+
+
+def _emit_steals_a_reference() -> bool:
+    """PySide6 6.12.0's ``SignalInstance.emit()`` returns ``True`` without owning a reference
+    to it, so every emit from Python takes one of ``True``'s references away; on Python < 3.12
+    (where ``True`` is not immortal) the interpreter aborts once they are used up
+    ("bool_dealloc: deallocating True or False"), after a few thousand emits. 6.11 is fine."""
+
+    class Probe(QObject):
+        ping = Signal()
+
+    probe = Probe()
+    before = sys.getrefcount(True)
+    for _ in range(8):
+        probe.ping.emit()
+    return sys.getrefcount(True) < before - 4
+
+
+_EMIT_STEALS = _emit_steals_a_reference()
+
+
+def emit(signal: Any, *args: Any) -> None:
+    """``signal.emit(*args)``, giving back the reference a buggy PySide6 takes (see above).
+    All of zoo_gui emits through this."""
+    value = signal.emit(*args)
+    if _EMIT_STEALS:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(value))
 
 
 class StopFlag:
@@ -71,13 +100,11 @@ class Job(QObject):
         except Exception as exc:  # every failure becomes a message, never a dead thread
             if type(exc).__name__ != "BundleError":
                 log.debug("job %s failed:\n%s", self.name, traceback.format_exc())
-            self.error.emit(describe_error(exc))
+            emit(self.error, describe_error(exc))
         else:
-            self.result.emit(value)
+            emit(self.result, value)
         finally:
-            self.finished.emit()
-
-
+            emit(self.finished)
 class Runner(QObject):
     """Starts jobs on its own thread pool and keeps them alive until they finish."""
 
@@ -107,7 +134,7 @@ class Runner(QObject):
         was_idle = not self._jobs
         self._jobs.add(job)
         if was_idle:
-            self.busy_changed.emit(True)
+            emit(self.busy_changed, True)
         # The pool holds the bound method (and so the job) until run() has returned.
         self.pool.start(job.run)
         return job
@@ -115,8 +142,7 @@ class Runner(QObject):
     def _done(self, job: Job) -> None:
         self._jobs.discard(job)
         if not self._jobs:
-            self.busy_changed.emit(False)
-
+            emit(self.busy_changed, False)
     @property
     def busy(self) -> bool:
         return bool(self._jobs)
@@ -170,7 +196,7 @@ def stream(job: Job, pieces: Iterable[str], interval: float = 0.04) -> StreamSum
             buffer.append(piece)
             now = time.perf_counter()
             if now - last >= interval:
-                job.progress.emit(Chunk("".join(buffer), count, now - start))
+                emit(job.progress, Chunk("".join(buffer), count, now - start))
                 buffer.clear()
                 last = now
             stopped = job.stopped
@@ -180,5 +206,5 @@ def stream(job: Job, pieces: Iterable[str], interval: float = 0.04) -> StreamSum
             close()
     elapsed = time.perf_counter() - start
     if buffer:
-        job.progress.emit(Chunk("".join(buffer), count, elapsed))
+        emit(job.progress, Chunk("".join(buffer), count, elapsed))
     return StreamSummary(count, elapsed, stopped)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ERROR_COLOR, bars_height, paint_bars
-from zoo_gui.workers import Job, describe_error
+from zoo_gui.workers import Job, describe_error, emit
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 TOP_K = 5
@@ -96,7 +96,7 @@ def classify_paths(job: Job, model: Any, items: Sequence[tuple[int, Path]]) -> i
                 except Exception as exc:
                     rows.append((i, t, None, describe_error(exc)))
         done += len(rows)
-        job.progress.emit(rows)
+        emit(job.progress, rows)
     return done
 
 
@@ -119,8 +119,7 @@ class ResultsModel(QAbstractListModel):
     def set_running(self, running: bool) -> None:
         self.running = running
         if self.items:
-            self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
-
+            emit(self.dataChanged, self.index(0), self.index(len(self.items) - 1))
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.items)
 
@@ -156,8 +155,7 @@ class ResultsModel(QAbstractListModel):
         for item in self.items:
             item.predictions = item.error = None
         if self.items:
-            self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
-
+            emit(self.dataChanged, self.index(0), self.index(len(self.items) - 1))
     def update(self, rows: Iterable[tuple[int, QImage | None, list | None, str | None]]) -> None:
         for item_id, thumb, predictions, error in rows:
             row = self._rows.get(item_id)
@@ -167,9 +165,7 @@ class ResultsModel(QAbstractListModel):
             item.thumbnail = thumb if thumb is not None else item.thumbnail
             item.predictions, item.error = predictions, error
             index = self.index(row)
-            self.dataChanged.emit(index, index)
-
-
+            emit(self.dataChanged, index, index)
 class ResultDelegate(QStyledItemDelegate):
     """A card: thumbnail, file name, top-5 probability bars (or the error)."""
 

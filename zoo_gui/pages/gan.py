@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ImageView, hint, tile, to_qimage
+from zoo_gui.workers import emit
 
 GRID_SIZES = (9, 16, 25, 36, 64)
 STEPS = 32
@@ -100,8 +101,7 @@ class SampleGrid(QWidget):
             return
         i = self.index_at(event.position())
         if i >= 0:
-            self.clicked.emit(i)
-
+            emit(self.clicked, i)
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
