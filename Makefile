@@ -35,7 +35,9 @@ screenshots: $(STAMP)
 	$(BIN)/python -m zoo_gui.screenshots --runs $(OUT) --out docs/screenshots
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/inference.py --runs $(OUT)
+	$(BIN)/python benchmarks/export_inference.py --runs $(OUT)
+	$(BIN)/python benchmarks/runtime.py --runs $(OUT)
+	$(BIN)/python benchmarks/train_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -47,6 +47,7 @@ __all__ = [
     "load",
     "read_manifest",
     "find_bundles",
+    "TASK_CLASSES",
     "BundleError",
     "Prediction",
     "BundleModel",

@@ -132,10 +132,16 @@ class TextGenerator(BundleModel):
                 raise BundleError("prompt: empty (after dropping unknown characters); give at least one character")
             ids = [int(self.bos_id)]
         s = self.sampling
-        max_new = int(s["max_new_tokens"] if max_new_tokens is None else max_new_tokens)
-        temp = s["temperature"] if temperature is None else temperature
-        k = s["top_k"] if top_k is None else top_k
-        p = s["top_p"] if top_p is None else top_p
+        try:
+            max_new = int(s["max_new_tokens"] if max_new_tokens is None else max_new_tokens)
+            temp = s["temperature"] if temperature is None else temperature
+            temp = None if temp is None else float(temp)
+            k = s["top_k"] if top_k is None else top_k
+            k = None if k is None else int(k)
+            p = s["top_p"] if top_p is None else top_p
+            p = None if p is None else float(p)
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"generate: a sampling setting is not a number ({exc})") from None
         if max_new < 0:
             raise BundleError(f"max_new_tokens: {max_new} is negative")
         if temp is not None and (not np.isfinite(temp) or temp < 0):
