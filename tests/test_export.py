@@ -345,11 +345,14 @@ def test_cli_all_exports_every_run_and_writes_report(tiny_checkpoint, tmp_path, 
     assert f"{len(names)}/{len(names)} exported and passed" in table
 
 
-def test_no_check_publishes_with_parity_marked_skipped(tiny_checkpoint, tmp_path):
+def test_no_check_publishes_with_parity_marked_skipped_and_replaces_a_bundle(tiny_checkpoint, tmp_path):
     out = tmp_path / "bundle"
-    assert cli.main([str(tiny_checkpoint(_cheap_model())), "--out", str(out), "--no-check", "--format", "onnx"]) == 0
-    parity = manifest_of(out)["parity"]
-    assert parity["skipped"] is True and parity["passed"] is None
+    args = [str(tiny_checkpoint(_cheap_model())), "--out", str(out), "--no-check", "--format", "onnx"]
+    assert cli.main(args) == 0
+    first = manifest_of(out)
+    assert first["parity"]["skipped"] is True and first["parity"]["passed"] is None
+    assert cli.main(args) == 0  # a second export replaces the first bundle whole
+    assert manifest_of(out)["created"] >= first["created"] and sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
 # ------------------------------------------------------------------------------ fp16 and int8

@@ -78,7 +78,7 @@ class BundleWriter:
     def write_metadata(self, manifest: dict[str, Any]) -> None:
         """Put the zoo.* keys into every .onnx file of the bundle (before hashing)."""
         for role, entry in manifest["graphs"].items():
-            if entry.get("file") and (self.tmp / entry["file"]).exists():
+            if entry.get("file", "").endswith(".onnx") and (self.tmp / entry["file"]).exists():
                 graph_io.set_metadata(self.tmp / entry["file"], onnx_metadata(manifest, role, entry),
                                       doc=f"Model Zoo {manifest['model']} ({manifest['task']}), graph {role!r}")
         quantized = manifest.get("quantized") or {}
@@ -114,7 +114,7 @@ class BundleWriter:
         manifest = self._write_manifest(manifest, complete=True)
         old = None
         if self.target.exists():
-            old = self.target.parent / f"{self.target.name}.old-{secrets.token_hex(4)}"
+            old = self.target.parent / f"{self.target.name}.tmp-old-{secrets.token_hex(4)}"  # skipped by readers
             os.replace(self.target, old)
         os.replace(self.tmp, self.target)
         _fsync_dir(self.target.parent)

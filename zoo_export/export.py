@@ -331,8 +331,9 @@ def _build(
         from zoo_export.quantize import quantize_int8
 
         if quant_data is None:
-            why = "only classifiers with training data" if not getattr(exporter, "supports_int8", False) else "fp32 graphs only"
-            result.quantized = {"skipped": f"int8 quantization is for {why}"}
+            why = ("covers image classifiers only" if not exporter.supports_int8
+                   else "starts from fp32 graphs (not --dtype fp16)")
+            result.quantized = {"skipped": f"int8 quantization {why}"}
         else:
             result.quantized = quantize_int8(files["model"], writer.path(schema.INT8_FILE), ctx, quant_data)
             manifest["quantized"] = result.quantized

@@ -68,11 +68,15 @@ KEY_METRICS = (
     "val_accuracy",
     "val_acc",
     "accuracy",
+    "test_exact",
+    "val_exact",
     "test_exact_match",
     "val_exact_match",
     "exact_match",
     "test_token_accuracy",
     "val_token_accuracy",
+    "fid",
+    "val_fd_pixels",
     "val_bpc",
     "val_loss",
     "test_loss",
@@ -98,7 +102,7 @@ def format_size(n: int | None) -> str:
 def format_metric(name: str, value: Any) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return f"{value}"
-    if any(word in name for word in ("acc", "exact_match", "f1")) and 0 <= value <= 1:
+    if any(word in name for word in ("acc", "exact", "f1")) and 0 <= value <= 1:
         return f"{100 * value:.1f} %"
     if isinstance(value, int):
         return f"{value:,}"
@@ -119,6 +123,7 @@ def key_metric(metrics: dict[str, Any] | None) -> tuple[str, str] | None:
     for name in (primary, *KEY_METRICS):
         if name in numeric:
             return name, format_metric(name, numeric[name])
+    numeric.pop("best_val", None)  # a copy of the primary metric, without its name
     if numeric:
         name = sorted(numeric)[0]
         return name, format_metric(name, numeric[name])
@@ -551,9 +556,13 @@ def details_html(info: BundleInfo) -> str:
         rows.append(_row("Versions", esc(", ".join(f"{k} {v}" for k, v in versions.items()))))
     parts.append("<table>" + "".join(rows) + "</table>")
 
-    if info.metrics:
+    metrics = {k: v for k, v in info.metrics.items() if k != "primary"}
+    if metrics:
+        primary = info.metrics.get("primary")
         parts.append("<h3>Metrics</h3><table>")
-        parts.extend(_row(metric_name(k), esc(format_metric(k, v))) for k, v in info.metrics.items())
+        for k, v in metrics.items():
+            value = esc(format_metric(k, v))
+            parts.append(_row(metric_name(k), f"<b>{value}</b> (primary)" if k == primary else value))
         parts.append("</table>")
 
     parity = m.get("parity") or {}

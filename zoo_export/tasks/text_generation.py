@@ -14,7 +14,7 @@ and a generation that recomputes the full graph each step must give them too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
