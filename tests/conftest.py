@@ -62,3 +62,12 @@ def writable_bundle(tmp_path: Path, tiny_bundle: Callable[[str], Path]) -> Calla
         return dest
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    # Tiny models on 2 shared cores: extra intra-op threads only add contention and make timings erratic.
+    import torch
+
+    torch.set_num_threads(1)
+    yield

@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default="quick",
                    help="recipe size: smoke (seconds), quick (minutes on a CPU), full (quality; for a GPU) (default: %(default)s)")
     p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
+    p.add_argument("--text", dest="data", metavar="PATH", help="a UTF-8 text file for the text models (same as --data PATH)")
     p.add_argument("--data-dir", type=Path, help="where to look for datasets first (then $ZOO_DATA, ~/.cache/model-zoo, system copies)")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--batch-size", type=int, help="override the recipe's global batch size")
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_overrides(args.set, parser)
     if args.model and args.model not in list_models():
         parser.error(f"unknown model {args.model!r}; known: {', '.join(list_models())}")
-    names = list_models(args.task) if args.all else [args.model]
+    # Classifiers first: the GAN's Frechet distance is measured in a trained classifier's feature space.
+    names = sorted(list_models(args.task), key=lambda n: get_entry(n).task != "image-classification") if args.all else [args.model]
     if args.all and not names:
         parser.error(f"no models of task {args.task!r}")
 
