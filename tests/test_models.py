@@ -69,3 +69,24 @@ def test_cifar_lenet_matches_seed_000():
 def test_scratch_cnn_uses_no_torch_layers():
     model = get_model("scratch-cnn", in_channels=1, num_classes=10, image_size=28)
     assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in model.modules())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_entry_states_its_quality_target(name):
+    targets = get_entry(name).targets
+    assert targets, f"{name} has no quality target for its full recipe"
+    for target in targets:
+        assert target.met({}) is None  # nothing measured is not a pass
+
+
+def test_quality_target_bounds():
+    from zoo_train.registry import QualityTarget
+
+    assert QualityTarget("acc", at_least=0.9).met({"acc": 0.9}) is True
+    assert QualityTarget("acc", at_least=0.9).met({"acc": 0.8986}) is False
+    assert QualityTarget("loss", at_most=1.5).met({"loss": 1.51}) is False
+    below = QualityTarget("fid", below="fid_untrained", fraction=0.25)
+    assert below.met({"fid": 20.0, "fid_untrained": 100.0}) is True
+    assert below.met({"fid": 30.0, "fid_untrained": 100.0}) is False
+    assert below.met({"fid": 20.0, "fid_untrained": None}) is None
+    assert below.describe() == "fid < 0.25 x fid_untrained"

@@ -16,6 +16,7 @@ import torch
 
 from zoo_train.data.images import write_idx
 from zoo_train.registry import config_fields, get_entry, list_models
+from zoo_train.report import main as report_main
 from zoo_train.tasks.text_generation import VOCAB_FIELDS
 from zoo_train.trainer import TrainConfig, train
 
@@ -232,6 +233,8 @@ def test_smoke_training_writes_summary_and_samples(name: str, smoke_run) -> None
     assert (run / "checkpoints" / "best.pt").is_file()
     assert (run / summary["samples"]).exists()
     assert summary["metric"] in summary
+    if name not in GANS:  # the GAN's FID needs a trained classifier: see the tests below
+        assert all(target.met(summary) is not None for target in get_entry(name).targets)
     if get_entry(name).task == "text-generation":
         assert summary["markov_bpc"] > 0 and math.isfinite(summary["val_bpc"])
         assert summary["val_bpc"] == pytest.approx(summary["val_loss"] / math.log(2))
@@ -266,6 +269,25 @@ def test_dcgan_measures_fid_with_a_trained_classifier(tmp_path: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     assert summary["fid_status"] == "measured"
     assert summary["fid"] >= 0 and summary["fid_untrained"] >= 0 and summary["fid_real_train"] >= 0
+    assert sum(summary["sample_class_counts"]) == summary["fid_samples"] and len(summary["sample_class_counts"]) == 10
+    assert summary["sample_classes_covered"] == sum(1 for c in summary["sample_class_counts"] if c)
+    assert all(target.met(summary) is not None for target in get_entry("dcgan").targets)
+
+
+def test_quality_report_names_every_trained_model_with_its_targets(smoke_run, tmp_path: Path) -> None:
+    names = TEXT_MODELS + SEQ2SEQ
+    out = smoke_run(names[0]).parent
+    for name in names[1:]:
+        smoke_run(name)
+    quality = tmp_path / "docs" / "QUALITY.md"
+    assert report_main(["--runs", str(out), "--quality", str(quality)]) == 0
+    text = quality.read_text()
+    for name in names:
+        section = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+        assert "- target: " in section and "(smoke preset; the targets are for full)" in section
+        for target in get_entry(name).targets:
+            assert target.describe() in section
+    assert (tmp_path / "docs" / "quality" / "char-gpt-samples.txt").is_file()
 
 
 def test_sequence_classifiers_share_a_comparison_table(smoke_run) -> None:

@@ -42,6 +42,43 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class QualityTarget:
+    """One figure the ``full`` recipe must reach on held-out data; docs/QUALITY.md checks it.
+
+    ``metric`` is a key of the run's summary.json. The bound is ``at_least`` / ``at_most`` a number,
+    or at most ``fraction`` times another summary key (a baseline such as the Markov model's).
+    """
+
+    metric: str
+    at_least: float | None = None
+    at_most: float | None = None
+    below: str | None = None
+    fraction: float = 1.0
+
+    def describe(self) -> str:
+        if self.at_least is not None:
+            return f"{self.metric} >= {self.at_least:g}"
+        if self.at_most is not None:
+            return f"{self.metric} <= {self.at_most:g}"
+        scale = "" if self.fraction == 1.0 else f"{self.fraction:g} x "
+        return f"{self.metric} < {scale}{self.below}"
+
+    def met(self, summary: Mapping[str, Any]) -> bool | None:
+        """True or False; None when the summary lacks a figure the check needs."""
+        value = summary.get(self.metric)
+        if not isinstance(value, (int, float)):
+            return None
+        if self.at_least is not None:
+            return value >= self.at_least
+        if self.at_most is not None:
+            return value <= self.at_most
+        reference = summary.get(self.below or "")
+        if not isinstance(reference, (int, float)):
+            return None
+        return value < self.fraction * reference
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """Everything the zoo knows about one registered model."""
 
@@ -54,6 +91,8 @@ class ModelEntry:
     description: str = ""
     # Small constructor overrides that keep tests and export checks fast.
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
+    # What the full recipe must reach (the zoo's published quality bar), all of them.
+    targets: tuple[QualityTarget, ...] = ()
 
     def recipe(self, preset: str) -> Recipe:
         if preset not in self.recipes:
@@ -76,6 +115,7 @@ def register_model(
     recipes: Mapping[str, Recipe],
     description: str = "",
     tiny_config: Mapping[str, Any] | None = None,
+    targets: tuple[QualityTarget, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder ``f(**config) -> nn.Module`` under ``name``."""
     missing = [p for p in PRESETS if p not in recipes]
@@ -94,6 +134,7 @@ def register_model(
             recipes=dict(recipes),
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
             tiny_config=dict(tiny_config or {}),
+            targets=tuple(targets),
         )
         return builder
 

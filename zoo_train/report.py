@@ -18,6 +18,10 @@ from zoo_train.registry import get_entry, list_models
 
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
+# Secondary figures worth a line in docs/QUALITY.md when a run reports them.
+DETAIL_KEYS = ("test_loss", "macro_f1", "majority_class_accuracy", "val_bpc", "val_perplexity", "markov_order",
+               "uniform_bpc", "chance_accuracy", "order_blind_ceiling", "seconds_per_epoch", "test_token_accuracy",
+               "fid_untrained", "fid_real_train", "fd_pixels", "fd_pixels_untrained", "sample_class_counts")
 ARTEFACTS = ("curves.png", "confusion_matrix.png", "predictions.png", "samples.png", "samples.txt")
 
 
@@ -55,17 +59,26 @@ def bundle_status(manifest: dict[str, Any] | None) -> str:
     return "parity passed" if manifest.get("parity", {}).get("passed") else "parity FAILED"
 
 
+def target_status(name: str, summary: dict[str, Any]) -> str:
+    """Each quality target of the registry entry with met / missed / unmeasured, e.g. "test_accuracy >= 0.9: missed"."""
+    verdicts = {True: "met", False: "missed", None: "not measured"}
+    parts = [f"{t.describe()}: {verdicts[t.met(summary)]}" for t in get_entry(name).targets]
+    if summary.get("preset") != "full":
+        parts.append(f"({summary.get('preset')} preset; the targets are for full)")
+    return "; ".join(parts) or "—"
+
+
 def markdown_table(records: list[dict[str, Any]]) -> str:
-    rows = ["| model | task | data | params | metric | value | baseline | baseline value | train s | device | bundle |",
-            "|---|---|---|---:|---|---:|---|---:|---:|---|---|"]
+    rows = ["| model | task | data | params | metric | value | baseline | baseline value | target | train s | device | bundle |",
+            "|---|---|---|---:|---|---:|---|---:|---|---:|---|---|"]
     for record in records:
         s = record["summary"]
         metric, value, base_name, base_value = headline(s)
         data = s.get("data", "").split(" (")[0]
         rows.append(
             f"| {record['name']} | {s.get('task')} | {data} | {s.get('parameters', 0):,} | {metric} | {value} | "
-            f"{base_name or '—'} | {base_value} | {s.get('train_seconds', 0):.0f} | {s.get('device_name') or s.get('device')} "
-            f"({s.get('preset')}) | {bundle_status(record['manifest'])} |"
+            f"{base_name or '—'} | {base_value} | {target_status(record['name'], s)} | {s.get('train_seconds', 0):.0f} | "
+            f"{s.get('device_name') or s.get('device')} ({s.get('preset')}) | {bundle_status(record['manifest'])} |"
         )
     return "\n".join(rows)
 
@@ -107,9 +120,12 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> None:
         lines += [f"## {record['name']}", "", f"*{entry.description}*", "",
                   f"- data: {s.get('data')}", f"- split: {s.get('split', 'see data line')}",
                   f"- {metric}: **{value}**" + (f" (baseline {base_name}: {base_value})" if base_name else ""),
+                  f"- target: {target_status(record['name'], s)}",
                   f"- preset {s.get('preset')}, {s.get('epochs_run')} epochs, {s.get('steps')} steps, "
-                  f"{s.get('train_seconds', 0):.0f} s of training on {s.get('device_name') or s.get('device')}",
-                  f"- parameters: {s.get('parameters', 0):,}", ""]
+                  f"{s.get('train_seconds', 0):.0f} s of training on {s.get('device_name') or s.get('device')}"
+                  f" (world size {s.get('world_size', 1)})",
+                  f"- parameters: {s.get('parameters', 0):,}"]
+        lines += [f"- {key}: {_fmt(s[key])}" for key in DETAIL_KEYS if key in s] + [""]
         for name in ARTEFACTS:
             source = record["dir"] / name
             if not source.exists():

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from zoo_train.registry import Recipe, register_model
+from zoo_train.registry import QualityTarget, Recipe, register_model
 
 RNNState = Tensor | tuple[Tensor, Tensor]  # GRU: h; LSTM: (h, c); each [num_layers, N, H]
 
@@ -113,6 +113,7 @@ TINY = {"embedding_size": 8, "hidden_size": 16, "num_layers": 1}
                        model_overrides={"embedding_size": 128, "hidden_size": 512, "num_layers": 3, "dropout": 0.2}),
     },
     description="CharLSTM (seed 000): embedding, 2-layer LSTM 256, linear; explicit (h, c) state",
+    targets=(QualityTarget("val_loss", at_most=1.60), QualityTarget("val_loss", below="markov_nats")),
     tiny_config=TINY,
 )
 def char_lstm(**config: object) -> CharLSTM:

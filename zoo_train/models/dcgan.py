@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 from torch import Tensor
 
-from zoo_train.registry import Recipe, register_model
+from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,8 @@ TINY = {"latent_dim": 8, "g_features": 4, "d_features": 4}
                        data_options={"fid_samples": 10000}),
     },
     description="DCGAN (seed 002): transposed-conv generator, strided-conv discriminator, Fashion-MNIST",
+    # "Far below" the untrained generator: at most a quarter of its distance; no mode collapse.
+    targets=(QualityTarget("fid", below="fid_untrained", fraction=0.25), QualityTarget("sample_classes_covered", at_least=10)),
     tiny_config=TINY,
 )
 def dcgan(**config: object) -> DCGAN:

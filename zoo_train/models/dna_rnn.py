@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from zoo_train import nn_scratch
 from zoo_train.models.char_lstm import RecurrentLM
-from zoo_train.registry import Recipe, register_model
+from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ RECIPES = {
     "dna-gru", task="text-generation", config_cls=DNARNNConfig, default_dataset="kmer-examples",
     recipes=RECIPES, tiny_config=TINY,
     description="DNA GRU (seed 001): from-scratch GRU cells, 2 x 128, on a bacterial genome",
+    targets=(QualityTarget("val_bpc", below="markov_bpc"),),
 )
 def dna_gru(**config: object) -> DNARNN:
     return DNARNN(DNARNNConfig(**config), "gru")
@@ -73,6 +74,7 @@ def dna_gru(**config: object) -> DNARNN:
     "dna-lstm", task="text-generation", config_cls=DNARNNConfig, default_dataset="kmer-examples",
     recipes=RECIPES, tiny_config=TINY,
     description="DNA LSTM (seed 001): from-scratch LSTM cells, 2 x 128, on a bacterial genome",
+    targets=(QualityTarget("val_bpc", below="markov_bpc"),),
 )
 def dna_lstm(**config: object) -> DNARNN:
     return DNARNN(DNARNNConfig(**config), "lstm")

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo_train.registry import Recipe, register_model
+from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,9 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.max_context = config.block_size
+        # After a cache reset, feed half a window again: a reset then costs one half-window
+        # recompute every block_size // 2 tokens instead of a full one on every token.
+        self.reset_keep = max(1, config.block_size // 2)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
@@ -196,6 +199,7 @@ TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": 16, "dropout": 0.
                        model_overrides={"n_embd": 256, "n_head": 4, "n_layer": 6, "block_size": 128, "dropout": 0.2}),
     },
     description="Character GPT (seed 003): 4 layers, 4 heads, n_embd 128, block 64, KV cache, tied weights",
+    targets=(QualityTarget("val_loss", at_most=1.50), QualityTarget("val_loss", below="markov_nats")),
     tiny_config=TINY,
 )
 def char_gpt(**config: object) -> GPT:

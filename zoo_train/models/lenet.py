@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from zoo_train.models._image_recipes import image_recipes
-from zoo_train.registry import register_model
+from zoo_train.registry import QualityTarget, register_model
 
 
 def _conv_out(size: int, kernel: int, pool: int) -> int:
@@ -76,6 +76,7 @@ class LeNet(nn.Module):
     "lenet5", task="image-classification", config_cls=LeNetConfig, default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=3, full_epochs=30, lr=2e-3, quick_limit=20000),
     description="LeNet-5 (seed 004): conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes",
+    targets=(QualityTarget("test_accuracy", at_least=0.90),),
 )
 def lenet5(**config: object) -> LeNet:
     return LeNet(LeNetConfig(**config))
@@ -85,6 +86,7 @@ def lenet5(**config: object) -> LeNet:
     "cifar-lenet", task="image-classification", config_cls=CIFARLeNetConfig, default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=40, lr=1e-3),
     description="CIFAR LeNet (seed 000): conv 64@5x5 x2 with max-pooling, FC 384-192-classes",
+    targets=(QualityTarget("test_accuracy", at_least=0.91),),
     tiny_config={"conv_channels": (8, 8), "fc_sizes": (16, 16)},
 )
 def cifar_lenet(**config: object) -> LeNet:

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from zoo_train.models._image_recipes import image_recipes
-from zoo_train.registry import register_model
+from zoo_train.registry import QualityTarget, register_model
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ class ResNetCIFAR(nn.Module):
     recipes=image_recipes(quick_epochs=1, full_epochs=60, lr=0.1, optimizer="sgd", weight_decay=5e-4,
                           quick_limit=8000, label_smoothing=0.1),
     description="ResNetCIFAR (seed 003): pre-activation ResNet, 3 stages (32/64/128) x 2 blocks",
+    targets=(QualityTarget("test_accuracy", at_least=0.945),),
     tiny_config={"widths": (4, 8), "blocks": (1, 1)},
 )
 def resnet_cifar(**config: object) -> ResNetCIFAR:

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from zoo_train.models._image_recipes import image_recipes
 from zoo_train.nn_scratch import Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
-from zoo_train.registry import register_model
+from zoo_train.registry import QualityTarget, register_model
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class ScratchCNN(nn.Module):
     "scratch-cnn", task="image-classification", config_cls=ScratchCNNConfig, default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=30, lr=2e-3, quick_limit=10000),
     description="ScratchCNN (seed 001): conv-relu-pool x2 + MLP, only from-scratch layers",
+    targets=(QualityTarget("test_accuracy", at_least=0.90),),
     tiny_config={"widths": (4, 8), "hidden": 16},
 )
 def scratch_cnn(**config: object) -> ScratchCNN:

@@ -15,7 +15,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from zoo_train.models.gpt import Attention, Block, causal_mask, init_transformer_weights
-from zoo_train.registry import Recipe, register_model
+from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers
                        data_options={"max_length": 20}),
     },
     description="Encoder-decoder transformer (seed 002), teacher forcing, greedy decoding; sequence reversal",
+    targets=(QualityTarget("test_exact", at_least=0.95),),
     tiny_config=TINY,
 )
 def seq2seq_transformer(**config: object) -> Seq2SeqTransformer:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 from torch import Tensor
 
-from zoo_train.registry import Recipe, register_model
+from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ RECIPES = {
     "lstm-classifier", task="sequence-classification", config_cls=SeqClassifierConfig, default_dataset="temporal-order",
     recipes=RECIPES, tiny_config=TINY,
     description="LSTM sequence classifier (seed 002) on the temporal-order task",
+    targets=(QualityTarget("test_accuracy", at_least=0.98),),
 )
 def lstm_classifier(**config: object) -> RNNClassifier:
     return RNNClassifier(SeqClassifierConfig(**config), "lstm")
@@ -76,6 +77,7 @@ def lstm_classifier(**config: object) -> RNNClassifier:
     "gru-classifier", task="sequence-classification", config_cls=SeqClassifierConfig, default_dataset="temporal-order",
     recipes=RECIPES, tiny_config=TINY,
     description="GRU sequence classifier (seed 002) on the temporal-order task",
+    targets=(QualityTarget("test_accuracy", at_least=0.98),),
 )
 def gru_classifier(**config: object) -> RNNClassifier:
     return RNNClassifier(SeqClassifierConfig(**config), "gru")

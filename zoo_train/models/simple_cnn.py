@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from zoo_train.models._image_recipes import image_recipes
-from zoo_train.registry import register_model
+from zoo_train.registry import QualityTarget, register_model
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class SimpleCNN(nn.Module):
     "simple-cnn", task="image-classification", config_cls=SimpleCNNConfig, default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=40, lr=2e-3, label_smoothing=0.1),
     description="SimpleCNN (seeds 002/003): 3x (Conv+BN+ReLU+MaxPool), FC 256 with dropout",
+    targets=(QualityTarget("test_accuracy", at_least=0.93),),
     tiny_config={"widths": (4, 8, 8), "hidden": 16},
 )
 def simple_cnn(**config: object) -> SimpleCNN:

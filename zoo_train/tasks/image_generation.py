@@ -185,20 +185,25 @@ class ImageGeneration(Task):
         features, problem = classifier_features(classifier_path, data.meta["preprocessing"]["image"], device)
         if features is None:
             return {**report, "fid": None, "fid_untrained": None, "fid_status": f"missing: {problem}"}
-        reference = features(real_test)
+        reference, _ = features(real_test)
+        trained, trained_logits = features(fakes["trained"])
+        class_counts = torch.bincount(trained_logits.argmax(-1), minlength=trained_logits.shape[1]).tolist()
         return {
             **report,
-            "fid": frechet_distance(reference, features(fakes["trained"])),
-            "fid_untrained": frechet_distance(reference, features(fakes["untrained"])),
-            "fid_real_train": frechet_distance(reference, features(real_train)),
+            "fid": frechet_distance(reference, trained),
+            "fid_untrained": frechet_distance(reference, features(fakes["untrained"])[0]),
+            "fid_real_train": frechet_distance(reference, features(real_train)[0]),
             "fid_status": "measured", "fid_features": f"{classifier_path} (penultimate layer)",
+            # Mode collapse shows as samples the classifier puts in few classes.
+            "sample_class_counts": class_counts,
+            "sample_classes_covered": sum(1 for c in class_counts if c > 0),
         }
 
 
 def classifier_features(
     path: Path, image: dict[str, Any], device: torch.device
-) -> tuple[Callable[[torch.Tensor], torch.Tensor] | None, str]:
-    """``f(images in [0, 1]) -> features [N, D]`` of a trained zoo classifier, or (None, why not)."""
+) -> tuple[Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None, str]:
+    """``f(images in [0, 1]) -> (features [N, D], logits [N, K])`` of a trained zoo classifier, or (None, why not)."""
     if not path.is_file():
         return None, f"no trained classifier at {path} (train simple-cnn first)"
     try:
@@ -214,11 +219,13 @@ def classifier_features(
     std = torch.tensor(prep["std"], device=device).view(1, -1, 1, 1)
 
     @torch.no_grad()
-    def features(images: torch.Tensor, batch: int = 500) -> torch.Tensor:
-        return torch.cat([
-            classifier.features((images[i:i + batch].to(device) - mean) / std).float().cpu()
-            for i in range(0, len(images), batch)
-        ])
+    def features(images: torch.Tensor, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, logits = [], []
+        for i in range(0, len(images), batch):
+            x = (images[i:i + batch].to(device) - mean) / std
+            feats.append(classifier.features(x).float().cpu())
+            logits.append(classifier(x).float().cpu())
+        return torch.cat(feats), torch.cat(logits)
 
     return features, ""
 

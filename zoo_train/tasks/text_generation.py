@@ -81,7 +81,8 @@ def generate(
        one id per call when ``step_tokens == 1``.
     2. logits, state = step(feed, state); pick the next id from the last position's logits.
     3. If ``max_context`` is set and the cached length + 1 would exceed it, reset the state and
-       feed the last ``max_context`` ids of the whole sequence again; else feed the new id.
+       feed the last ``reset_keep`` ids of the whole sequence again (the model's attribute, else
+       ``max_context``); else feed the new id.
     """
     ids = [int(i) for i in prompt_ids]
     if not ids:
@@ -95,6 +96,7 @@ def generate(
     else:
         generator.manual_seed(seed)
     max_context: int | None = model.max_context
+    keep = getattr(model, "reset_keep", None) or max_context
     stops = set(stop_ids or ())
     state = model.initial_state(1, device)
     feed = ids[-max_context:] if max_context else ids
@@ -116,7 +118,7 @@ def generate(
             if next_id in stops:
                 break
             if max_context is not None and cached + 1 > max_context:
-                state, feed, cached = model.initial_state(1, device), ids[-max_context:], 0
+                state, feed, cached = model.initial_state(1, device), ids[-keep:], 0
             else:
                 feed = [next_id]
     finally:
