@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= models_out
+FULL ?= runs_full
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install test demo data export quality screenshots bench clean
+.PHONY: install test demo data full export quality screenshots bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +29,13 @@ demo: $(STAMP)
 	$(BIN)/zoo-export --all --runs $(OUT) --format all --report $(OUT)/export_report.json
 	$(BIN)/python -m zoo_train.report --runs $(OUT)
 
+# The full recipes: hours on a CPU, minutes per model on one GPU (docs/QUALITY.md has the figures).
+full: $(STAMP)
+	$(BIN)/zoo-data fetch --apt --quiet || true
+	$(BIN)/zoo-train --all --preset full --out $(FULL)
+
 quality: $(STAMP)
-	$(BIN)/python -m zoo_train.report --runs $(OUT) --quality docs/QUALITY.md
+	$(BIN)/python -m zoo_train.report --runs $(FULL) $(OUT) --quality docs/QUALITY.md
 
 screenshots: $(STAMP)
 	$(BIN)/python -m zoo_gui.screenshots --runs $(OUT) --out docs/screenshots

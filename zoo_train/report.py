@@ -2,7 +2,8 @@
 
     python -m zoo_train.report --runs models_out                      print the table
     python -m zoo_train.report --runs models_out --readme README.md   refresh the README's table
-    python -m zoo_train.report --runs models_out --quality docs/QUALITY.md
+    python -m zoo_train.report --runs runs_full models_out --quality docs/QUALITY.md
+                                          full runs where made, the demo's quick runs elsewhere
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from zoo_train.registry import get_entry, list_models
+from zoo_train.registry import PRESETS, get_entry, list_models
 
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
@@ -25,17 +26,26 @@ DETAIL_KEYS = ("test_loss", "macro_f1", "majority_class_accuracy", "val_bpc", "v
 ARTEFACTS = ("curves.png", "confusion_matrix.png", "predictions.png", "samples.png", "samples.txt")
 
 
-def load_runs(runs: Path) -> list[dict[str, Any]]:
-    """One record per registered model that has a summary.json under ``runs``, in registry order."""
+def load_runs(roots: Sequence[Path]) -> list[dict[str, Any]]:
+    """One record per registered model that has a summary.json under one of ``roots``, in registry order.
+
+    When several roots hold a model, the run of the most thorough preset wins (full > quick > smoke),
+    so a table can combine full runs where they were made with the quick runs of ``make demo``.
+    """
     records = []
     for name in list_models():
-        summary_path = runs / name / "summary.json"
-        if not summary_path.exists():
+        found = []
+        for root in roots:
+            summary_path = root / name / "summary.json"
+            if summary_path.exists():
+                summary = json.loads(summary_path.read_text())
+                found.append((PRESETS.index(summary["preset"]) if summary.get("preset") in PRESETS else -1, root, summary))
+        if not found:
             continue
-        summary = json.loads(summary_path.read_text())
-        manifest_path = runs / name / "export" / "manifest.json"
+        _, root, summary = max(found, key=lambda item: item[0])
+        manifest_path = root / name / "export" / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-        records.append({"name": name, "dir": runs / name, "summary": summary, "manifest": manifest})
+        records.append({"name": name, "dir": root / name, "summary": summary, "manifest": manifest})
     return records
 
 
@@ -143,13 +153,16 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo_train.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, default=Path("models_out"), help="output root of zoo-train (default: %(default)s)")
+    parser.add_argument("--runs", type=Path, nargs="+", default=[Path("models_out")],
+                        help="output roots of zoo-train; a model found in several is taken from its most thorough "
+                             "preset (full > quick > smoke) (default: %(default)s)")
     parser.add_argument("--readme", type=Path, help="rewrite the table between the zoo-table markers of this file")
     parser.add_argument("--quality", type=Path, help="write a quality report (markdown + pictures beside it)")
     args = parser.parse_args(argv)
     records = load_runs(args.runs)
     if not records:
-        print(f"{args.runs}: no trained runs (no */summary.json); run `zoo-train --all` first", file=sys.stderr)
+        print(f"{', '.join(map(str, args.runs))}: no trained runs (no */summary.json); run `zoo-train --all` first",
+              file=sys.stderr)
         return 2
     print(text_table(records))
     if args.readme:
@@ -158,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         write_quality(records, args.quality)
         print(f"wrote {args.quality}")
     bundles = [r for r in records if r["manifest"]]
-    print(f"\n{len(records)} models trained under {args.runs}/, {len(bundles)} exported as bundles "
-          f"({args.runs}/<model>/export/).")
-    print(f"Open them in the app:  .venv/bin/zoo-gui {args.runs}")
+    roots = " ".join(map(str, args.runs))
+    print(f"\n{len(records)} models trained under {roots}, {len(bundles)} exported as bundles (<root>/<model>/export/).")
+    print(f"Open them in the app:  .venv/bin/zoo-gui {roots}")
     return 0
 
 

@@ -352,6 +352,7 @@ def train(cfg: TrainConfig) -> Path:
                   "seconds": round(time.perf_counter() - epoch_start, 3), **metrics}
         logger.log(record)
         if dist_info.is_main:
+            task.epoch_end(model, data, run_dir, epoch + 1, device)
             payload = checkpoint_payload(epoch + 1, metrics)
             if improved:
                 save_checkpoint(ckpt_dir / "best.pt", payload)

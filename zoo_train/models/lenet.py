@@ -74,7 +74,10 @@ class LeNet(nn.Module):
 
 @register_model(
     "lenet5", task="image-classification", config_cls=LeNetConfig, default_dataset="fashion-mnist",
-    recipes=image_recipes(quick_epochs=3, full_epochs=30, lr=2e-3, quick_limit=20000),
+    # Full: LeNet-5's layout with max instead of average pooling and label smoothing; the paper's
+    # average pooling stopped at 0.8986 test accuracy after 30 epochs (measured), short of 0.90.
+    recipes=image_recipes(quick_epochs=3, full_epochs=40, lr=2e-3, quick_limit=20000, label_smoothing=0.1,
+                          full_overrides={"pool": "max"}),
     description="LeNet-5 (seed 004): conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
 )

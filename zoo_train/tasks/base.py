@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -39,6 +40,26 @@ def move_to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: move_to(v, device) for k, v in batch.items()}
     return batch
+
+
+def average_gradients(module: nn.Module) -> None:
+    """Average ``module``'s gradients over the ranks of a torchrun job (a no-op in one process).
+
+    DDP does this itself only for a backward that follows a forward through its wrapper; a task
+    that steps parts of the model on their own (a GAN's two players) calls this after each backward.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
 
 
 class DeviceLoader:
@@ -144,6 +165,9 @@ class Task:
     def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
         """Validation metrics; ``loader`` yields batches already on ``device`` and transformed."""
         raise NotImplementedError
+
+    def epoch_end(self, model: nn.Module, data: TaskData, out_dir: Path, epoch: int, device: torch.device) -> None:
+        """After each epoch's evaluation, on the writing rank: per-epoch artefacts (e.g. a sample grid)."""
 
     def final_report(
         self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe

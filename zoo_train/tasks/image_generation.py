@@ -29,7 +29,7 @@ from torch.utils.data import TensorDataset
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from zoo_train.data.images import load_image_arrays
 from zoo_train.registry import ModelEntry, Recipe
-from zoo_train.tasks.base import DeviceLoader, Task, TaskData, register_task
+from zoo_train.tasks.base import DeviceLoader, Task, TaskData, average_gradients, register_task
 
 FID_CLASSIFIER = "simple-cnn"
 GRID_SIZE = 64  # an 8 x 8 grid
@@ -37,12 +37,11 @@ POOL = 4
 
 
 class HeldOutImages(TensorDataset):
-    """Real held-out images, plus the fixed noise whose samples are kept after every evaluation."""
+    """Real held-out images, plus the fixed noise whose samples are saved after every epoch."""
 
     def __init__(self, images: torch.Tensor, noise_seed: int):
         super().__init__(images)
         self.noise_seed = noise_seed
-        self.grids: list[torch.Tensor] = []
 
     def fixed_noise(self, latent_dim: int) -> torch.Tensor:
         return torch.randn(GRID_SIZE, latent_dim, generator=torch.Generator().manual_seed(self.noise_seed))
@@ -69,6 +68,16 @@ def sample_images(model: nn.Module, count: int, seed: int, device: torch.device,
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(count, model.latent_dim, generator=generator)
     return torch.cat([model.generate(z[i:i + batch].to(device)).float().cpu() for i in range(0, count, batch)])
+
+
+@torch.no_grad()
+def save_grid(model: nn.Module, data: TaskData, path: Path, device: torch.device) -> None:
+    """The samples of the fixed noise as an 8 x 8 PNG grid (the same noise every epoch)."""
+    from torchvision.utils import save_image
+
+    held_out: HeldOutImages = data.val  # type: ignore[assignment]
+    grid = model.generate(held_out.fixed_noise(model.latent_dim).to(device)).float().cpu()
+    save_image(grid, path, nrow=int(math.sqrt(GRID_SIZE)), padding=1)
 
 
 def to_unit(batch: Sequence[torch.Tensor], train: bool) -> list[torch.Tensor]:
@@ -130,12 +139,14 @@ class ImageGeneration(Task):
             d_loss = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, ones * 0)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
+        average_gradients(net.discriminator)
         opt_d.step()
         with autocast():
             # The non-saturating generator loss: make D call the fakes real.
             g_loss = F.binary_cross_entropy_with_logits(net.discriminator(fake).float(), ones)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
+        average_gradients(net.generator)
         opt_g.step()
         return {"loss": (g_loss + d_loss).detach(), "g_loss": g_loss.detach(), "d_loss": d_loss.detach()}
 
@@ -146,8 +157,6 @@ class ImageGeneration(Task):
         fake = sample_images(model, len(real), seed=0, device=device)
         d_real = model.discriminator(real.to(device) * 2 - 1).float()
         d_fake = model.discriminator(fake.to(device) * 2 - 1).float()
-        held_out: HeldOutImages = loader.loader.dataset  # type: ignore[assignment]
-        held_out.grids.append(model.generate(held_out.fixed_noise(model.latent_dim).to(device)).float().cpu())
         return {
             "val_fd_pixels": frechet_distance(pixel_features(real), pixel_features(fake)),
             "val_d_loss": float(F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
@@ -156,18 +165,15 @@ class ImageGeneration(Task):
             "val_d_fake_score": float(torch.sigmoid(d_fake).mean()),
         }
 
+    def epoch_end(self, model: nn.Module, data: TaskData, out_dir: Path, epoch: int, device: torch.device) -> None:
+        # Written at once, not kept for the end, so that a resumed run keeps its earlier epochs' grids.
+        (out_dir / "samples").mkdir(exist_ok=True)
+        save_grid(model, data, out_dir / "samples" / f"epoch_{epoch:03d}.png", device)
+
     @torch.no_grad()
     def final_report(self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe) -> dict[str, Any]:
-        from torchvision.utils import save_image
-
         model.eval()
-        held_out: HeldOutImages = data.val  # type: ignore[assignment]
-        grid_rows = int(math.sqrt(GRID_SIZE))
-        (out_dir / "samples").mkdir(exist_ok=True)
-        for epoch, grid in enumerate(held_out.grids, start=1):
-            save_image(grid, out_dir / "samples" / f"epoch_{epoch:03d}.png", nrow=grid_rows, padding=1)
-        save_image(model.generate(held_out.fixed_noise(model.latent_dim).to(device)).float().cpu(), out_dir / "samples.png",
-                   nrow=grid_rows, padding=1)
+        save_grid(model, data, out_dir / "samples.png", device)
 
         count = min(int(recipe.data_options.get("fid_samples", 2000)), len(data.test))  # type: ignore[arg-type]
         real_test = data.test.tensors[0][:count].float() / 255.0  # type: ignore[union-attr]
