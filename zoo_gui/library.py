@@ -138,6 +138,18 @@ def short_provider(provider: str | None) -> str:
     return {"Tensorrt": "TensorRT", "Dml": "DirectML", "CoreML": "CoreML"}.get(name, name)
 
 
+def display_path(path: Path | str) -> str:
+    """A path as a person reads it: relative to the working folder when inside it, ``~/...`` under home."""
+    path = Path(path)
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~")):
+        try:
+            rel = path.resolve().relative_to(base.resolve())
+        except (ValueError, OSError):
+            continue
+        return str(Path(prefix) / rel) if prefix else (str(rel) if str(rel) != "." else ".")
+    return str(path)
+
+
 def disk_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
@@ -535,7 +547,7 @@ def _row(name: str, value: str) -> str:
 def details_html(info: BundleInfo) -> str:
     esc = html.escape
     parts = [f"<h2 style='margin-bottom:2px'>{esc(info.name)}</h2>"]
-    parts.append(f"<div style='color:#666'>{esc(task_title(info.task))} · {esc(str(info.path))}</div>")
+    parts.append(f"<div style='color:#666'>{esc(task_title(info.task))} · {esc(display_path(info.path))}</div>")
     if info.problem:
         parts.append(f"<p style='color:{ERROR_COLOR.name()}'><b>Cannot be used:</b> {esc(info.problem)}</p>")
     m = info.manifest or {}
@@ -796,7 +808,7 @@ class LibraryPage(QWidget):
         roots = self.roots()
         usable = sum(1 for i in infos if i.usable)
         if roots:
-            where = ", ".join(str(r) for r in roots)
+            where = ", ".join(display_path(r) for r in roots)
             self.summary_label.setText(f"{usable} bundle{'s' if usable != 1 else ''} in {where}")
         else:
             self.summary_label.setText("No folders yet")
