@@ -69,11 +69,11 @@ def bundle_status(manifest: dict[str, Any] | None) -> str:
     return "parity passed" if manifest.get("parity", {}).get("passed") else "parity FAILED"
 
 
-def target_status(name: str, summary: dict[str, Any]) -> str:
+def target_status(name: str, summary: dict[str, Any], explain_preset: bool = False) -> str:
     """Each quality target of the registry entry with met / missed / unmeasured, e.g. "test_accuracy >= 0.9: missed"."""
     verdicts = {True: "met", False: "missed", None: "not measured"}
     parts = [f"{t.describe()}: {verdicts[t.met(summary)]}" for t in get_entry(name).targets]
-    if summary.get("preset") != "full":
+    if explain_preset and summary.get("preset") != "full":
         parts.append(f"({summary.get('preset')} preset; the targets are for full)")
     return "; ".join(parts) or "—"
 
@@ -115,6 +115,16 @@ def update_readme(readme: Path, table: str) -> None:
     readme.write_text(f"{before}{README_START}\n{table}\n{README_END}{after}")
 
 
+def shortened(entry: Any, summary: dict[str, Any]) -> str:
+    """" (of the recipe's N; ...)" when a run trained fewer epochs than its recipe and did not stop early."""
+    preset = summary.get("preset")
+    if preset not in entry.recipes or summary.get("stopped_early"):
+        return ""
+    planned = entry.recipe(preset).epochs
+    run = summary.get("epochs_run") or 0
+    return f" (of the recipe's {planned}: a shortened run)" if run < planned else ""
+
+
 def write_quality(records: list[dict[str, Any]], out: Path) -> None:
     """docs/QUALITY.md: per model its data, split, metric vs target, baseline, time, device, and pictures."""
     assets = out.parent / "quality"
@@ -130,8 +140,8 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> None:
         lines += [f"## {record['name']}", "", f"*{entry.description}*", "",
                   f"- data: {s.get('data')}", f"- split: {s.get('split', 'see data line')}",
                   f"- {metric}: **{value}**" + (f" (baseline {base_name}: {base_value})" if base_name else ""),
-                  f"- target: {target_status(record['name'], s)}",
-                  f"- preset {s.get('preset')}, {s.get('epochs_run')} epochs, {s.get('steps')} steps, "
+                  f"- target: {target_status(record['name'], s, explain_preset=True)}",
+                  f"- preset {s.get('preset')}, {s.get('epochs_run')} epochs{shortened(entry, s)}, {s.get('steps')} steps, "
                   f"{s.get('train_seconds', 0):.0f} s of training on {s.get('device_name') or s.get('device')}"
                   f" (world size {s.get('world_size', 1)})",
                   f"- parameters: {s.get('parameters', 0):,}"]
