@@ -37,7 +37,14 @@ full: $(STAMP)
 quality: $(STAMP)
 	$(BIN)/python -m zoo_train.report --runs $(FULL) $(OUT) --quality docs/QUALITY.md
 
+# Real X11 windows need Xvfb and the xcb libraries Qt loads; without them the screenshots say they
+# fell back to Qt's offscreen platform.
+X11_PACKAGES := xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
+	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libegl1 libfontconfig1 libdbus-1-3
+
 screenshots: $(STAMP)
+	@dpkg -s $(X11_PACKAGES) >/dev/null 2>&1 || apt-get install -y -q $(X11_PACKAGES) >/dev/null 2>&1 \
+		|| echo "screenshots: could not install $(X11_PACKAGES) (needs root and apt-get)"
 	$(BIN)/python -m zoo_gui.screenshots --runs $(OUT) --out docs/screenshots
 
 bench: $(STAMP)
