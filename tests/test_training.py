@@ -157,3 +157,27 @@ def test_device_resident_data_path_trains_the_same_model(tmp_path, idx_data):
     b = load_checkpoint(resident_run / "checkpoints/last.pt")["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_compile_failing_at_its_first_call_falls_back_to_eager(tmp_path, idx_data, monkeypatch, capsys):
+    """torch.compile defers its errors to the first call; the trainer must then train eagerly, and the
+    run must equal one that never tried to compile."""
+
+    class BrokenCompiled(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("backend compiler failed: no C compiler (simulated)")
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: BrokenCompiled(model))
+    compiled = train(config(tmp_path / "compiled", idx_data, epochs=1, compile=True))
+    assert "torch.compile failed at the first step (RuntimeError: backend compiler failed" in capsys.readouterr().out
+    eager = train(config(tmp_path / "eager", idx_data, epochs=1))
+    a = load_checkpoint(compiled / "checkpoints/last.pt")["state_dict"]
+    b = load_checkpoint(eager / "checkpoints/last.pt")["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    records = [json.loads(line) for line in (compiled / "metrics.jsonl").read_text().splitlines()]
+    assert {"kind": "compile", "step": 0, "compiled": False, "reason": "RuntimeError"} in records

@@ -258,8 +258,11 @@ def train(cfg: TrainConfig) -> Path:
     train_model: nn.Module = model
     if dist_info.world_size > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    eager_model = train_model
     if cfg.compile:
         train_model = _try_compile(train_model)
+    # torch.compile is lazy: most backend failures surface at the first call, not at compile().
+    compile_pending = train_model is not eager_model
 
     if recipe.batch_size % dist_info.world_size:
         raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {dist_info.world_size} processes")
@@ -325,7 +328,25 @@ def train(cfg: TrainConfig) -> Path:
                 for group in opt.param_groups:
                     group.setdefault("initial_lr", recipe.lr if len(optimizers) == 1 else group["lr"])
                     group["lr"] = group["initial_lr"] * factor
-            logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
+            if compile_pending:
+                compile_pending = False
+                began = time.perf_counter()
+                try:
+                    logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
+                except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
+                    print(f"torch.compile failed at the first step ({type(exc).__name__}: "
+                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); training eagerly")
+                    for opt in optimizers:
+                        opt.zero_grad(set_to_none=True)
+                    train_model = eager_model
+                    logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
+                    logger.log({"kind": "compile", "step": step, "compiled": False, "reason": type(exc).__name__})
+                else:
+                    # Reported apart from the epoch's throughput: the first call includes the compilation.
+                    logger.log({"kind": "compile", "step": step, "compiled": True,
+                                "first_call_seconds": round(time.perf_counter() - began, 3)})
+            else:
+                logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
             loss_value = float(logs["loss"])
             if not math.isfinite(loss_value):
                 logger.close()
