@@ -433,7 +433,7 @@ def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def _jsonable(value: Any) -> Any:
