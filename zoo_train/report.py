@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from zoo_train.registry import PRESETS, get_entry, list_models
+from zoo_train.registry import PRESETS, ModelEntry, get_entry, list_models
 
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
@@ -125,7 +125,7 @@ def update_readme(readme: Path, table: str) -> None:
     readme.write_text(f"{before}{README_START}\n{table}\n{README_END}{after}")
 
 
-def shortened(entry: Any, summary: dict[str, Any]) -> str:
+def shortened(entry: ModelEntry, summary: dict[str, Any]) -> str:
     """" (of the recipe's N; ...)" when a run trained fewer epochs than its recipe and did not stop early."""
     preset = summary.get("preset")
     if preset not in entry.recipes or summary.get("stopped_early"):

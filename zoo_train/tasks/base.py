@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from zoo_train.data.errors import DataError  # noqa: F401  (re-exported: tasks raise it)
@@ -40,6 +41,20 @@ def move_to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: move_to(v, device) for k, v in batch.items()}
     return batch
+
+
+@torch.no_grad()
+def predict_classes(model: nn.Module, loader: "DeviceLoader") -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(true labels, predicted labels, mean cross-entropy) of a classifier over ``(inputs, labels)`` batches."""
+    model.eval()
+    preds, targets, loss_sum = [], [], 0.0
+    for inputs, labels in loader:
+        logits = model(inputs).float()
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        preds.append(logits.argmax(1).cpu())
+        targets.append(labels.cpu())
+    y_true, y_pred = torch.cat(targets), torch.cat(preds)
+    return y_true, y_pred, loss_sum / max(1, len(y_true))
 
 
 def average_gradients(module: nn.Module) -> None:

@@ -15,7 +15,7 @@ from torch.utils.data import TensorDataset
 from zoo_train.data.augment import augment_batch
 from zoo_train.data.images import augmentation_for, load_image_arrays
 from zoo_train.registry import ModelEntry, Recipe
-from zoo_train.tasks.base import DeviceLoader, Task, TaskData, register_task
+from zoo_train.tasks.base import DeviceLoader, Task, TaskData, predict_classes, register_task
 
 VAL_FRACTION = 0.1
 NOMINAL_SHAPES = {
@@ -103,20 +103,8 @@ class ImageClassification(Task):
         x, y = batch
         return F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
 
-    @torch.no_grad()
-    def predict(self, model: nn.Module, loader: DeviceLoader) -> tuple[torch.Tensor, torch.Tensor, float]:
-        preds, targets, loss_sum = [], [], 0.0
-        for x, y in loader:
-            logits = model(x).float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            preds.append(logits.argmax(1).cpu())
-            targets.append(y.cpu())
-        y_true, y_pred = torch.cat(targets), torch.cat(preds)
-        return y_true, y_pred, loss_sum / max(1, len(y_true))
-
     def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
-        model.eval()
-        y_true, y_pred, loss = self.predict(model, loader)
+        y_true, y_pred, loss = predict_classes(model, loader)
         return {"val_loss": loss, "val_accuracy": (y_true == y_pred).float().mean().item()}
 
     def final_report(self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe) -> dict[str, Any]:
@@ -124,7 +112,7 @@ class ImageClassification(Task):
         loader = DeviceLoader(
             self.make_loader(data.test, 256, train=False, data=data, generator=None), device, data.batch_transform, train=False
         )
-        y_true, y_pred, loss = self.predict(model, loader)
+        y_true, y_pred, loss = predict_classes(model, loader)
         labels = data.meta["labels"]
         confusion = confusion_matrix(y_true.numpy(), y_pred.numpy(), len(labels))
         per_class = per_class_report(confusion, labels)

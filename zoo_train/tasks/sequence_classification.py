@@ -20,7 +20,7 @@ from torch.utils.data import TensorDataset
 from zoo_train.data.errors import DataError
 from zoo_train.data.synthetic import ORDER_LABELS, TemporalOrderSpec, ids_vocab, temporal_order
 from zoo_train.registry import ModelEntry, Recipe
-from zoo_train.tasks.base import DeviceLoader, Task, TaskData, register_task
+from zoo_train.tasks.base import DeviceLoader, Task, TaskData, predict_classes, register_task
 
 DATASET = "temporal-order"
 SIZES = {"train": 20000, "val": 2000, "test": 2000}
@@ -65,27 +65,15 @@ class SequenceClassification(Task):
         tokens, labels = batch
         return F.cross_entropy(model(tokens).float(), labels, label_smoothing=recipe.label_smoothing)
 
-    @torch.no_grad()
-    def _score(self, model: nn.Module, loader: DeviceLoader) -> tuple[float, float, torch.Tensor]:
-        """(mean loss, accuracy, predictions) over the loader."""
-        model.eval()
-        loss, preds, labels_all = 0.0, [], []
-        for tokens, labels in loader:
-            logits = model(tokens).float()
-            loss += F.cross_entropy(logits, labels, reduction="sum").item()
-            preds.append(logits.argmax(1).cpu())
-            labels_all.append(labels.cpu())
-        pred, true = torch.cat(preds), torch.cat(labels_all)
-        return loss / max(1, len(true)), float((pred == true).float().mean()), pred
-
     def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
-        loss, accuracy, _ = self._score(model, loader)
-        return {"val_loss": loss, "val_accuracy": accuracy}
+        true, pred, loss = predict_classes(model, loader)
+        return {"val_loss": loss, "val_accuracy": float((pred == true).float().mean())}
 
     def final_report(self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe) -> dict[str, Any]:
         assert data.test is not None
         loader = DeviceLoader(self.make_loader(data.test, 256, train=False, data=data, generator=None), device, None, train=False)
-        loss, accuracy, pred = self._score(model, loader)
+        true, pred, loss = predict_classes(model, loader)
+        accuracy = float((pred == true).float().mean())
         write_examples(data, pred, out_dir / "samples.txt")
         epochs = [r for r in _read_jsonl(out_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
         report = {
