@@ -30,9 +30,10 @@ demo: $(STAMP)
 	$(BIN)/python -m zoo_train.report --runs $(OUT)
 
 # The full recipes: hours on a CPU, minutes per model on one GPU (docs/QUALITY.md has the figures).
+# Run again after an interruption: finished models are skipped, interrupted ones resume.
 full: $(STAMP)
 	$(BIN)/zoo-data fetch --apt --quiet || true
-	$(BIN)/zoo-train --all --preset full --out $(FULL)
+	$(BIN)/zoo-train --all --preset full --resume --out $(FULL)
 
 quality: $(STAMP)
 	$(BIN)/python -m zoo_train.report --runs $(FULL) $(OUT) --quality docs/QUALITY.md

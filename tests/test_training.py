@@ -181,3 +181,33 @@ def test_compile_failing_at_its_first_call_falls_back_to_eager(tmp_path, idx_dat
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     records = [json.loads(line) for line in (compiled / "metrics.jsonl").read_text().splitlines()]
     assert {"kind": "compile", "step": 0, "compiled": False, "reason": "RuntimeError"} in records
+
+
+def test_resume_refuses_a_checkpoint_of_another_preset(tmp_path, idx_data):
+    run = train(config(tmp_path, idx_data, epochs=1, preset="smoke"))
+    before = (run / "checkpoints/last.pt").read_bytes()
+    with pytest.raises(TrainingError, match=r"last.pt: a 'smoke' run; resume it with --preset smoke"):
+        train(config(tmp_path, idx_data, epochs=2, preset="quick", resume=True))
+    assert (run / "checkpoints/last.pt").read_bytes() == before
+
+
+def test_all_with_resume_skips_finished_runs_resumes_interrupted_ones_and_starts_the_rest(tmp_path, capsys):
+    argv = ["--all", "--task", "sequence-classification", "--preset", "smoke", "--resume", "--out", str(tmp_path), "--quiet"]
+    assert zoo_train(argv) == 0  # nothing there yet: both start
+    first = capsys.readouterr().out
+    assert "skipped" not in first and "lstm-classifier: test_accuracy" in first and "gru-classifier: test_accuracy" in first
+
+    gru_summary = tmp_path / "gru-classifier" / "summary.json"
+    gru_summary.unlink()  # as if interrupted between its last checkpoint and its final report
+    lstm_checkpoint = (tmp_path / "lstm-classifier" / "checkpoints" / "last.pt").read_bytes()
+    assert zoo_train(argv) == 0
+    second = capsys.readouterr().out
+    assert "lstm-classifier: already trained" in second and "skipped" in second
+    assert "gru-classifier: test_accuracy" in second and gru_summary.exists()
+    assert (tmp_path / "lstm-classifier" / "checkpoints" / "last.pt").read_bytes() == lstm_checkpoint
+    assert json.loads(gru_summary.read_text())["epochs_run"] == 1  # resumed after its one epoch, not retrained
+
+    # A finished run of another preset is not "done" for this one; its checkpoint makes it a resume,
+    # which the trainer refuses with the preset it needs.
+    assert zoo_train(argv[:4] + ["quick"] + argv[5:]) == 1
+    assert "resume it with --preset smoke" in capsys.readouterr().err

@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   zoo-train char-gpt --preset full --device cuda     the full recipe on a GPU
   zoo-train --all --preset quick                     every model, as `make demo` does
   zoo-train lenet5 --resume                          continue from models_out/lenet5/checkpoints/last.pt
+  zoo-train --all --preset full --resume             pick an interrupted `make full` up where it stopped
   zoo-train simple-cnn --set dropout=0.3 --set 'widths=[16,32,64]'
 """
 
@@ -46,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("models_out"), help="output root; the run goes to OUT/RUN_NAME (default: %(default)s)")
     p.add_argument("--run-name", help="run directory name (default: the model name)")
-    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoints/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run's checkpoints/last.pt; with --all, also skip the models "
+                        "already trained with this preset and start those never started")
     p.add_argument("--no-amp", action="store_true", help="train in fp32 on GPU too (default: bf16 autocast on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager if it cannot)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -82,6 +85,23 @@ def print_model_list(task: str | None) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
 
 
+def resume_plan(run_dir: Path, preset: str) -> str:
+    """What ``--all --resume`` does with one model's run directory: "done", "resume" or "start".
+
+    A run is done when its summary (written after the last epoch) is of this preset and no
+    checkpoint was written after it; an interrupted run has only the checkpoint.
+    """
+    summary_path, last_path = run_dir / "summary.json", run_dir / "checkpoints" / "last.pt"
+    if summary_path.exists() and last_path.exists():
+        try:
+            finished_preset = json.loads(summary_path.read_text()).get("preset")
+        except (OSError, json.JSONDecodeError):
+            finished_preset = None
+        if finished_preset == preset and summary_path.stat().st_mtime >= last_path.stat().st_mtime:
+            return "done"
+    return "resume" if last_path.exists() else "start"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -101,11 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     for name in names:
         started = time.perf_counter()
+        resume = args.resume
+        if args.all and args.resume:
+            plan = resume_plan(Path(args.out) / name, args.preset)
+            if plan == "done":
+                print(f"{name}: already trained ({Path(args.out) / name / 'summary.json'}), skipped")
+                continue
+            resume = plan == "resume"
         config = TrainConfig(
             model=name, preset=args.preset, data=None if args.all else args.data, data_dir=args.data_dir,
             out=args.out, run_name=None if args.all else args.run_name, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device, seed=args.seed,
-            resume=args.resume, amp=not args.no_amp, compile=args.compile, show_progress=not args.quiet,
+            resume=resume, amp=not args.no_amp, compile=args.compile, show_progress=not args.quiet,
             model_overrides=overrides,
         )
         try:

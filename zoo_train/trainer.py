@@ -234,6 +234,12 @@ def train(cfg: TrainConfig) -> Path:
         resume_state = load_checkpoint(last_path)
         if resume_state["model"] != entry.name:
             raise TrainingError(f"{last_path}: holds model {resume_state['model']!r}, not {entry.name!r}")
+        # Another preset's checkpoint holds another model size and schedule: continuing it would mix the two.
+        if resume_state.get("preset") != cfg.preset:
+            raise TrainingError(
+                f"{last_path}: a {resume_state.get('preset')!r} run; resume it with --preset {resume_state.get('preset')}, "
+                f"or train --preset {cfg.preset} into another --out"
+            )
 
     torch.manual_seed(cfg.seed)
     data = task.load_data(entry, recipe, cfg.data, cfg.data_dir, cfg.seed)
