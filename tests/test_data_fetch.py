@@ -1,0 +1,55 @@
+"""zoo-data fetch: reports where each dataset is, and --copy gathers them into one carryable folder."""
+
+from pathlib import Path
+
+import pytest
+
+from image_fixtures import write_idx_dataset
+from zoo_train.data.dna import GENOMES, KMER_DIR, find_genome
+from zoo_train.data.fetch import main as zoo_data
+from zoo_train.data.images import load_image_arrays
+from zoo_train.data.text import SHAKESPEARE_DIR, SHAKESPEARE_FILE, find_shakespeare
+
+
+@pytest.fixture
+def datasets_elsewhere(tmp_path, monkeypatch):
+    """The three offline datasets in $ZOO_DATA (as a system package or another cache would hold them)."""
+    elsewhere = tmp_path / "elsewhere"
+    write_idx_dataset(elsewhere / "fashion-mnist")
+    (elsewhere / "fashion-mnist" / "README").write_text("not part of the dataset")
+    (elsewhere / SHAKESPEARE_DIR).mkdir(parents=True)
+    (elsewhere / SHAKESPEARE_DIR / SHAKESPEARE_FILE).write_text("To be, or not to be, that is the question.\n" * 50)
+    (elsewhere / KMER_DIR).mkdir()
+    (elsewhere / KMER_DIR / GENOMES["kmer-examples"]).write_text(">chr test genome\n" + "ACGTTGCA" * 200 + "\n")
+    monkeypatch.setenv("ZOO_DATA", str(elsewhere))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    return elsewhere
+
+
+def test_fetch_reports_where_each_dataset_is_without_copying(datasets_elsewhere, tmp_path, capsys):
+    carry = tmp_path / "carry"
+    assert zoo_data(["fetch", "--data-dir", str(carry), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fashion-mnist", "shakespeare", "dna (kmer-examples genome)"):
+        assert any(line.startswith(name) and "found" in line and str(datasets_elsewhere) in line for line in out.splitlines()), name
+    assert "mnist, cifar10, cifar100" in out and "not fetched" in out
+    assert not any(carry.iterdir())
+
+
+def test_fetch_copy_gathers_the_datasets_into_the_data_dir(datasets_elsewhere, tmp_path, capsys):
+    carry = tmp_path / "carry"
+    assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 0
+    assert capsys.readouterr().out.count("copied") == 3
+    assert sorted(p.name for p in (carry / "fashion-mnist").iterdir()) == sorted(
+        p.name for p in (datasets_elsewhere / "fashion-mnist").glob("*-ubyte*"))  # the README stays behind
+    assert not list(carry.rglob("*.partial"))
+
+    # The folder alone is enough: each loader finds its copy there first.
+    assert find_shakespeare(carry) == carry / SHAKESPEARE_DIR / SHAKESPEARE_FILE
+    assert find_genome(carry) == carry / KMER_DIR / GENOMES["kmer-examples"]
+    assert load_image_arrays("fashion-mnist", carry).source == str(carry / "fashion-mnist")
+
+    # A second run finds them inside and copies nothing.
+    assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "copied" not in out and out.count(str(carry)) == 3
