@@ -16,7 +16,7 @@ import torch
 
 from zoo_train.data.images import write_idx
 from zoo_train.registry import config_fields, get_entry, list_models
-from zoo_train.report import main as report_main
+from zoo_train.report import main as report_main, preset_label
 from zoo_train.tasks.text_generation import VOCAB_FIELDS
 from zoo_train.trainer import TrainConfig, train
 
@@ -297,6 +297,14 @@ def test_quality_report_names_every_trained_model_with_its_targets(smoke_run, tm
         for target in get_entry(name).targets:
             assert target.describe() in section
     assert (tmp_path / "docs" / "quality" / "char-gpt-samples.txt").is_file()
+
+
+def test_quality_report_marks_a_run_shorter_than_its_recipe() -> None:
+    dcgan = get_entry("dcgan")
+    planned = dcgan.recipe("full").epochs
+    assert preset_label(dcgan, {"preset": "full", "epochs_run": 4}) == f"full, 4 of {planned} epochs"
+    assert preset_label(dcgan, {"preset": "full", "epochs_run": 4, "stopped_early": True}) == "full, 4 epochs"
+    assert preset_label(dcgan, {"preset": "full", "epochs_run": planned}) == f"full, {planned} epochs"
 
 
 def test_sequence_classifiers_share_a_comparison_table(smoke_run) -> None:

@@ -98,7 +98,7 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {record['name']} | {s.get('task')} | {data} | {s.get('parameters', 0):,} | {metric} | {value} | "
             f"{base_name or '—'} | {base_value} | {target_status(record['name'], s)} | {s.get('train_seconds', 0):.0f} | "
-            f"{device_label(s)} ({s.get('preset')}) | {bundle_status(record['manifest'])} |"
+            f"{device_label(s)} ({preset_label(get_entry(record['name']), s)}) | {bundle_status(record['manifest'])} |"
         )
     return "\n".join(rows)
 
@@ -125,14 +125,20 @@ def update_readme(readme: Path, table: str) -> None:
     readme.write_text(f"{before}{README_START}\n{table}\n{README_END}{after}")
 
 
-def shortened(entry: ModelEntry, summary: dict[str, Any]) -> str:
-    """" (of the recipe's N; ...)" when a run trained fewer epochs than its recipe and did not stop early."""
+def planned_epochs_if_shortened(entry: ModelEntry, summary: dict[str, Any]) -> int | None:
+    """The recipe's epochs when a run trained fewer (and did not stop early), else None."""
     preset = summary.get("preset")
     if preset not in entry.recipes or summary.get("stopped_early"):
-        return ""
+        return None
     planned = entry.recipe(preset).epochs
-    run = summary.get("epochs_run") or 0
-    return f" (of the recipe's {planned}: a shortened run)" if run < planned else ""
+    return planned if (summary.get("epochs_run") or 0) < planned else None
+
+
+def preset_label(entry: ModelEntry, summary: dict[str, Any]) -> str:
+    """"full, 40 epochs", or "full, 4 of 25 epochs" for a shortened run."""
+    planned = planned_epochs_if_shortened(entry, summary)
+    run = summary.get("epochs_run")
+    return f"{summary.get('preset')}, {run} of {planned} epochs" if planned else f"{summary.get('preset')}, {run} epochs"
 
 
 def write_quality(records: list[dict[str, Any]], out: Path) -> None:
@@ -160,7 +166,7 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> None:
                   f"- data: {s.get('data')}", f"- split: {s.get('split', 'see data line')}",
                   f"- {metric}: **{value}**" + (f" (baseline {base_name}: {base_value})" if base_name else ""),
                   f"- target: {target_status(record['name'], s, explain_preset=True)}",
-                  f"- preset {s.get('preset')}, {s.get('epochs_run')} epochs{shortened(entry, s)}, {s.get('steps')} steps, "
+                  f"- preset {preset_label(entry, s)}, {s.get('steps')} steps, "
                   f"{s.get('train_seconds', 0):.0f} s of training on {device_label(s)}"
                   f" (world size {s.get('world_size', 1)})",
                   f"- parameters: {s.get('parameters', 0):,}"]
