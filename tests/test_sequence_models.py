@@ -305,6 +305,7 @@ def test_quality_report_marks_a_run_shorter_than_its_recipe() -> None:
     assert preset_label(dcgan, {"preset": "full", "epochs_run": 4}) == f"full, 4 of {planned} epochs"
     assert preset_label(dcgan, {"preset": "full", "epochs_run": 4, "stopped_early": True}) == "full, 4 epochs"
     assert preset_label(dcgan, {"preset": "full", "epochs_run": planned}) == f"full, {planned} epochs"
+    assert preset_label(dcgan, {"preset": "quick", "epochs_run": 1, "stopped_early": True}) == "quick, 1 epoch"
 
 
 def test_sequence_classifiers_share_a_comparison_table(smoke_run) -> None:

@@ -138,7 +138,9 @@ def preset_label(entry: ModelEntry, summary: dict[str, Any]) -> str:
     """"full, 40 epochs", or "full, 4 of 25 epochs" for a shortened run."""
     planned = planned_epochs_if_shortened(entry, summary)
     run = summary.get("epochs_run")
-    return f"{summary.get('preset')}, {run} of {planned} epochs" if planned else f"{summary.get('preset')}, {run} epochs"
+    if planned:
+        return f"{summary.get('preset')}, {run} of {planned} epochs"
+    return f"{summary.get('preset')}, {run} epoch{'' if run == 1 else 's'}"
 
 
 def write_quality(records: list[dict[str, Any]], out: Path) -> None:
