@@ -125,22 +125,12 @@ def update_readme(readme: Path, table: str) -> None:
     readme.write_text(f"{before}{README_START}\n{table}\n{README_END}{after}")
 
 
-def planned_epochs_if_shortened(entry: ModelEntry, summary: dict[str, Any]) -> int | None:
-    """The recipe's epochs when a run trained fewer (and did not stop early), else None."""
-    preset = summary.get("preset")
-    if preset not in entry.recipes or summary.get("stopped_early"):
-        return None
-    planned = entry.recipe(preset).epochs
-    return planned if (summary.get("epochs_run") or 0) < planned else None
-
-
 def preset_label(entry: ModelEntry, summary: dict[str, Any]) -> str:
-    """"full, 40 epochs", or "full, 4 of 25 epochs" for a shortened run."""
-    planned = planned_epochs_if_shortened(entry, summary)
-    run = summary.get("epochs_run")
-    if planned:
-        return f"{summary.get('preset')}, {run} of {planned} epochs"
-    return f"{summary.get('preset')}, {run} epoch{'' if run == 1 else 's'}"
+    """"full, 40 epochs", or "full, 4 of 25 epochs" for a run shorter than its recipe that did not stop early."""
+    preset, run = summary.get("preset"), summary.get("epochs_run") or 0
+    if preset in entry.recipes and not summary.get("stopped_early") and run < entry.recipe(preset).epochs:
+        return f"{preset}, {run} of {entry.recipe(preset).epochs} epochs"
+    return f"{preset}, {run} epoch{'' if run == 1 else 's'}"
 
 
 def write_quality(records: list[dict[str, Any]], out: Path) -> None:
