@@ -66,3 +66,53 @@ def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, monkey
     assert str(tmp_path / "nowhere") in message and "zoo-data fetch" in message
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load_image_arrays("fashion-mnist", tmp_path / "nowhere")
+
+
+def test_batch_augmentation_keeps_shape_and_range():
+    import torch
+
+    from zoo_train.data.augment import augment_batch
+    from zoo_train.data.images import Augmentation
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 12, 10)
+    assert torch.equal(augment_batch(x, Augmentation()), x)
+    out = augment_batch(x, Augmentation(flip=True, translate=2, rotate=10, brightness=0.2, contrast=0.2, erase=0.5))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.equal(out, x)
+
+
+def test_random_erasing_replaces_one_rectangle_per_chosen_image():
+    import torch
+
+    from zoo_train.data.augment import erase_rectangles
+
+    torch.manual_seed(0)
+    x = torch.full((64, 2, 20, 16), -1.0)  # noise is in 0..1, so every erased pixel is visible
+    assert torch.equal(erase_rectangles(x, 0.0), x)
+    out = erase_rectangles(x, 1.0)
+    changed = out != x
+    assert torch.equal(changed[:, 0], changed[:, 1]), "the same rectangle in every channel"
+    for mask in changed[:, 0]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        assert len(rows) and len(cols)
+        # A filled axis-aligned rectangle: its bounding box is all changed, nothing outside it.
+        box = torch.zeros_like(mask)
+        box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        assert torch.equal(mask, box)
+        assert mask.sum() <= 0.4 * 20 * 16 * 1.3  # the largest drawn area, give or take rounding
+    erased = erase_rectangles(x, 0.5)
+    share = (erased != x).flatten(1).any(1).float().mean().item()
+    assert 0.3 < share < 0.7
+
+
+def test_recipe_random_erasing_reaches_the_training_transform(tmp_path):
+    from zoo_train.registry import get_entry
+    from zoo_train.tasks.base import get_task
+
+    write_idx_dataset(tmp_path / "fashion-mnist", n_train=40, n_test=10)
+    entry = get_entry("simple-cnn")
+    recipe = entry.recipes["smoke"].replace(random_erasing=0.5)
+    data = get_task(entry.task).load_data(entry, recipe, "fashion-mnist", tmp_path, seed=0)
+    assert data.batch_transform.augmentation.erase == 0.5
+    assert data.batch_transform.augmentation.flip  # the dataset's own augmentation is kept

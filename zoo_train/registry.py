@@ -32,6 +32,7 @@ class Recipe:
     early_stop_patience: int | None = None
     label_smoothing: float = 0.0
     augment: bool = True
+    random_erasing: float = 0.0  # probability per training image, on top of the dataset's augmentation
     limit_train: int | None = None  # use only the first N training examples (quick presets)
     limit_eval: int | None = None
     model_overrides: Mapping[str, Any] = field(default_factory=dict)

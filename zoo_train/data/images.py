@@ -54,6 +54,7 @@ class Augmentation:
     rotate: float = 0.0  # degrees
     brightness: float = 0.0  # relative jitter, RGB data only
     contrast: float = 0.0
+    erase: float = 0.0  # probability of random erasing (Zhong et al. 2017); set by the recipe, not the dataset
 
 
 # ----------------------------------------------------------------------------------------- IDX

@@ -76,8 +76,10 @@ class ResNetCIFAR(nn.Module):
 
 @register_model(
     "resnet-cifar", task="image-classification", config_cls=ResNetCIFARConfig, default_dataset="fashion-mnist",
+    # Random erasing in the full recipe: on Fashion-MNIST it took WRN-28-10 from 95.9% to 96.3% (ANCHORS.md), and a
+    # 60-epoch ResNet is the zoo's model most able to overfit 54k images.
     recipes=image_recipes(quick_epochs=1, full_epochs=60, lr=0.1, optimizer="sgd", weight_decay=5e-4,
-                          quick_limit=8000, label_smoothing=0.1),
+                          quick_limit=8000, label_smoothing=0.1, full_random_erasing=0.5),
     description="ResNetCIFAR (seed 003): pre-activation ResNet, 3 stages (32/64/128) x 2 blocks",
     targets=(QualityTarget("test_accuracy", at_least=0.945),),
     tiny_config={"widths": (4, 8), "blocks": (1, 1)},

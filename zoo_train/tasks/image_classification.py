@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ class ImageClassification(Task):
             model_config={"in_channels": arrays.channels, "num_classes": len(arrays.labels), "image_size": arrays.height},
             meta=meta,
             description=f"{name} ({arrays.source}): train {len(train_idx)} / val {len(val_idx)} (held out of train, seed {seed}) / test {len(test)}",
-            batch_transform=ImageBatchTransform(mean, std, augmentation_for(name), recipe.augment),
+            batch_transform=ImageBatchTransform(
+                mean, std, dataclasses.replace(augmentation_for(name), erase=recipe.random_erasing), recipe.augment),
         )
 
     def loss(self, model: nn.Module, batch: Any, recipe: Recipe) -> torch.Tensor:
