@@ -160,10 +160,16 @@ def _training_block(payload: dict[str, Any], summary: dict[str, Any], model: nn.
 
 
 def _metrics(payload: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's validation metrics, overlaid with the run's final figures from summary.json.
+
+    The summary's headline metric and its baseline (FID, bits per base, ...) come along by name, so the
+    manifest's ``primary`` always names a value it holds, the one the quality table reports.
+    """
     metrics = {k: v for k, v in (payload.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    headline = {summary.get("metric"), summary.get("baseline_metric")}
     for key, value in summary.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and (
-            key.startswith("test_") or key in ("macro_f1", "best_val", "perplexity", "bits_per_char")
+            key.startswith("test_") or key in headline or key in ("macro_f1", "best_val", "perplexity", "bits_per_char")
         ):
             metrics[key] = value
     if isinstance(summary.get("metric"), str):
