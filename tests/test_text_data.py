@@ -170,6 +170,20 @@ def test_dna_corpus_from_a_fasta_path(tmp_path: Path) -> None:
     assert "skipped 2 non-ACGT symbols (N: 2)" in corpus.description
 
 
+def test_dna_models_sample_from_the_model_distribution_and_text_models_truncate(tmp_path: Path) -> None:
+    genome = tmp_path / "g.fna"
+    genome.write_text(">g\n" + "ACGGCT" * 200 + "\n")
+    text = tmp_path / "t.txt"
+    text.write_text("to be or not to be " * 100)
+    dna, gpt = get_entry("dna-gru"), get_entry("char-gpt")
+    dna_data = get_task(dna.task).load_data(dna, dna.recipe("smoke"), str(genome), None, seed=0)
+    text_data = get_task(gpt.task).load_data(gpt, gpt.recipe("smoke"), str(text), None, seed=0)
+    # With four symbols, truncated sampling would skew the base composition (GC content) of what is generated.
+    assert dna_data.meta["sampling"]["temperature"] == 1.0
+    assert dna_data.meta["sampling"]["top_k"] is None and dna_data.meta["sampling"]["top_p"] is None
+    assert text_data.meta["sampling"] == {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "max_new_tokens": 200}
+
+
 def test_find_genome_prefers_data_dir_then_extracts_from_the_tarball(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = GENOMES["kmer-examples"]
     (tmp_path / "dd" / "kmer-examples").mkdir(parents=True)

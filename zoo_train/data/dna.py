@@ -21,6 +21,10 @@ from zoo_train.data.errors import DataError
 from zoo_train.data.paths import search_dirs, user_cache_dir
 from zoo_train.data.text import DNA_TOKENS, CharVocab, Corpus, read_utf8
 
+# Sample from the model's own distribution: with four symbols, temperature 0.8 and top-p 0.95 favour the
+# commoner bases (dna-gru on M. tuberculosis, GC 65.6%: 77.6% GC sampled that way, 64.5% at temperature 1).
+DNA_SAMPLING = {"temperature": 1.0, "top_k": None, "top_p": None, "max_new_tokens": 600}
+
 DNA_VOCAB = CharVocab(DNA_TOKENS, unknown="skip")
 
 # Debian's kmer-examples ships two complete Mycobacterium genomes; the default is the larger,
@@ -108,4 +112,5 @@ def load_dna_corpus(data: str | None, data_dir: Path | None) -> Corpus:
         raise DataError(f"{path}: holds no A/C/G/T sequence ({describe_skipped(skipped)})")
     ids = DNA_VOCAB.encode_corpus(sequence)
     gc = float(np.isin(ids, (1, 2)).mean())
-    return Corpus(ids, DNA_VOCAB, f"{name} ({path}): {len(ids):,} bases, GC {gc:.1%}, {describe_skipped(skipped)}")
+    return Corpus(ids, DNA_VOCAB, f"{name} ({path}): {len(ids):,} bases, GC {gc:.1%}, {describe_skipped(skipped)}",
+                  sampling=dict(DNA_SAMPLING))

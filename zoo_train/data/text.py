@@ -21,7 +21,7 @@ import sys
 import tarfile
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -140,6 +140,7 @@ class Corpus:
     ids: np.ndarray  # int64 [n]
     vocab: CharVocab
     description: str
+    sampling: dict[str, Any] = field(default_factory=dict)  # defaults suited to this kind of sequence
 
 
 def split_point(n: int, val_fraction: float = 0.1) -> int:

@@ -197,7 +197,7 @@ class TextGeneration(Task):
         return TaskData(
             train=train, val=val, test=None,
             model_config={f: corpus.vocab.size for f in VOCAB_FIELDS if f in fields},
-            meta={"vocab": corpus.vocab.to_meta(), "sampling": dict(SAMPLING_DEFAULTS), "block_size": block},
+            meta={"vocab": corpus.vocab.to_meta(), "sampling": {**SAMPLING_DEFAULTS, **corpus.sampling}, "block_size": block},
             description=f"{corpus.description}; train {split:,} / val {len(corpus.ids) - split:,} (last 10% by position)",
             extras={"ids": corpus.ids, "split": split},
         )
@@ -263,10 +263,10 @@ def write_samples(model: nn.Module, vocab: CharVocab, data: TaskData, path: Path
     """Greedy and sampled continuations of a held-out prompt, as text."""
     settings = data.meta["sampling"]
     prompt = prompt_from(data, vocab, 32)
+    sampled = {key: settings[key] for key in ("temperature", "top_k", "top_p")}
+    described = ", ".join(f"{key.replace('_', '-')} {value}" for key, value in sampled.items() if value is not None)
     runs = [("greedy (temperature 0)", {"temperature": 0.0, "seed": 0})] + [
-        (f"temperature {settings['temperature']}, top-k {settings['top_k']}, top-p {settings['top_p']}, seed {seed}",
-         {"temperature": settings["temperature"], "top_k": settings["top_k"], "top_p": settings["top_p"], "seed": seed})
-        for seed in (0, 1)
+        (f"{described}, seed {seed}", {**sampled, "seed": seed}) for seed in (0, 1)
     ]
     parts = [f"# {type(model).__name__} samples; prompt from the held-out part: {vocab.decode(prompt)!r}\n"]
     for title, kwargs in runs:
