@@ -355,13 +355,13 @@ def test_no_check_publishes_with_parity_marked_skipped_and_replaces_a_bundle(tin
     assert manifest_of(out)["created"] >= first["created"] and sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
-def test_manifest_metrics_carry_the_runs_headline_figure_and_baseline(tmp_path):
+def test_manifest_carries_the_runs_headline_figure_baseline_and_epochs(tmp_path):
     from zoo_export.synthetic import write_checkpoint
 
     # A generator's headline (FID) is measured once at the end, so only summary.json has it.
     checkpoint = write_checkpoint("dcgan", tmp_path / "dcgan" / "checkpoints" / "best.pt")
     summary = {"metric": "fid", "baseline_metric": "fid_untrained", "fid": 8.8, "fid_untrained": 69.1,
-               "val_loss": 0.5, "fid_status": "measured"}
+               "val_loss": 0.5, "fid_status": "measured", "epochs_run": 12}
     (tmp_path / "dcgan" / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "bundle"
     assert cli.main([str(checkpoint), "--out", str(out), "--no-check", "--format", "onnx"]) == 0
@@ -369,6 +369,8 @@ def test_manifest_metrics_carry_the_runs_headline_figure_and_baseline(tmp_path):
     assert metrics["primary"] == "fid" and metrics["fid"] == 8.8 and metrics["fid_untrained"] == 69.1
     assert metrics["val_loss"] == 1.0, "the checkpoint's own validation figures are kept"
     assert "fid_status" not in metrics
+    # the run trained 12 epochs; the bundle holds the checkpoint's (epoch 1) weights
+    assert manifest_of(out)["training"]["epochs"] == 12 and manifest_of(out)["training"]["weights_epoch"] == 1
 
 
 # ------------------------------------------------------------------------------ fp16 and int8

@@ -274,6 +274,7 @@ def test_library_lists_bundles_with_metric_size_parity_provider(qtbot, make_wind
     # details: a summary and the manifest itself
     lib.select(bundle_key(good))
     assert "Parity" in lib.summary.toPlainText() and "Files" in lib.summary.toPlainText()
+    assert "Epochs" in lib.summary.toPlainText() and "Weights from epoch" in lib.summary.toPlainText()
     assert '"format": "model-zoo-bundle"' in lib.manifest_view.toPlainText()
 
     # the task filter

@@ -155,7 +155,9 @@ def _training_block(payload: dict[str, Any], summary: dict[str, Any], model: nn.
         "data": summary.get("data") or (payload.get("meta") or {}).get("dataset"),
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": payload.get("config"),
-        "epochs": (payload.get("train_state") or {}).get("epoch"),
+        # The run may go on past its best epoch; the bundle holds the weights of that best one.
+        "epochs": summary.get("epochs_run") or (payload.get("train_state") or {}).get("epoch"),
+        "weights_epoch": (payload.get("train_state") or {}).get("epoch"),
     }
 
 

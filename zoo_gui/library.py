@@ -540,6 +540,10 @@ class TaskFilter(QSortFilterProxyModel):
 # --------------------------------------------------------------------------- details
 
 
+TRAINING_ROWS = {"preset": "Preset", "data": "Data", "parameters": "Parameters", "epochs": "Epochs",
+                 "weights_epoch": "Weights from epoch", "steps": "Steps"}
+
+
 def _row(name: str, value: str) -> str:
     return f"<tr><td style='color:#666;padding-right:14px'>{html.escape(name)}</td><td>{value}</td></tr>"
 
@@ -557,10 +561,10 @@ def details_html(info: BundleInfo) -> str:
     if info.provider_note:
         rows.append(_row("Provider note", esc(info.provider_note)))
     training = m.get("training") or {}
-    for key in ("preset", "data", "parameters", "epochs", "steps"):
-        if key in training:
+    for key, label in TRAINING_ROWS.items():
+        if training.get(key) is not None:
             value = training[key]
-            rows.append(_row(key.capitalize(), esc(f"{value:,}" if isinstance(value, int) else str(value))))
+            rows.append(_row(label, esc(f"{value:,}" if isinstance(value, int) else str(value))))
     if m.get("created"):
         rows.append(_row("Created", esc(str(m["created"]))))
     versions = m.get("versions") or {}
