@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ def test_ranks_split_each_global_batch(length, batch):
     assert [len(GlobalBatchSampler(length, batch, r, 2, 5)) for r in range(2)] == [len(r) for r in ranks]
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
+def test_two_gloo_processes_match_one_process_also_when_resumed(tmp_path):
     data_root = tmp_path / "data"
     write_idx_dataset(data_root / "fashion-mnist", n_train=288, n_test=32)
     # The smoke preset trains on 256 images: batch 16 gives equal halves on both ranks at every step.
@@ -45,6 +46,28 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         torch.testing.assert_close(two["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
     # Only rank 0 writes: one metrics log with one line per epoch.
     assert len((tmp_path / "two/lenet5/metrics.jsonl").read_text().splitlines()) == 2
+
+    # Interrupted after its first epoch, then `--resume`d under torchrun: still the same model.
+    interrupt = tmp_path / "interrupt.py"
+    interrupt.write_text(textwrap.dedent(f"""
+        from pathlib import Path
+        from zoo_train.trainer import TrainConfig, train
+        train(TrainConfig(model="lenet5", preset="smoke", data_dir=Path({str(data_root)!r}), out=Path({str(tmp_path / "three")!r}),
+                          epochs=2, batch_size=16, device="cpu", seed=7, show_progress=False,
+                          model_overrides={{"dropout": 0.0}}, stop_after_epochs=1))
+    """))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    first = subprocess.run(torchrun + [str(interrupt)], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "three/lenet5/checkpoints/last.pt")["train_state"]["epoch"] == 1
+    resumed = subprocess.run(torchrun + ["-m", "zoo_train.cli", *common, "--out", str(tmp_path / "three"), "--resume"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    three = load_checkpoint(tmp_path / "three/lenet5/checkpoints/last.pt")
+    assert three["train_state"]["step"] == one["train_state"]["step"]
+    for key, value in one["state_dict"].items():
+        torch.testing.assert_close(three["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    assert len((tmp_path / "three/lenet5/metrics.jsonl").read_text().splitlines()) == 2
 
 
 def _average_on_rank(rank: int, init_file: str, results) -> None:
