@@ -128,7 +128,9 @@ def test_bad_cli_input_exits_2(argv, capsys):
 def test_cli_missing_data_and_unknown_config_field_exit_2(tmp_path, capsys):
     assert zoo_train(["lenet5", "--data", str(tmp_path / "nothing-here"), "--out", str(tmp_path), "--quiet"]) == 2
     assert "nothing-here" in capsys.readouterr().err
-    assert zoo_train(["lenet5", "--set", "no_such_field=1", "--out", str(tmp_path), "--quiet"]) == 2
+    # The usage error is reported first, without looking for data (here: none to find).
+    assert zoo_train(["lenet5", "--set", "no_such_field=1", "--data", str(tmp_path / "nothing-here"),
+                      "--out", str(tmp_path), "--quiet"]) == 2
     assert "no_such_field" in capsys.readouterr().err
     assert not (tmp_path / "lenet5" / "checkpoints").exists()
 

@@ -14,7 +14,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.distributed as dist
@@ -102,12 +102,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_config(entry: ModelEntry, data: TaskData, recipe: Recipe, overrides: dict[str, Any]) -> dict[str, Any]:
+def check_config_fields(entry: ModelEntry, names: Iterable[str]) -> None:
     allowed = config_fields(entry)
-    config = {**data.model_config, **dict(recipe.model_overrides), **overrides}
-    unknown = sorted(set(config) - allowed)
+    unknown = sorted(set(names) - allowed)
     if unknown:
         raise ValueError(f"model {entry.name!r} takes no config field(s) {unknown}; it takes {sorted(allowed)}")
+
+
+def build_config(entry: ModelEntry, data: TaskData, recipe: Recipe, overrides: dict[str, Any]) -> dict[str, Any]:
+    config = {**data.model_config, **dict(recipe.model_overrides), **overrides}
+    check_config_fields(entry, config)
     return asdict(entry.config_cls(**config))
 
 
@@ -241,6 +245,8 @@ def train(cfg: TrainConfig) -> Path:
                 f"or train --preset {cfg.preset} into another --out"
             )
 
+    # A mistyped --set field is a usage error: say so before minutes of data loading, or a missing dataset, hide it.
+    check_config_fields(entry, cfg.model_overrides or {})
     torch.manual_seed(cfg.seed)
     data = task.load_data(entry, recipe, cfg.data, cfg.data_dir, cfg.seed)
     config = build_config(entry, data, recipe, dict(cfg.model_overrides or {}))
