@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -297,6 +298,20 @@ def test_quality_report_names_every_trained_model_with_its_targets(smoke_run, tm
         for target in get_entry(name).targets:
             assert target.describe() in section
     assert (tmp_path / "docs" / "quality" / "char-gpt-samples.txt").is_file()
+
+
+def test_quality_report_keeps_the_entries_of_models_with_no_run_at_hand(smoke_run, tmp_path: Path) -> None:
+    # Runs are not committed: a later machine that retrains one model must not drop the others' figures.
+    names = TEXT_MODELS + CLASSIFIERS  # sample excerpts with "## " lines, and a side-by-side table
+    runs = [smoke_run(name) for name in names]
+    quality = tmp_path / "docs" / "QUALITY.md"
+    assert report_main(["--runs", str(runs[0].parent), "--quality", str(quality)]) == 0
+    everything = quality.read_text()
+    assert everything.count("### ") == 1
+    only_one = tmp_path / "elsewhere"
+    shutil.copytree(runs[0], only_one / names[0])
+    assert report_main(["--runs", str(only_one), "--quality", str(quality)]) == 0
+    assert quality.read_text() == everything
 
 
 def test_quality_report_marks_a_run_shorter_than_its_recipe() -> None:
