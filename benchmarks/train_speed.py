@@ -1,11 +1,13 @@
 """Training throughput: the plain eager fp32 path against the fast path, side by side in one run.
 
 plain: DataLoader batches copied to the device, fp32, contiguous memory, unfused optimiser.
-fast:  the dataset resident on the device, bf16 autocast (CUDA), channels_last CNNs, fused AdamW,
-       and torch.compile with --compile (its first-call compile time is reported separately).
+fast:  the dataset resident on the device, bf16 autocast (CUDA; on a CPU with --precision bf16),
+       channels_last CNNs, fused AdamW, and torch.compile with --compile (its first-call compile time
+       is reported separately).
 
     python benchmarks/train_speed.py                     # every model family, on the best device
     python benchmarks/train_speed.py --models lenet5 char-gpt --steps 50 --device cpu
+    python benchmarks/train_speed.py --device cpu --precision bf16   # bf16 autocast on a CPU (AMX)
     python benchmarks/train_speed.py --time-to-target    # ResNetCIFAR to 0.94, char GPT to 1.50 nats (GPU)
 """
 
@@ -23,7 +25,8 @@ from torch.utils.data import TensorDataset
 
 from zoo_train.registry import get_entry, list_models
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, get_task
-from zoo_train.trainer import GlobalBatchSampler, TrainConfig, build_config, pick_device, read_metrics, train
+from zoo_train.trainer import (PRECISIONS, GlobalBatchSampler, TrainConfig, autocast_for, build_config, pick_device,
+                               read_metrics, resolve_precision, train)
 
 # One representative per family (the DNA models share dna_rnn.py, the classifiers seq_classifier.py).
 FAMILIES = ["lenet5", "cifar-lenet", "simple-cnn", "resnet-cifar", "scratch-cnn", "char-lstm", "char-gpt",
@@ -36,7 +39,9 @@ def items_per_batch(batch: object) -> int:
     return int(first.numel() if first.dtype == torch.long else first.shape[0])  # tokens for LMs, images else
 
 
-def measure(name: str, device: torch.device, fast: bool, steps: int, compile_model: bool, data_dir: Path | None) -> dict:
+def measure(name: str, device: torch.device, fast: bool, steps: int, compile_model: bool, data_dir: Path | None,
+            precision: str = "fp32") -> dict:
+    """Items/s of ``steps`` optimiser steps; ``precision`` applies to the fast path only."""
     entry = get_entry(name)
     task = get_task(entry.task)
     recipe = entry.recipe("full")
@@ -52,7 +57,7 @@ def measure(name: str, device: torch.device, fast: bool, steps: int, compile_mod
     else:
         loader = DeviceLoader(task.make_loader(data.train, recipe.batch_size, train=True, data=data, generator=None,
                                                sampler=sampler), device, data.batch_transform, True)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast and device.type == "cuda" else contextlib.nullcontext
+    autocast = autocast_for(device, precision) if fast else contextlib.nullcontext
     train_model = torch.compile(model) if fast and compile_model else model
     model.train()
     batches = iter(loader)
@@ -75,10 +80,10 @@ def measure(name: str, device: torch.device, fast: bool, steps: int, compile_mod
     return {"items_per_s": count / seconds, "first_call_s": first_call}
 
 
-def time_to_target(name: str, device: str, data_dir: Path | None, out: Path) -> dict:
+def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, precision: str) -> dict:
     metric, target, mode = TARGETS[name]
     run = train(TrainConfig(model=name, preset="full", device=device, data_dir=data_dir, out=out, show_progress=False,
-                            target=(metric, target)))
+                            target=(metric, target), precision=precision))
     epochs = [r for r in read_metrics(run) if r.get("kind") == "epoch"]
     elapsed, reached = 0.0, None
     for record in epochs:
@@ -97,22 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30, help="timed optimiser steps per path (default: %(default)s)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the fast path")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="the fast path's arithmetic, as zoo-train --precision (default: %(default)s: bf16 on CUDA only)")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--time-to-target", action="store_true", help="train ResNetCIFAR and char GPT (full) until their targets")
     parser.add_argument("--out", type=Path, default=Path("models_out/bench"))
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device: {device} ({name}), torch {torch.__version__}, {args.steps} steps per path")
+    precision = resolve_precision(args.precision, device)
+    print(f"device: {device} ({name}), torch {torch.__version__}, {args.steps} steps per path, fast path in {precision}")
     print(f"{'model':<22}{'plain items/s':>15}{'fast items/s':>15}{'fast/plain':>12}{'first call s':>14}")
     for model_name in args.models:
         plain = measure(model_name, device, False, args.steps, False, args.data_dir)
-        fast = measure(model_name, device, True, args.steps, args.compile, args.data_dir)
+        fast = measure(model_name, device, True, args.steps, args.compile, args.data_dir, precision)
         print(f"{model_name:<22}{plain['items_per_s']:>15.0f}{fast['items_per_s']:>15.0f}"
               f"{fast['items_per_s'] / plain['items_per_s']:>11.2f}x{fast['first_call_s']:>14.2f}")
     if args.time_to_target:
         for model_name in TARGETS:
-            print(json.dumps(time_to_target(model_name, args.device, args.data_dir, args.out)))
+            print(json.dumps(time_to_target(model_name, args.device, args.data_dir, args.out, precision)))
     return 0
 
 

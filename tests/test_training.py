@@ -10,7 +10,8 @@ from image_fixtures import write_idx_dataset
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
 from zoo_train.cli import main as zoo_train
 from zoo_train.tasks.image_classification import ImageClassification
-from zoo_train.trainer import TrainConfig, TrainingError, lr_factor, train
+from zoo_train.report import device_label
+from zoo_train.trainer import TrainConfig, TrainingError, autocast_for, lr_factor, resolve_precision, train
 
 TINY = {"widths": (8, 16, 16), "hidden": 32}
 
@@ -117,6 +118,7 @@ def test_lr_schedule_warms_up_then_decays():
     ["lenet5", "--epochs", "two"],
     ["lenet5", "--set", "novalue"],
     ["lenet5", "--all"],
+    ["lenet5", "--precision", "fp16"],
 ])
 def test_bad_cli_input_exits_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -159,6 +161,30 @@ def test_device_resident_data_path_trains_the_same_model(tmp_path, idx_data):
     b = load_checkpoint(resident_run / "checkpoints/last.pt")["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("auto", cuda) == "bf16"
+    assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cuda) == "fp32"
+    with pytest.raises(ValueError, match="bf16 autocast runs on cuda or cpu"):
+        resolve_precision("bf16", torch.device("mps"))
+    with autocast_for(cpu, "bf16")():
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16
+
+    fp32_run = train(config(tmp_path / "fp32", idx_data, epochs=1))
+    bf16_run = train(config(tmp_path / "bf16", idx_data, epochs=1, precision="bf16"))
+    summaries = [json.loads((run / "summary.json").read_text()) for run in (fp32_run, bf16_run)]
+    assert [s["precision"] for s in summaries] == ["fp32", "bf16"]
+    assert json.loads((bf16_run / "run.json").read_text())["precision"] == "bf16"
+    assert device_label(summaries[1]).endswith(", bf16") and "bf16" not in device_label(summaries[0])
+    a = load_checkpoint(fp32_run / "checkpoints/last.pt")["state_dict"]
+    b = load_checkpoint(bf16_run / "checkpoints/last.pt")["state_dict"]
+    assert all(b[key].dtype == a[key].dtype for key in a)  # autocast keeps the weights in fp32
+    weights = [key for key in a if a[key].is_floating_point()]
+    assert any(not torch.equal(a[key], b[key]) for key in weights)  # the steps did run in bf16
+    for key in weights:  # ... and followed the same path: one epoch apart by bf16 rounding only
+        torch.testing.assert_close(b[key], a[key], rtol=0.1, atol=0.05, msg=key)
 
 
 def test_compile_failing_at_its_first_call_falls_back_to_eager(tmp_path, idx_data, monkeypatch, capsys):

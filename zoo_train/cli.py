@@ -12,7 +12,7 @@ from typing import Any
 from zoo_train.checkpoint import CheckpointError
 from zoo_train.registry import PRESETS, get_entry, list_models
 from zoo_train.tasks.base import DataError, get_task
-from zoo_train.trainer import TrainConfig, TrainingError, count_parameters, train
+from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, train
 
 EXAMPLES = """examples:
   zoo-train --list                                   what can be trained
@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's checkpoints/last.pt; with --all, also skip the models "
                         "already trained with this preset and start those never started")
-    p.add_argument("--no-amp", action="store_true", help="train in fp32 on GPU too (default: bf16 autocast on CUDA)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="training arithmetic: auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 (also on a CPU: "
+                        "about 2x faster for CNNs on CPUs with AMX; slower for LSTMs and on CPUs without bf16) or fp32 "
+                        "(default: %(default)s)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager if it cannot)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config field (VALUE parsed as JSON, else a string); repeatable")
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             model=name, preset=args.preset, data=None if args.all else args.data, data_dir=args.data_dir,
             out=args.out, run_name=None if args.all else args.run_name, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device, seed=args.seed,
-            resume=resume, amp=not args.no_amp, compile=args.compile, show_progress=not args.quiet,
+            resume=resume, precision=args.precision, compile=args.compile, show_progress=not args.quiet,
             model_overrides=overrides,
         )
         try:

@@ -66,11 +66,13 @@ def headline(summary: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def device_label(summary: dict[str, Any]) -> str:
-    """"NVIDIA H100 80GB HBM3" for CUDA runs, "CPU (x86_64)" for CPU runs."""
+    """"NVIDIA H100 80GB HBM3" for CUDA runs, "CPU (x86_64)" for CPU runs; ", bf16" for a CPU run in bf16."""
     device, name = str(summary.get("device", "?")), summary.get("device_name")
     if device.startswith("cuda"):
         return name or device
-    return f"{device.upper()} ({name})" if name else device.upper()
+    label = f"{device.upper()} ({name})" if name else device.upper()
+    # bf16 is the default on CUDA and the exception on a CPU, so only the exception is named.
+    return f"{label}, bf16" if summary.get("precision") == "bf16" else label
 
 
 def bundle_status(manifest: dict[str, Any] | None) -> str:
