@@ -191,9 +191,9 @@ PRECISIONS = ("auto", "bf16", "fp32")
 def resolve_precision(requested: str, device: torch.device) -> str:
     """"bf16" or "fp32" for the training steps on ``device``.
 
-    "auto" is bf16 on CUDA only: on a CPU bf16 autocast ranges from about 2x faster (resnet-cifar on
-    AMX, measured) to several times slower (char-lstm's nn.LSTM: 4.6x; CPUs without bf16), so a CPU
-    run asks for it.
+    "auto" is bf16 on CUDA only: on a CPU, bf16 autocast's speed depends on the CPU (1.1-2.1x faster
+    with AMX, measured per model; emulated without bf16 instructions) and its numerics differ from a
+    fp32 run's, so a CPU run asks for it.
     """
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
