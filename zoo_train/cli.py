@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "already trained with this preset and start those never started")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="training arithmetic: auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 (also on a CPU: "
-                        "1.1-2.1x faster on CPUs with AMX, see benchmarks/RESULTS.md; emulated, so slow, on CPUs without "
+                        "1.1-2.1x faster on CPUs with AMX, see benchmarks/RESULTS.md; possibly slower than fp32 on CPUs without "
                         "bf16 instructions) or fp32 (default: %(default)s)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager if it cannot)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
