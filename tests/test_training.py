@@ -219,6 +219,21 @@ def test_resume_refuses_a_checkpoint_of_another_preset(tmp_path, idx_data):
     assert (run / "checkpoints/last.pt").read_bytes() == before
 
 
+def test_resume_with_another_recipe_says_what_changed_and_where_the_schedule_goes(tmp_path, idx_data, capsys):
+    run = train(config(tmp_path, idx_data, epochs=1, preset="smoke"))
+    assert load_checkpoint(run / "checkpoints/last.pt")["recipe"]["epochs"] == 1
+    train(config(tmp_path, idx_data, epochs=2, preset="smoke", resume=True))
+    err = capsys.readouterr().err
+    assert "last.pt: resumed with a changed recipe (epochs 1 -> 2)" in err and "the learning rate is" in err
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["changed"] for r in records if r["kind"] == "resume"] == [{"epochs": [1, 2]}]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+
+    # Resuming a finished run with its own recipe changes nothing, so nothing is said.
+    train(config(tmp_path, idx_data, epochs=2, preset="smoke", resume=True))
+    assert "changed recipe" not in capsys.readouterr().err
+
+
 def test_all_with_resume_skips_finished_runs_resumes_interrupted_ones_and_starts_the_rest(tmp_path, capsys):
     argv = ["--all", "--task", "sequence-classification", "--preset", "smoke", "--resume", "--out", str(tmp_path), "--quiet"]
     assert zoo_train(argv) == 0  # nothing there yet: both start

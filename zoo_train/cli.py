@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("models_out"), help="output root; the run goes to OUT/RUN_NAME (default: %(default)s)")
     p.add_argument("--run-name", help="run directory name (default: the model name)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the run's checkpoints/last.pt; with --all, also skip the models "
-                        "already trained with this preset and start those never started")
+                   help="continue from the run's checkpoints/last.pt (a changed --epochs, --batch-size or --lr is "
+                        "reported and recomputes the learning-rate schedule from there, e.g. to train longer); "
+                        "with --all, also skip the models already trained with this preset and start those never started")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="training arithmetic: auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 (also on a CPU: "
                         "1.1-2.1x faster on CPUs with AMX, see benchmarks/RESULTS.md; possibly slower than fp32 on CPUs without "

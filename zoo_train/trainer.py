@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,6 +114,26 @@ def build_config(entry: ModelEntry, data: TaskData, recipe: Recipe, overrides: d
     config = {**data.model_config, **dict(recipe.model_overrides), **overrides}
     check_config_fields(entry, config)
     return asdict(entry.config_cls(**config))
+
+
+def note_recipe_changes(resume_state: dict[str, Any], recipe: dict[str, Any], checkpoint: Path, step: int,
+                        lr_now: float, logger: RunLogger) -> None:
+    """Say on stderr and in metrics.jsonl how a resumed run's recipe differs from the checkpoint's.
+
+    Training longer (--epochs) or with another batch size or learning rate on --resume is allowed, but
+    it changes the run under way: the warm-up + cosine schedule is recomputed, so the learning rate jumps.
+    Checkpoints written before the recipe was saved in them cannot be compared and are resumed silently.
+    """
+    saved = resume_state.get("recipe")
+    if saved is None:
+        return
+    changed = {key: [saved.get(key), value] for key, value in recipe.items() if saved.get(key) != value}
+    if not changed:
+        return
+    listed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
+    print(f"{checkpoint}: resumed with a changed recipe ({listed}); the learning-rate schedule is recomputed "
+          f"for it, so from step {step} the learning rate is {lr_now:.3g}", file=sys.stderr)
+    logger.log({"kind": "resume", "step": step, "changed": changed})
 
 
 class RunLogger:
@@ -312,20 +333,25 @@ def train(cfg: TrainConfig) -> Path:
         cfg.resident_data if cfg.resident_data is not None else device.type == "cuda"
     )
 
+    recipe_record = _jsonable(asdict(recipe))
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, dist_info.is_main, resume=cfg.resume)
     if dist_info.is_main:
         (run_dir / "run.json").write_text(json.dumps({
-            "model": entry.name, "task": entry.task, "preset": cfg.preset, "recipe": _jsonable(asdict(recipe)),
+            "model": entry.name, "task": entry.task, "preset": cfg.preset, "recipe": recipe_record,
             "config": config, "data": data.description, "device": str(device), "precision": precision, "seed": cfg.seed,
             "world_size": dist_info.world_size, "parameters": count_parameters(model),
         }, indent=2))
+
+    if resume_state is not None and dist_info.is_main:
+        lr_now = recipe.lr * lr_factor(step, total_steps, recipe.warmup_steps)
+        note_recipe_changes(resume_state, recipe_record, last_path, step, lr_now, logger)
 
     def checkpoint_payload(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
             "model": entry.name, "task": entry.task, "config": config,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "meta": data.meta, "metrics": metrics, "preset": cfg.preset,
+            "meta": data.meta, "metrics": metrics, "preset": cfg.preset, "recipe": recipe_record,
             "train_state": {
                 "epoch": epoch, "step": step, "best": best, "stale": stale,
                 "optimizers": [opt.state_dict() for opt in optimizers],
