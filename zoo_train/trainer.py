@@ -117,12 +117,13 @@ def build_config(entry: ModelEntry, data: TaskData, recipe: Recipe, overrides: d
 
 
 def note_recipe_changes(resume_state: dict[str, Any], recipe: dict[str, Any], checkpoint: Path, step: int,
-                        lr_now: float, logger: RunLogger) -> None:
+                        lr_fraction: float, logger: RunLogger) -> None:
     """Say on stderr and in metrics.jsonl how a resumed run's recipe differs from the checkpoint's.
 
     Training longer (--epochs) or with another batch size or learning rate on --resume is allowed, but
     it changes the run under way: the warm-up + cosine schedule is recomputed, so the learning rate jumps.
     Checkpoints written before the recipe was saved in them cannot be compared and are resumed silently.
+    ``lr_fraction`` is the schedule's factor at ``step``: each optimiser (a GAN has two) runs at that share of its peak.
     """
     saved = resume_state.get("recipe")
     if saved is None:
@@ -132,7 +133,7 @@ def note_recipe_changes(resume_state: dict[str, Any], recipe: dict[str, Any], ch
         return
     listed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
     print(f"{checkpoint}: resumed with a changed recipe ({listed}); the learning-rate schedule is recomputed "
-          f"for it, so from step {step} the learning rate is {lr_now:.3g}", file=sys.stderr)
+          f"for it, so from step {step} the learning rate is {lr_fraction:.0%} of its peak", file=sys.stderr)
     logger.log({"kind": "resume", "step": step, "changed": changed})
 
 
@@ -344,8 +345,8 @@ def train(cfg: TrainConfig) -> Path:
         }, indent=2))
 
     if resume_state is not None and dist_info.is_main:
-        lr_now = recipe.lr * lr_factor(step, total_steps, recipe.warmup_steps)
-        note_recipe_changes(resume_state, recipe_record, last_path, step, lr_now, logger)
+        note_recipe_changes(resume_state, recipe_record, last_path, step,
+                            lr_factor(step, total_steps, recipe.warmup_steps), logger)
 
     def checkpoint_payload(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
