@@ -17,7 +17,7 @@ import torch
 
 from zoo_train.data.images import write_idx
 from zoo_train.registry import config_fields, get_entry, list_models
-from zoo_train.report import main as report_main, preset_label
+from zoo_train.report import main as report_main, preset_label, trained_model
 from zoo_train.tasks.text_generation import VOCAB_FIELDS
 from zoo_train.trainer import TrainConfig, train
 
@@ -301,6 +301,15 @@ def test_quality_report_names_every_trained_model_with_its_targets(smoke_run, tm
         for target in get_entry(name).targets:
             assert target.describe() in section
     assert (tmp_path / "docs" / "quality" / "char-gpt-samples.txt").is_file()
+
+
+def test_quality_report_names_the_model_fields_a_run_set_beyond_its_recipe(smoke_run, tmp_path: Path) -> None:
+    record = json.loads((smoke_run("char-gpt") / "run.json").read_text())
+    record["config"]["n_layer"] = 3  # as `zoo-train char-gpt --set n_layer=3` builds it
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    line = trained_model(get_entry("char-gpt"), tmp_path)
+    assert line.startswith("the defaults above with ") and "n_layer 3" in line
+    assert "bias" not in line  # left at its default
 
 
 def test_quality_report_keeps_the_entries_of_models_with_no_run_at_hand(smoke_run, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import argparse
 import json
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -164,19 +165,23 @@ def previous_entries(text: str) -> dict[str, tuple[str, str]]:
     return {name: (rows[name], "\n".join(lines).rstrip()) for name, lines in sections.items() if name in rows}
 
 
-def trained_model(run_dir: Path) -> str:
-    """How the trained model differs from the registry's description, which names the defaults.
+def trained_model(entry: ModelEntry, run_dir: Path) -> str:
+    """How the trained model differs from the registry's description, which names the config's defaults.
 
-    Recipes enlarge their models (char-gpt's full recipe has 6 layers of 256, not 4 of 128), so the
-    description alone would misstate what the figure was measured on.
+    Recipes enlarge their models (char-gpt's full recipe has 6 layers of 256, not 4 of 128), the data
+    sets sizes such as the vocabulary, and `zoo-train --set` changes any field, so the configuration
+    the run built (run.json) is compared with the defaults rather than the recipe's overrides alone.
     """
     run_record = run_dir / "run.json"
     if not run_record.is_file():
         return "configuration not recorded (no run.json)"
-    overrides = json.loads(run_record.read_text()).get("recipe", {}).get("model_overrides") or {}
-    if not overrides:
+    built = json.loads(run_record.read_text()).get("config") or {}
+    # JSON round-trip so that a tuple default equals the list the run recorded.
+    defaults = json.loads(json.dumps(asdict(entry.config_cls())))
+    changed = {key: value for key, value in built.items() if defaults.get(key) != value}
+    if not changed:
         return "the defaults above"
-    return "the defaults above with " + ", ".join(f"{key} {value}" for key, value in overrides.items())
+    return "the defaults above with " + ", ".join(f"{key} {value}" for key, value in changed.items())
 
 
 def write_quality(records: list[dict[str, Any]], out: Path) -> list[str]:
@@ -218,7 +223,7 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> list[str]:
                   f"- preset {preset_label(entry, s)}, {s.get('steps')} steps, "
                   f"{s.get('train_seconds', 0):.0f} s of training on {device_label(s)}"
                   f" (world size {s.get('world_size', 1)})",
-                  f"- parameters: {s.get('parameters', 0):,}", f"- model: {trained_model(record['dir'])}"]
+                  f"- parameters: {s.get('parameters', 0):,}", f"- model: {trained_model(entry, record['dir'])}"]
         lines += [f"- {key}: {_fmt(s[key])}" for key in DETAIL_KEYS if key in s] + [""]
         for name in ARTEFACTS:
             source = record["dir"] / name
