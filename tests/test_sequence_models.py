@@ -18,6 +18,7 @@ import torch
 from zoo_train.data.images import write_idx
 from zoo_train.registry import config_fields, get_entry, list_models
 from zoo_train.report import main as report_main, preset_label, trained_model
+from zoo_train.tasks.image_generation import classifier_provenance
 from zoo_train.tasks.text_generation import VOCAB_FIELDS
 from zoo_train.trainer import TrainConfig, train
 
@@ -278,10 +279,20 @@ def test_dcgan_measures_fid_with_a_trained_classifier(tmp_path: Path) -> None:
     run = train(TrainConfig(model="dcgan", preset="smoke", data=data, out=out, show_progress=False))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["fid_status"] == "measured"
+    assert summary["fid_features"] == "penultimate layer of simple-cnn (smoke preset, 1 epoch, test_accuracy " \
+        f"{json.loads((out / 'simple-cnn' / 'summary.json').read_text())['test_accuracy']:.4f})"
     assert summary["fid"] >= 0 and summary["fid_untrained"] >= 0 and summary["fid_real_train"] >= 0
     assert sum(summary["sample_class_counts"]) == summary["fid_samples"] and len(summary["sample_class_counts"]) == 10
     assert summary["sample_classes_covered"] == sum(1 for c in summary["sample_class_counts"] if c)
     assert all(target.met(summary) is not None for target in get_entry("dcgan").targets)
+
+
+def test_dcgan_fid_provenance_says_when_the_classifier_run_has_no_summary(tmp_path: Path) -> None:
+    # A classifier still training has a best.pt but no summary.json yet.
+    checkpoint = tmp_path / "simple-cnn" / "checkpoints" / "best.pt"
+    checkpoint.parent.mkdir(parents=True)
+    assert classifier_provenance(checkpoint) == \
+        "penultimate layer of simple-cnn (best.pt; its run has no readable summary.json)"
 
 
 def test_quality_report_names_every_trained_model_with_its_targets(smoke_run, tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ SIDE_BY_SIDE = {"sequence-classification": "sequence-classification.md"}
 # Secondary figures worth a line in docs/QUALITY.md when a run reports them.
 DETAIL_KEYS = ("test_loss", "macro_f1", "majority_class_accuracy", "val_bpc", "val_perplexity", "markov_order",
                "uniform_bpc", "chance_accuracy", "order_blind_ceiling", "seconds_per_epoch", "test_token_accuracy",
-               "fid_untrained", "fid_real_train", "fd_pixels", "fd_pixels_untrained", "sample_class_counts")
+               "fid_features", "fid_untrained", "fid_real_train", "fd_pixels", "fd_pixels_untrained",
+               "sample_class_counts")
 ARTEFACTS = ("curves.png", "confusion_matrix.png", "predictions.png", "samples.png", "samples.txt")
 
 

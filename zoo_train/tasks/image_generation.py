@@ -17,6 +17,7 @@ checkpoint the figure is reported as missing, never estimated otherwise.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -199,11 +200,26 @@ class ImageGeneration(Task):
             "fid": frechet_distance(reference, trained),
             "fid_untrained": frechet_distance(reference, features(fakes["untrained"])[0]),
             "fid_real_train": frechet_distance(reference, features(real_train)[0]),
-            "fid_status": "measured", "fid_features": f"{classifier_path} (penultimate layer)",
+            "fid_status": "measured", "fid_features": classifier_provenance(classifier_path),
             # Mode collapse shows as samples the classifier puts in few classes.
             "sample_class_counts": class_counts,
             "sample_classes_covered": sum(1 for c in class_counts if c > 0),
         }
+
+
+def classifier_provenance(path: Path) -> str:
+    """Which classifier's features the FID is in, and how good it was: FIDs in different feature spaces do not compare."""
+    run_dir = path.parent.parent
+    summary_path = run_dir / "summary.json"
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, ValueError):
+        return f"penultimate layer of {run_dir.name} ({path.name}; its run has no readable summary.json)"
+    metric = summary.get("metric", "test_accuracy")
+    score = summary.get(metric)
+    figure = f"{metric} {score:.4f}" if isinstance(score, float) else f"{metric} not recorded"
+    epochs = summary.get("epochs_run")
+    return f"penultimate layer of {run_dir.name} ({summary.get('preset')} preset, {epochs} epoch{'' if epochs == 1 else 's'}, {figure})"
 
 
 def classifier_features(
