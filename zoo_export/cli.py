@@ -20,6 +20,7 @@ from zoo_export.export import (
     DTYPES, ExportResult, LoadedCheckpoint, check_target, default_bundle_dir, export_checkpoint, load_for_export, versions,
 )
 from zoo_export.tasks.base import ExportInputError
+from zoo_runtime.cli import HelpFormatter
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
 
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "prove parity: torch vs TorchScript vs onnxruntime at several batch sizes and lengths.",
         epilog="Exit codes: 0 all exported and passed; 1 a parity check failed (bundle left as <out>.failed/); "
                "2 bad usage or input (nothing written).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("inputs", nargs="*", metavar="CHECKPOINT_OR_RUN_DIR",
                    help="a checkpoint file, or a run directory (its checkpoints/best.pt is exported)")

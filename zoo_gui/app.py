@@ -43,6 +43,7 @@ from zoo_gui.library import LibraryPage, ModelStore, short_provider
 from zoo_gui.pages import PAGES, AppContext, ModelPage, page_for_task
 from zoo_gui.widgets import busy_bar
 from zoo_gui.workers import Runner, emit
+from zoo_runtime.cli import HelpFormatter
 
 DEVICES = {"auto": "Auto (CUDA when available)", "cpu": "CPU only", "cuda": "CUDA (else CPU, with the reason)"}
 MIN_SIZE = QSize(1100, 720)
@@ -412,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"{APP_NAME}: a desktop app for exported bundles (classify images, generate text and DNA, "
         "sample GANs, run sequence models). models_out/ in the current folder and folders opened before are "
         "always listed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("paths", nargs="*", metavar="DIR_OR_BUNDLE", help="bundle folders, or folders to search for bundles")
     parser.add_argument("--device", choices=sorted(DEVICES), default=None, help="where models run (default: the saved setting, else auto)")

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from zoo_runtime.cli import HelpFormatter
+
 SIZE = (1320, 840)
 XVFB_SCREEN = "1600x1000x24"
 IN_XVFB = "ZOO_GUI_SCREENSHOTS_IN_XVFB"
@@ -314,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m zoo_gui.screenshots",
         description="Run the real app on real bundles and save a PNG of each page.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--runs", default="models_out", help="folder with bundles (models_out/<run>/export)")
     parser.add_argument("--out", default="docs/screenshots", help="where the PNG files go")

@@ -16,11 +16,21 @@ from zoo_runtime import schema
 from zoo_runtime.errors import BundleError
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends an option's default only where it informs: "(default: None)" or a second default says nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if action.default is None or action.default is False or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo-run",
         description="Run a Model Zoo bundle (numpy + onnxruntime, no torch). With no action, describe the bundle.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("bundle", type=Path, help="bundle directory (with manifest.json) or a lone .onnx with Model Zoo metadata")
     action = p.add_mutually_exclusive_group()
@@ -32,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None, help="tokens to generate (default: the bundle's)")
     p.add_argument("--temperature", type=float, default=None, help="0 = greedy (default: the bundle's)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the bundle's)")
-    p.add_argument("--seed", type=int, default=None, help="random seed for --prompt and --sample")
+    p.add_argument("--seed", type=int, default=None, help="random seed for --prompt and --sample (default: a fresh one each run)")
     p.add_argument("--stop", action="append", default=None, help="stop generating at this string (repeatable)")
-    p.add_argument("--out", type=Path, default=None, help="folder for --sample PNGs")
+    p.add_argument("--out", type=Path, default=None, help="folder for --sample PNGs (required with --sample)")
     p.add_argument("--cpu", action="store_true", help="run on CPU even when CUDA is available")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: onnxruntime's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
