@@ -410,6 +410,19 @@ def test_stop_strings(text_bundle):
     assert "".join(model.generate(prompt, max_new_tokens=40, temperature=0, stop="\x00never")) == full
 
 
+@pytest.mark.parametrize("setting, message", [
+    ({"top_k": -1}, r"top_k: -1 must be 0 \(off\) or positive"),
+    ({"top_p": 0.0}, r"top_p: 0\.0 must be above 0 and at most 1"),
+    ({"top_p": 1.5}, r"top_p: 1\.5 must be above 0"),
+    ({"top_p": float("nan")}, r"top_p: nan must be above 0"),
+])
+def test_out_of_range_sampling_settings_refused(text_bundle, setting, message):
+    model = zoo_runtime.load(text_bundle, device="cpu")
+    with pytest.raises(BundleError, match=message):
+        model.generate(_prompt(model), max_new_tokens=3, **setting)
+    assert len("".join(model.generate(_prompt(model), max_new_tokens=3, top_k=0, top_p=1.0))) == 3
+
+
 def test_unknown_prompt_character_policy(text_bundle, tmp_path):
     model = zoo_runtime.load(text_bundle, device="cpu")
     bad = next(ch for ch in "\u2603~#@\x07" if ch not in model.vocab and ch.upper() not in model.vocab)
@@ -564,6 +577,9 @@ def test_cli_image_json_and_exit_codes(lenet, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         zoo_run([str(lenet), "--image", str(image), "--prompt", "x"])
     assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        zoo_run([str(lenet), "--image", str(image), "--top-k", "0"])
+    assert info.value.code == 2 and "--top-k must be at least 1" in capsys.readouterr().err
 
 
 def test_cli_prompt_streams(text_bundle, capsys):
@@ -575,6 +591,8 @@ def test_cli_prompt_streams(text_bundle, capsys):
     assert zoo_run([str(text_bundle), "--prompt", prompt, "--max-new-tokens", "5", "--seed", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["pieces"] == 5
+    assert zoo_run([str(text_bundle), "--prompt", prompt, "--top-p", "1.5"]) == 2
+    assert "top_p: 1.5 must be above 0 and at most 1" in capsys.readouterr().err
 
 
 def test_cli_sample_and_tokens(tiny_bundle, tmp_path, capsys):

@@ -116,6 +116,11 @@ def test_lr_schedule_warms_up_then_decays():
     ["no-such-model"],
     ["lenet5", "--preset", "huge"],
     ["lenet5", "--epochs", "two"],
+    ["lenet5", "--epochs", "0"],              # would train nothing yet write a run
+    ["lenet5", "--batch-size", "0"],
+    ["lenet5", "--max-steps", "-1"],
+    ["lenet5", "--lr", "0"],
+    ["lenet5", "--lr", "nan"],
     ["lenet5", "--set", "novalue"],
     ["lenet5", "--all"],
     ["lenet5", "--precision", "fp16"],

@@ -56,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.sample is not None and args.out is None:
         parser.error("--sample needs --out DIR")
+    if args.top_k is not None and args.top_k < (0 if args.prompt is not None else 1):
+        parser.error("--top-k must be at least 1 (labels to show), or 0 (off) with --prompt")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
     if not args.bundle.exists():

@@ -25,6 +25,28 @@ EXAMPLES = """examples:
 """
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts: a zero or negative --epochs would train nothing and still write a run."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type for --lr: a learning rate of zero or below does not train."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo-train", description=__doc__, epilog=EXAMPLES,
@@ -39,10 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
     p.add_argument("--text", dest="data", metavar="PATH", help="a UTF-8 text file for the text models (same as --data PATH)")
     p.add_argument("--data-dir", type=Path, help="where to look for datasets first (then $ZOO_DATA, ~/.cache/model-zoo, system copies)")
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--batch-size", type=int, help="override the recipe's global batch size")
-    p.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
+    p.add_argument("--batch-size", type=positive_int, help="override the recipe's global batch size")
+    p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("models_out"), help="output root; the run goes to OUT/RUN_NAME (default: %(default)s)")

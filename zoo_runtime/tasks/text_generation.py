@@ -146,6 +146,10 @@ class TextGenerator(BundleModel):
             raise BundleError(f"max_new_tokens: {max_new} is negative")
         if temp is not None and (not np.isfinite(temp) or temp < 0):
             raise BundleError(f"temperature: {temp} must be 0 (greedy) or positive")
+        if k is not None and k < 0:
+            raise BundleError(f"top_k: {k} must be 0 (off) or positive")
+        if p is not None and not 0 < p <= 1:
+            raise BundleError(f"top_p: {p} must be above 0 and at most 1 (1 = off)")
         stops = [x for x in ([stop] if isinstance(stop, str) else list(stop or [])) if x]
         tokens = self._tokens(ids, max_new, temp, k, p, np.random.default_rng(seed))
         return _stop_at(tokens, stops) if stops else tokens
