@@ -276,6 +276,14 @@ def test_crash_during_export_leaves_no_bundle(tiny_checkpoint, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_opset_the_exporter_cannot_reach_fails_and_writes_nothing(tiny_checkpoint, tmp_path, capsys):
+    # torch.onnx would quietly write its own opset (18) instead of one it cannot convert down to.
+    assert cli.main([str(tiny_checkpoint(_cheap_model())), "--opset", "3", "--format", "onnx",
+                     "--out", str(tmp_path / "bundle")]) == 1
+    assert "ONNX opset 3 was asked for, but torch.onnx could only write this graph at opset" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def _bad_checkpoints(tmp_path: Path, good: Path) -> dict[str, Path]:
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])

@@ -255,6 +255,13 @@ def export_onnx(spec: GraphSpec, path: Path, opset: int | None = None) -> Export
             note.fallback_reason = f"dynamo export failed: {type(exc).__name__}: {_first_line(exc)}"
             model = _export_legacy(spec, opset)
     _collect(caught, note.warnings)
+    # torch.onnx keeps its own opset, with at most a warning, where its version converter cannot reach the asked one.
+    written = _default_domain_opset(model)
+    if opset is not None and written != opset:
+        raise GraphExportError(
+            f"graph {spec.role!r}: ONNX opset {opset} was asked for, but torch.onnx could only write this graph at "
+            f"opset {written}; leave --opset out (opset {written}) or ask for another"
+        )
     model = fix_io(model, spec)
     onnx.save_model(model, str(path), save_as_external_data=False)
     return note
@@ -277,9 +284,12 @@ def _export_legacy(spec: GraphSpec, opset: int | None) -> onnx.ModelProto:
     return onnx.load_model_from_string(buffer.getvalue())
 
 
-def opset_of(path: Path) -> int:
-    model = onnx.load(str(path), load_external_data=False)
+def _default_domain_opset(model: onnx.ModelProto) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def opset_of(path: Path) -> int:
+    return _default_domain_opset(onnx.load(str(path), load_external_data=False))
 
 
 def check_onnx(path: Path) -> None:
