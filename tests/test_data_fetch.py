@@ -53,3 +53,15 @@ def test_fetch_copy_gathers_the_datasets_into_the_data_dir(datasets_elsewhere, t
     assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "copied" not in out and out.count(str(carry)) == 3
+
+
+def test_a_data_dir_that_cannot_be_a_folder_exits_2_and_names_it(tmp_path, capsys):
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("keep me")
+    assert zoo_data(["fetch", "--data-dir", str(not_a_folder), "--quiet"]) == 2
+    assert f"{not_a_folder}: exists and is not a folder" in capsys.readouterr().err
+    assert not_a_folder.read_text() == "keep me"
+    under_a_file = not_a_folder / "data"
+    assert zoo_data(["fetch", "--data-dir", str(under_a_file), "--quiet"]) == 2
+    assert f"{under_a_file}: cannot create the data folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

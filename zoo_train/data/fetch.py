@@ -138,7 +138,12 @@ def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool, copy:
     copied into it, so that the folder alone can be carried to another machine.
     """
     cache = Path(data_dir) if data_dir else user_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
+    if cache.exists() and not cache.is_dir():
+        raise DataError(f"{cache}: exists and is not a folder; the data folder must be one")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{cache}: cannot create the data folder ({exc.strerror or exc})") from None
     rows = []
     if apt:
         rows.append(("debian packages", "apt", install_debian_packages(quiet)))
@@ -179,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--quiet", action="store_true", help="print only the summary table")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or (Path(os.environ["ZOO_DATA"]) if os.environ.get("ZOO_DATA") else None)
-    rows = fetch_all(data_dir, args.online, args.apt, args.quiet, copy=args.copy)
+    try:
+        rows = fetch_all(data_dir, args.online, args.apt, args.quiet, copy=args.copy)
+    except DataError as exc:
+        print(f"zoo-data: error: {exc}", file=sys.stderr)
+        return 2
     width = max(len(r[0]) for r in rows)
     for name, status, where in rows:
         print(f"{name.ljust(width)}  {status:<11}  {where}")
