@@ -142,6 +142,22 @@ def test_cli_missing_data_and_unknown_config_field_exit_2(tmp_path, capsys):
     assert not (tmp_path / "lenet5" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("run_name", ["../outside", "..", "a/b"])
+def test_cli_run_name_cannot_leave_out(tmp_path, capsys, run_name):
+    out = tmp_path / "runs"
+    assert zoo_train(["lenet5", "--out", str(out), "--run-name", run_name, "--preset", "smoke", "--quiet"]) == 2
+    assert f"run name {run_name!r}: must be a plain folder name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_out_under_a_file_exits_2(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert zoo_train(["lenet5", "--out", str(notes / "runs"), "--preset", "smoke", "--quiet"]) == 2
+    assert f"{notes}: exists and is not a folder" in capsys.readouterr().err
+    assert notes.read_text() == "keep me"
+
+
 def test_cli_resume_with_corrupt_checkpoint_exits_2(tmp_path, capsys):
     ckpt = tmp_path / "lenet5" / "checkpoints" / "last.pt"
     ckpt.parent.mkdir(parents=True)

@@ -260,6 +260,16 @@ class TrainConfig:
     stop_after_epochs: int | None = None
 
 
+def checked_run_dir(out: Path, run_name: str) -> Path:
+    """``out/run_name``, refused (ValueError) before any work where it could not hold a run or would leave ``out``."""
+    if run_name in (".", "..") or Path(run_name).name != run_name:
+        raise ValueError(f"run name {run_name!r}: must be a plain folder name (no '/', '.' or '..'), as it goes under {out}")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{existing}: exists and is not a folder, so {out} cannot hold the runs; give another --out")
+    return out / run_name
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train one registered model; returns its run directory."""
     entry = get_entry(cfg.model)
@@ -270,7 +280,7 @@ def train(cfg: TrainConfig) -> Path:
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     dist_info = init_distributed(device)
-    run_dir = Path(cfg.out) / (cfg.run_name or entry.name)
+    run_dir = checked_run_dir(Path(cfg.out), cfg.run_name or entry.name)
     ckpt_dir = run_dir / "checkpoints"
     last_path = ckpt_dir / "last.pt"
 
