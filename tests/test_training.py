@@ -150,6 +150,19 @@ def test_cli_run_name_cannot_leave_out(tmp_path, capsys, run_name):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("device, code, message", [
+    ("tpu", 2, "--device 'tpu': not a device the trainer runs on"),
+    ("meta", 2, "--device 'meta': not a device the trainer runs on"),
+    ("mps", 1, "--device mps: MPS (Apple GPU) is not available"),
+])
+def test_cli_device_the_trainer_cannot_use(tmp_path, capsys, device, code, message):
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    assert zoo_train(["lenet5", "--device", device, "--out", str(tmp_path / "runs"), "--preset", "smoke", "--quiet"]) == code
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_out_under_a_file_exits_2(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me")
