@@ -337,6 +337,25 @@ def test_quality_report_keeps_the_entries_of_models_with_no_run_at_hand(smoke_ru
     assert quality.read_text() == everything
 
 
+def test_report_targets_it_cannot_write_exit_2_before_writing_anything(smoke_run, tmp_path: Path, capsys) -> None:
+    runs = str(smoke_run(TEXT_MODELS[0]).parent)
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    for argv, message in [
+        (["--readme", str(tmp_path / "missing.md")], "missing.md: no such file to put the table in"),
+        (["--readme", str(readme)], "README.md: no <!-- zoo-table:start --> ... <!-- zoo-table:end --> markers"),
+        (["--quality", str(notes / "QUALITY.md")], "notes.txt: exists and is not a folder"),
+        (["--quality", str(tmp_path)], "is a folder; --quality takes the markdown file"),
+        (["--quality", str(tmp_path / "docs" / "QUALITY.md"), "--readme", str(readme)], "markers"),
+    ]:
+        assert report_main(["--runs", runs, *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "notes.txt"]
+    assert readme.read_text() == "# no markers\n" and notes.read_text() == "keep me"
+
+
 def test_quality_report_marks_a_run_shorter_than_its_recipe() -> None:
     dcgan = get_entry("dcgan")
     planned = dcgan.recipe("full").epochs

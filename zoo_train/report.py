@@ -120,10 +120,30 @@ def text_table(records: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
 
 
-def update_readme(readme: Path, table: str) -> None:
+class ReportError(Exception):
+    """A --readme or --quality target the report cannot write to; the message names it."""
+
+
+def readme_text(readme: Path) -> str:
+    """The README's text, checked to have the markers the table goes between."""
+    if not readme.is_file():
+        raise ReportError(f"{readme}: no such file to put the table in")
     text = readme.read_text()
     if README_START not in text or README_END not in text:
-        raise SystemExit(f"{readme}: no {README_START} ... {README_END} markers to put the table between")
+        raise ReportError(f"{readme}: no {README_START} ... {README_END} markers to put the table between")
+    return text
+
+
+def check_quality_target(out: Path) -> None:
+    existing = next(p for p in (out.parent, *out.parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise ReportError(f"{existing}: exists and is not a folder, so {out} cannot be written")
+    if out.is_dir():
+        raise ReportError(f"{out}: is a folder; --quality takes the markdown file to write, e.g. docs/QUALITY.md")
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme_text(readme)
     before, rest = text.split(README_START, 1)
     _, after = rest.split(README_END, 1)
     readme.write_text(f"{before}{README_START}\n{table}\n{README_END}{after}")
@@ -256,6 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"{', '.join(map(str, args.runs))}: no trained runs (no */summary.json); run `zoo-train --all` first",
               file=sys.stderr)
+        return 2
+    try:
+        if args.readme:
+            readme_text(args.readme)
+        if args.quality:
+            check_quality_target(args.quality)
+    except ReportError as exc:
+        print(f"zoo_train.report: error: {exc}", file=sys.stderr)
         return 2
     print(text_table(records))
     if args.readme:
