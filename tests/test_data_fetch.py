@@ -63,5 +63,5 @@ def test_a_data_dir_that_cannot_be_a_folder_exits_2_and_names_it(tmp_path, capsy
     assert not_a_folder.read_text() == "keep me"
     under_a_file = not_a_folder / "data"
     assert zoo_data(["fetch", "--data-dir", str(under_a_file), "--quiet"]) == 2
-    assert f"{under_a_file}: cannot create the data folder" in capsys.readouterr().err
+    assert f"{not_a_folder}: exists and is not a folder, so the data folder {under_a_file}" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

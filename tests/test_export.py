@@ -284,6 +284,17 @@ def test_an_opset_the_exporter_cannot_reach_fails_and_writes_nothing(tiny_checkp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_report_path_that_cannot_be_written_exits_2_before_exporting(tiny_checkpoint, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    checkpoint = str(tiny_checkpoint(_cheap_model()))
+    for report, message in [(notes / "report.json", "notes.txt: exists and is not a folder, so --report"),
+                            (tmp_path, "is a folder; --report takes the JSON file to write")]:
+        assert cli.main([checkpoint, "--out", str(tmp_path / "bundle"), "--report", str(report)]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and notes.read_text() == "keep me"
+
+
 def _bad_checkpoints(tmp_path: Path, good: Path) -> dict[str, Path]:
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from zoo_train.data.paths import file_in_the_way
 from zoo_train.registry import PRESETS, ModelEntry, get_entry, list_models
 
 README_START = "<!-- zoo-table:start -->"
@@ -135,9 +136,9 @@ def readme_text(readme: Path) -> str:
 
 
 def check_quality_target(out: Path) -> None:
-    existing = next(p for p in (out.parent, *out.parent.parents) if p.exists())
-    if not existing.is_dir():
-        raise ReportError(f"{existing}: exists and is not a folder, so {out} cannot be written")
+    blocking = file_in_the_way(out.parent)
+    if blocking is not None:
+        raise ReportError(f"{blocking}: exists and is not a folder, so {out} cannot be written")
     if out.is_dir():
         raise ReportError(f"{out}: is a folder; --quality takes the markdown file to write, e.g. docs/QUALITY.md")
 

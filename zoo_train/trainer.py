@@ -23,6 +23,7 @@ import torch.nn as nn
 from torch.utils.data import Sampler, TensorDataset
 
 from zoo_train.checkpoint import load_checkpoint, save_checkpoint
+from zoo_train.data.paths import file_in_the_way
 from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, TaskData, get_task
 
@@ -273,9 +274,9 @@ def checked_run_dir(out: Path, run_name: str) -> Path:
     """``out/run_name``, refused (ValueError) before any work where it could not hold a run or would leave ``out``."""
     if run_name in (".", "..") or Path(run_name).name != run_name:
         raise ValueError(f"run name {run_name!r}: must be a plain folder name (no '/', '.' or '..'), as it goes under {out}")
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"{existing}: exists and is not a folder, so {out} cannot hold the runs; give another --out")
+    blocking = file_in_the_way(out)
+    if blocking is not None:
+        raise ValueError(f"{blocking}: exists and is not a folder, so {out} cannot hold the runs; give another --out")
     return out / run_name
 
 

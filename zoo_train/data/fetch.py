@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from zoo_train.data.errors import DataError
-from zoo_train.data.paths import user_cache_dir
+from zoo_train.data.paths import file_in_the_way, user_cache_dir
 
 DEBIAN_PACKAGES = ("dataset-fashion-mnist", "kmer-examples")
 
@@ -138,8 +138,9 @@ def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool, copy:
     copied into it, so that the folder alone can be carried to another machine.
     """
     cache = Path(data_dir) if data_dir else user_cache_dir()
-    if cache.exists() and not cache.is_dir():
-        raise DataError(f"{cache}: exists and is not a folder; the data folder must be one")
+    blocking = file_in_the_way(cache)
+    if blocking is not None:
+        raise DataError(f"{blocking}: exists and is not a folder, so the data folder {cache} cannot be made")
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -1,4 +1,4 @@
-"""Where datasets are looked for, in the order DESIGN.md gives."""
+"""Where datasets are looked for, in the order DESIGN.md gives; and whether an output folder can be made."""
 
 from __future__ import annotations
 
@@ -24,3 +24,9 @@ def search_dirs(data_dir: Path | str | None) -> list[Path]:
     dirs.append(user_cache_dir())
     dirs.extend(SYSTEM_DATA_DIRS)
     return dirs
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file standing at ``folder`` or at one of its parents, which would make creating ``folder`` fail."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    return None if existing.is_dir() else existing
