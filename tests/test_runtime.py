@@ -606,6 +606,12 @@ def test_cli_sample_and_tokens(tiny_bundle, tmp_path, capsys):
     files = sorted((tmp_path / "s").glob("*.png"))
     assert len(files) == 6
     assert Image.open(tmp_path / "s" / "grid.png").size[0] > Image.open(tmp_path / "s" / "sample_000.png").size[0]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    for out, message in [(notes, "a file, not a folder"), (notes / "s", "cannot create the folder")]:
+        assert zoo_run([str(tiny_bundle(gans[0])), "--sample", "2", "--out", str(out)]) == 2
+        assert f"--out {out}: {message} for the sample PNGs" in capsys.readouterr().err
+    assert notes.read_text() == "keep me"
     assert zoo_run([str(tiny_bundle(seqs[0])), "--tokens", "1 2 3 1", "--json"]) == 0
     capsys.readouterr()
     assert zoo_run([str(tiny_bundle(seqs[0])), "--tokens", "1 x"]) == 2

@@ -160,7 +160,12 @@ def _sample(model: Any, args: argparse.Namespace) -> int:
     from PIL import Image
 
     images = model.sample(args.sample, seed=args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.out.exists() and not args.out.is_dir():
+        raise BundleError(f"--out {args.out}: a file, not a folder for the sample PNGs")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BundleError(f"--out {args.out}: cannot create the folder for the sample PNGs ({exc.strerror or exc})") from None
     files = []
     for i, img in enumerate(images):
         path = args.out / f"sample_{i:03d}.png"
