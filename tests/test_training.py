@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import typing
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from image_fixtures import write_idx_dataset
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
 from zoo_train.cli import main as zoo_train
 from zoo_train.tasks.image_classification import ImageClassification
+from zoo_train.registry import get_entry, list_models
 from zoo_train.report import device_label
 from zoo_train.trainer import TrainConfig, TrainingError, autocast_for, lr_factor, resolve_precision, train
 
@@ -161,6 +163,27 @@ def test_cli_device_the_trainer_cannot_use(tmp_path, capsys, device, code, messa
     assert zoo_train(["lenet5", "--device", device, "--out", str(tmp_path / "runs"), "--preset", "smoke", "--quiet"]) == code
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_cli_set_sizes_below_1_or_of_the_wrong_type_exit_2_before_any_work(name, tmp_path, capsys):
+    hints = typing.get_type_hints(get_entry(name).config_cls)
+    size = next(field for field, kind in hints.items() if kind is int and not field.endswith("_id"))
+    for value in ("0", "-1", '"x"', "2.5", "true"):
+        assert zoo_train([name, "--set", f"{size}={value}", "--out", str(tmp_path / "runs"), "--quiet"]) == 2, value
+        assert f"--set {size}=" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, setting, message", [
+    ("resnet-cifar", "widths=[32, 0, 8]", "widths takes a list of one or more whole numbers, each at least 1"),
+    ("lenet5", "conv_channels=[8, 16, 4]", "conv_channels takes a list of 2 whole numbers"),
+    ("char-gpt", "bias=1", "bias takes true or false"),
+    ("char-gpt", 'dropout="a"', "dropout takes a finite number"),
+])
+def test_cli_set_lists_flags_and_numbers_are_checked(tmp_path, capsys, name, setting, message):
+    assert zoo_train([name, "--set", setting, "--out", str(tmp_path), "--quiet"]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_cli_out_under_a_file_exits_2(tmp_path, capsys):

@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import time
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -118,6 +119,44 @@ def check_config_fields(entry: ModelEntry, names: Iterable[str]) -> None:
     unknown = sorted(set(names) - allowed)
     if unknown:
         raise ValueError(f"model {entry.name!r} takes no config field(s) {unknown}; it takes {sorted(allowed)}")
+
+
+def _is_count(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _config_value_problem(kind: Any, name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for a config field of type ``kind``, or None.
+
+    Integer fields are sizes and counts (at least 1), except token ids (``*_id``, at least 0).
+    """
+    if kind is bool:
+        return None if isinstance(value, bool) else "takes true or false"
+    if kind is int:
+        least = 0 if name.endswith("_id") else 1
+        return None if _is_count(value, least) else f"takes a whole number of at least {least}"
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else "takes a finite number"
+    if kind is str:
+        return None if isinstance(value, str) else "takes a string"
+    if typing.get_origin(kind) is tuple:
+        args = typing.get_args(kind)
+        length = None if Ellipsis in args else len(args)
+        ok = (isinstance(value, (list, tuple)) and len(value) >= 1 and (length is None or len(value) == length)
+              and all(_is_count(v, 1) for v in value))
+        size = "one or more" if length is None else str(length)
+        return None if ok else f"takes a list of {size} whole numbers, each at least 1 (e.g. [32, 64])"
+    return None
+
+
+def check_config_values(entry: ModelEntry, overrides: dict[str, Any]) -> None:
+    """A --set value of the wrong type or size is a usage error, not a crash minutes into training."""
+    hints = typing.get_type_hints(entry.config_cls)
+    for name, value in overrides.items():
+        problem = _config_value_problem(hints.get(name), name, value)
+        if problem:
+            raise ValueError(f"--set {name}={json.dumps(value)}: {entry.name}'s {name} {problem}")
 
 
 def build_config(entry: ModelEntry, data: TaskData, recipe: Recipe, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -310,6 +349,7 @@ def train(cfg: TrainConfig) -> Path:
 
     # A mistyped --set field is a usage error: say so before minutes of data loading, or a missing dataset, hide it.
     check_config_fields(entry, cfg.model_overrides or {})
+    check_config_values(entry, cfg.model_overrides or {})
     torch.manual_seed(cfg.seed)
     data = task.load_data(entry, recipe, cfg.data, cfg.data_dir, cfg.seed)
     config = build_config(entry, data, recipe, dict(cfg.model_overrides or {}))
