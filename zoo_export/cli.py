@@ -21,7 +21,7 @@ from zoo_export.export import (
 )
 from zoo_export.tasks.base import ExportInputError
 from zoo_runtime.cli import HelpFormatter
-from zoo_train.data.paths import file_in_the_way
+from zoo_train.data.paths import output_file_problem
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
 
@@ -108,8 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for item, target in zip(loaded, targets):
             check_target(target if target is not None else default_bundle_dir(item.path))
-        if args.report:
-            check_report_path(args.report)
+        # Before minutes of exporting, not after them.
+        report_problem = args.report and output_file_problem(args.report, "--report", "JSON file")
+        if report_problem:
+            raise ExportInputError(report_problem)
     except ExportInputError as exc:
         print(f"zoo-export: error: {exc}", file=sys.stderr)
         return 2
@@ -185,15 +187,6 @@ def table(results: list[ExportResult]) -> str:
     passed = sum(r.passed for r in results)
     lines.append(f"{passed}/{len(results)} exported and passed")
     return "\n".join(lines)
-
-
-def check_report_path(path: Path) -> None:
-    """Refuse a --report that could not be written, before minutes of exporting."""
-    if path.is_dir():
-        raise ExportInputError(f"{path}: is a folder; --report takes the JSON file to write")
-    blocking = file_in_the_way(path.parent)
-    if blocking is not None:
-        raise ExportInputError(f"{blocking}: exists and is not a folder, so --report {path} cannot be written")
 
 
 def write_report(path: Path, results: list[ExportResult], code: int, argv: list[str]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from zoo_train.data.paths import file_in_the_way
+from zoo_train.data.paths import output_file_problem
 from zoo_train.registry import PRESETS, ModelEntry, get_entry, list_models
 
 README_START = "<!-- zoo-table:start -->"
@@ -135,16 +135,8 @@ def readme_text(readme: Path) -> str:
     return text
 
 
-def check_quality_target(out: Path) -> None:
-    blocking = file_in_the_way(out.parent)
-    if blocking is not None:
-        raise ReportError(f"{blocking}: exists and is not a folder, so {out} cannot be written")
-    if out.is_dir():
-        raise ReportError(f"{out}: is a folder; --quality takes the markdown file to write, e.g. docs/QUALITY.md")
-
-
-def update_readme(readme: Path, table: str) -> None:
-    text = readme_text(readme)
+def update_readme(readme: Path, text: str, table: str) -> None:
+    """Put ``table`` between the markers of ``readme``, whose checked content is ``text`` (see readme_text)."""
     before, rest = text.split(README_START, 1)
     _, after = rest.split(README_END, 1)
     readme.write_text(f"{before}{README_START}\n{table}\n{README_END}{after}")
@@ -279,16 +271,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        if args.readme:
-            readme_text(args.readme)
-        if args.quality:
-            check_quality_target(args.quality)
+        readme = readme_text(args.readme) if args.readme else None
+        quality_problem = args.quality and output_file_problem(
+            args.quality, "--quality", "markdown file (e.g. docs/QUALITY.md)")
+        if quality_problem:
+            raise ReportError(quality_problem)
     except ReportError as exc:
         print(f"zoo_train.report: error: {exc}", file=sys.stderr)
         return 2
     print(text_table(records))
     if args.readme:
-        update_readme(args.readme, markdown_table(records))
+        update_readme(args.readme, readme, markdown_table(records))
     if args.quality:
         kept = write_quality(records, args.quality)
         print(f"wrote {args.quality}" + (f" (kept from it, no run at hand: {', '.join(kept)})" if kept else ""))

@@ -33,6 +33,10 @@ class TrainingError(Exception):
     """Training cannot go on (NaN loss, a resume that does not match); the message says why."""
 
 
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     if requested != "auto":
         try:
@@ -45,12 +49,12 @@ def pick_device(requested: str = "auto") -> torch.device:
             raise TrainingError(f"--device {requested}: CUDA is not available on this machine")
         if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
             raise TrainingError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        if device.type == "mps" and not _mps_available():
             raise TrainingError(f"--device {requested}: MPS (Apple GPU) is not available on this machine")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 

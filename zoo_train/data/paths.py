@@ -30,3 +30,13 @@ def file_in_the_way(folder: Path) -> Path | None:
     """The file standing at ``folder`` or at one of its parents, which would make creating ``folder`` fail."""
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     return None if existing.is_dir() else existing
+
+
+def output_file_problem(path: Path, option: str, what: str) -> str | None:
+    """Why ``option path`` (a file to write, described by ``what``) could not be written, or None."""
+    if path.is_dir():
+        return f"{path}: is a folder; {option} takes the {what} to write"
+    blocking = file_in_the_way(path.parent)
+    if blocking is not None:
+        return f"{blocking}: exists and is not a folder, so {option} {path} cannot be written"
+    return None
