@@ -25,7 +25,7 @@ data: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/zoo-data fetch --apt --quiet || true
-	$(BIN)/zoo-train --all --preset quick --out $(OUT)
+	$(BIN)/zoo-train --all --preset quick --overwrite --out $(OUT)
 	$(BIN)/zoo-export --all --runs $(OUT) --format all --report $(OUT)/export_report.json
 	$(BIN)/python -m zoo_train.report --runs $(OUT)
 

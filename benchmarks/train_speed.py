@@ -83,7 +83,7 @@ def measure(name: str, device: torch.device, fast: bool, steps: int, compile_mod
 def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, precision: str) -> dict:
     metric, target, mode = TARGETS[name]
     run = train(TrainConfig(model=name, preset="full", device=device, data_dir=data_dir, out=out, show_progress=False,
-                            target=(metric, target), precision=precision))
+                            target=(metric, target), precision=precision, overwrite=True))
     epochs = [r for r in read_metrics(run) if r.get("kind") == "epoch"]
     elapsed, reached = 0.0, None
     for record in epochs:

@@ -3,6 +3,7 @@
 import json
 import pickle
 import typing
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,6 +127,7 @@ def test_lr_schedule_warms_up_then_decays():
     ["lenet5", "--set", "novalue"],
     ["lenet5", "--all"],
     ["lenet5", "--precision", "fp16"],
+    ["lenet5", "--resume", "--overwrite"],
 ])
 def test_bad_cli_input_exits_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -192,6 +194,42 @@ def test_cli_out_under_a_file_exits_2(tmp_path, capsys):
     assert zoo_train(["lenet5", "--out", str(notes / "runs"), "--preset", "smoke", "--quiet"]) == 2
     assert f"{notes}: exists and is not a folder" in capsys.readouterr().err
     assert notes.read_text() == "keep me"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_is_not_trained_over_without_resume_or_overwrite(tmp_path, idx_data, capsys):
+    run = train(config(tmp_path, idx_data, epochs=1, preset="smoke"))
+    (run / "export").mkdir()
+    (run / "export" / "model.onnx").write_bytes(b"the old run's bundle")
+    before = _snapshot(run)
+
+    with pytest.raises(ValueError, match="holds a finished smoke run of simple-cnn .1 epoch, test_accuracy"):
+        train(config(tmp_path, idx_data, epochs=1, preset="smoke"))
+    argv = ["simple-cnn", "--preset", "smoke", "--data-dir", str(idx_data.parent), "--out", str(tmp_path), "--quiet"]
+    assert zoo_train(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{run}: holds a finished smoke run" in err and "--overwrite replaces" in err
+    assert _snapshot(run) == before
+
+    # --overwrite replaces the folder whole: nothing of the old run (its bundle, its TensorBoard events) is left beside the new one.
+    assert zoo_train(argv + ["--overwrite", "--set", "widths=[8,16,16]", "--set", "hidden=32", "--max-steps", "2"]) == 0
+    assert not (run / "export").exists()
+    assert len(list((run / "tensorboard").iterdir())) == 1
+    assert json.loads((run / "summary.json").read_text())["steps"] == 2
+
+
+def test_all_refuses_before_training_any_model_when_one_run_is_in_the_way(tmp_path, capsys):
+    finished = tmp_path / "gru-classifier"
+    finished.mkdir()
+    (finished / "summary.json").write_text(json.dumps({"model": "gru-classifier", "preset": "full", "epochs_run": 12,
+                                                       "metric": "test_accuracy", "test_accuracy": 0.99}))
+    argv = ["--all", "--task", "sequence-classification", "--preset", "smoke", "--out", str(tmp_path), "--quiet"]
+    assert zoo_train(argv) == 2
+    assert f"{finished}: holds a finished full run of gru-classifier (12 epochs, test_accuracy 0.9900)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gru-classifier"]  # lstm-classifier was not trained either
 
 
 def test_cli_resume_with_corrupt_checkpoint_exits_2(tmp_path, capsys):

@@ -12,7 +12,7 @@ from typing import Any
 from zoo_train.checkpoint import CheckpointError
 from zoo_train.registry import PRESETS, get_entry, list_models
 from zoo_train.tasks.base import DataError, get_task
-from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, train
+from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, existing_run, train
 
 EXAMPLES = """examples:
   zoo-train --list                                   what can be trained
@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   zoo-train char-gpt --preset full --device cuda     the full recipe on a GPU
   zoo-train --all --preset quick                     every model, as `make demo` does
   zoo-train lenet5 --resume                          continue from models_out/lenet5/checkpoints/last.pt
+  zoo-train lenet5 --overwrite                       train again, replacing models_out/lenet5
   zoo-train --all --preset full --resume             pick an interrupted `make full` up where it stopped
   zoo-train simple-cnn --set dropout=0.3 --set 'widths=[16,32,64]'
 """
@@ -69,10 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("models_out"), help="output root; the run goes to OUT/RUN_NAME (default: %(default)s)")
     p.add_argument("--run-name", help="run directory name (default: the model name)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the run's checkpoints/last.pt (a changed --epochs, --batch-size or --lr is "
-                        "reported and recomputes the learning-rate schedule from there, e.g. to train longer); "
-                        "with --all, also skip the models already trained with this preset and start those never started")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue from the run's checkpoints/last.pt (a changed --epochs, --batch-size or --lr is "
+                            "reported and recomputes the learning-rate schedule from there, e.g. to train longer); "
+                            "with --all, also skip the models already trained with this preset and start those never started")
+    again.add_argument("--overwrite", action="store_true",
+                       help="delete a run already in OUT/RUN_NAME and train from scratch (without this or --resume, "
+                            "zoo-train refuses to train over an existing run)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="training arithmetic: auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 (also on a CPU: "
                         "1.1-2.1x faster on CPUs with AMX, see benchmarks/RESULTS.md; possibly slower than fp32 on CPUs without "
@@ -144,21 +149,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.all and not names:
         parser.error(f"no models of task {args.task!r}")
 
+    run_dirs = {name: Path(args.out) / (name if args.all else args.run_name or name) for name in names}
+    if not (args.resume or args.overwrite):
+        # Checked for every model first: --all should not train half the zoo and then stop at a run it would destroy.
+        in_the_way = [f"{run_dir}: {what}" for run_dir in run_dirs.values() if (what := existing_run(run_dir)) is not None]
+        if in_the_way:
+            print("zoo-train: error: training would replace\n  " + "\n  ".join(in_the_way)
+                  + "\n--resume continues, --overwrite replaces, --out or --run-name trains elsewhere", file=sys.stderr)
+            return 2
+
     failures: list[str] = []
     for name in names:
         started = time.perf_counter()
         resume = args.resume
         if args.all and args.resume:
-            plan = resume_plan(Path(args.out) / name, args.preset)
+            plan = resume_plan(run_dirs[name], args.preset)
             if plan == "done":
-                print(f"{name}: already trained ({Path(args.out) / name / 'summary.json'}), skipped")
+                print(f"{name}: already trained ({run_dirs[name] / 'summary.json'}), skipped")
                 continue
             resume = plan == "resume"
         config = TrainConfig(
             model=name, preset=args.preset, data=None if args.all else args.data, data_dir=args.data_dir,
             out=args.out, run_name=None if args.all else args.run_name, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device, seed=args.seed,
-            resume=resume, precision=args.precision, compile=args.compile, show_progress=not args.quiet,
+            resume=resume, overwrite=args.overwrite, precision=args.precision, compile=args.compile, show_progress=not args.quiet,
             model_overrides=overrides,
         )
         try:

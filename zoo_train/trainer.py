@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 import typing
@@ -301,6 +302,8 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     resume: bool = False
+    # Replace a run already in the run folder; without it (or resume) the trainer refuses to train over one.
+    overwrite: bool = False
     precision: str = "auto"  # see resolve_precision
     compile: bool = False
     show_progress: bool = True
@@ -323,6 +326,25 @@ def checked_run_dir(out: Path, run_name: str) -> Path:
     return out / run_name
 
 
+def existing_run(run_dir: Path) -> str | None:
+    """What a fresh run in ``run_dir`` would destroy, in words, or None where it holds no run."""
+    summary_path, last_path = run_dir / "summary.json", run_dir / "checkpoints" / "last.pt"
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return "holds a finished run"
+        metric = summary.get("metric") or summary.get("primary_metric")
+        value = summary.get(metric, summary.get("best_val"))
+        figure = f", {metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+        epochs = summary.get("epochs_run")
+        return (f"holds a finished {summary.get('preset')} run of {summary.get('model')} "
+                f"({epochs} epoch{'' if epochs == 1 else 's'}{figure})")
+    if last_path.is_file() or (run_dir / "run.json").is_file():
+        return "holds an unfinished run"
+    return None
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train one registered model; returns its run directory."""
     entry = get_entry(cfg.model)
@@ -336,6 +358,14 @@ def train(cfg: TrainConfig) -> Path:
     run_dir = checked_run_dir(Path(cfg.out), cfg.run_name or entry.name)
     ckpt_dir = run_dir / "checkpoints"
     last_path = ckpt_dir / "last.pt"
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
+    replaced = None if cfg.resume else existing_run(run_dir)
+    if replaced is not None and not cfg.overwrite:
+        raise ValueError(f"{run_dir}: {replaced}; --resume continues it, --overwrite replaces it, "
+                         f"--run-name NAME trains beside it")
+    if dist_info.world_size > 1:
+        dist.barrier()  # every rank has looked at the run folder before the main one replaces it
 
     resume_state = None
     if cfg.resume:
@@ -399,6 +429,9 @@ def train(cfg: TrainConfig) -> Path:
     )
 
     recipe_record = _jsonable(asdict(recipe))
+    if replaced is not None and dist_info.is_main:
+        # Whole, so that no checkpoint, TensorBoard event, plot or exported bundle of the old run survives beside the new one.
+        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, dist_info.is_main, resume=cfg.resume)
     if dist_info.is_main:
