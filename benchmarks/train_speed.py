@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
+from zoo_train.data.paths import existing_folder
 from zoo_train.registry import get_entry, list_models
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, get_task
 from zoo_train.trainer import (PRECISIONS, GlobalBatchSampler, TrainConfig, autocast_for, build_config, pick_device,
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the fast path")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="the fast path's arithmetic, as zoo-train --precision (default: %(default)s: bf16 on CUDA only)")
-    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--data-dir", type=existing_folder, help="where to look for datasets first")
     parser.add_argument("--time-to-target", action="store_true", help="train ResNetCIFAR and char GPT (full) until their targets")
     parser.add_argument("--out", type=Path, default=Path("models_out/bench"))
     args = parser.parse_args(argv)

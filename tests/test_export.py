@@ -333,13 +333,17 @@ def test_out_never_replaces_a_folder_that_is_not_a_bundle(tiny_checkpoint, tmp_p
     assert [p.name for p in precious.iterdir()] == ["thesis.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["documents"]
 
 
-def test_usage_errors_exit_2(tmp_path):
+def test_usage_errors_exit_2(tmp_path, capsys):
     assert cli.main([]) == 2
     assert cli.main(["--all", "--runs", str(tmp_path)]) == 2  # no runs there
     assert cli.main([str(tmp_path)]) == 2  # a directory without checkpoints/best.pt
     with pytest.raises(SystemExit) as exc:
         cli.main(["x.pt", "--format", "tflite"])
     assert exc.value.code == 2
+    # A mistyped --data-dir would otherwise be skipped, and --quantize would calibrate on data found elsewhere.
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["x.pt", "--quantize", "int8", "--data-dir", str(tmp_path / "no-such-folder")])
+    assert exc.value.code == 2 and f"{tmp_path / 'no-such-folder'}: no such folder" in capsys.readouterr().err
 
 
 def test_cli_all_exports_every_run_and_writes_report(tiny_checkpoint, tmp_path, capsys):

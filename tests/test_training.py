@@ -128,6 +128,7 @@ def test_lr_schedule_warms_up_then_decays():
     ["lenet5", "--all"],
     ["lenet5", "--precision", "fp16"],
     ["lenet5", "--resume", "--overwrite"],
+    ["lenet5", "--data-dir", "no-such-folder"],  # would be skipped, and data found elsewhere used
 ])
 def test_bad_cli_input_exits_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:

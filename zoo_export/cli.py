@@ -21,7 +21,7 @@ from zoo_export.export import (
 )
 from zoo_export.tasks.base import ExportInputError
 from zoo_runtime.cli import HelpFormatter
-from zoo_train.data.paths import output_file_problem
+from zoo_train.data.paths import existing_folder, output_file_problem
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
 
@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="fp16 graphs (float32 interface) for GPU use")
     p.add_argument("--quantize", choices=("int8",), default=None,
                    help="also write model.int8.onnx (static QDQ, classifiers; calibration from the training data)")
-    p.add_argument("--data-dir", type=Path, default=None, help="dataset folder for --quantize calibration and test")
+    p.add_argument("--data-dir", type=existing_folder, help="where to look first for the dataset that --quantize "
+                   "calibrates on and tests with")
     p.add_argument("--no-check", action="store_true", help="skip parity checks (the report says so)")
     p.add_argument("--report", type=Path, default=None, help="write the full JSON report here")
     p.add_argument("--quiet", action="store_true", help="print only the table")

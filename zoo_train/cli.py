@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_train.checkpoint import CheckpointError
+from zoo_train.data.paths import existing_folder
 from zoo_train.registry import PRESETS, get_entry, list_models
 from zoo_train.tasks.base import DataError, get_task
 from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, existing_run, train
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipe size: smoke (seconds), quick (minutes on a CPU), full (quality; for a GPU) (default: %(default)s)")
     p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
     p.add_argument("--text", dest="data", metavar="PATH", help="a UTF-8 text file for the text models (same as --data PATH)")
-    p.add_argument("--data-dir", type=Path, help="where to look for datasets first (then $ZOO_DATA, ~/.cache/model-zoo, system copies)")
+    p.add_argument("--data-dir", type=existing_folder, help="where to look for datasets first (then $ZOO_DATA, ~/.cache/model-zoo, system copies)")
     p.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     p.add_argument("--batch-size", type=positive_int, help="override the recipe's global batch size")
     p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")

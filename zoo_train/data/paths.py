@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -24,6 +25,14 @@ def search_dirs(data_dir: Path | str | None) -> list[Path]:
     dirs.append(user_cache_dir())
     dirs.extend(SYSTEM_DATA_DIRS)
     return dirs
+
+
+def existing_folder(text: str) -> Path:
+    """argparse type for --data-dir: a mistyped folder would otherwise be skipped and data found elsewhere used."""
+    folder = Path(text)
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+    return folder
 
 
 def file_in_the_way(folder: Path) -> Path | None:
