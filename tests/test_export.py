@@ -333,6 +333,24 @@ def test_out_never_replaces_a_folder_that_is_not_a_bundle(tiny_checkpoint, tmp_p
     assert [p.name for p in precious.iterdir()] == ["thesis.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["documents"]
 
 
+def test_ctrl_c_during_an_export_leaves_the_earlier_bundle_and_no_half_built_one(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    import zoo_export.export as export_module
+
+    checkpoint, out = str(tiny_checkpoint(_cheap_model())), tmp_path / "bundle"
+    assert cli.main([checkpoint, "--out", str(out), "--format", "onnx", "--quiet"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(writer, *args, **kwargs):
+        (writer.tmp / "model.onnx").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "_build", interrupted)
+    assert cli.main([checkpoint, "--out", str(out), "--format", "onnx", "--quiet"]) == 130
+    assert f"stopped while exporting {checkpoint}; nothing of it was written" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
 def test_usage_errors_exit_2(tmp_path, capsys):
     assert cli.main([]) == 2
     assert cli.main(["--all", "--runs", str(tmp_path)]) == 2  # no runs there

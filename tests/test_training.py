@@ -1,5 +1,6 @@
 """The trainer: learning, exact resume, NaN handling, checkpoint safety, CLI exit codes."""
 
+import dataclasses
 import json
 import pickle
 import typing
@@ -231,6 +232,24 @@ def test_all_refuses_before_training_any_model_when_one_run_is_in_the_way(tmp_pa
     assert zoo_train(argv) == 2
     assert f"{finished}: holds a finished full run of gru-classifier (12 epochs, test_accuracy 0.9900)" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gru-classifier"]  # lstm-classifier was not trained either
+
+
+def test_ctrl_c_says_what_can_be_resumed(tmp_path, idx_data, monkeypatch, capsys):
+    import zoo_train.cli as cli_module
+
+    def interrupted_after_one_epoch(cfg):
+        train(dataclasses.replace(cfg, stop_after_epochs=1))
+        raise KeyboardInterrupt
+
+    argv = ["simple-cnn", "--preset", "smoke", "--epochs", "2", "--data-dir", str(idx_data.parent), "--out", str(tmp_path),
+            "--set", "widths=[8,16,16]", "--set", "hidden=32", "--quiet"]
+    monkeypatch.setattr(cli_module, "train", interrupted_after_one_epoch)
+    assert zoo_train(argv) == 130
+    last = tmp_path / "simple-cnn" / "checkpoints" / "last.pt"
+    assert f"simple-cnn: stopped; {last} holds the last finished epoch; add --resume" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert zoo_train(argv + ["--resume"]) == 0
+    assert json.loads((tmp_path / "simple-cnn" / "summary.json").read_text())["epochs_run"] == 2
 
 
 def test_cli_resume_with_corrupt_checkpoint_exits_2(tmp_path, capsys):

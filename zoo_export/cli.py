@@ -127,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     item.path, target, formats=formats, opset=args.opset, check=not args.no_check, dtype=args.dtype,
                     quantize=args.quantize, data_dir=args.data_dir, loaded=item,
                 )
+            except KeyboardInterrupt:
+                # The writer has discarded the half-built bundle: an earlier bundle at the target is untouched.
+                print(f"\nzoo-export: stopped while exporting {item.path}; nothing of it was written"
+                      + (f" ({len(results)} exported before it)" if results else ""), file=sys.stderr)
+                return 130
             except ExportInputError as exc:
                 result = ExportResult(checkpoint=item.path, model=item.payload["model"], task=item.payload["task"],
                                       status="input-error", error=str(exc))

@@ -178,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             run_dir = train(config)
+        except KeyboardInterrupt:
+            last = run_dirs[name] / "checkpoints" / "last.pt"
+            kept = (f"{last} holds the last finished epoch; add --resume to go on from it" if last.exists()
+                    else "no epoch had finished, so there is nothing to resume")
+            print(f"\nzoo-train: {name}: stopped; {kept}", file=sys.stderr)
+            return 130
         except (DataError, CheckpointError) as exc:
             print(f"zoo-train: error: {exc}", file=sys.stderr)
             if not args.all:
