@@ -65,3 +65,25 @@ def test_a_data_dir_that_cannot_be_a_folder_exits_2_and_names_it(tmp_path, capsy
     assert zoo_data(["fetch", "--data-dir", str(under_a_file), "--quiet"]) == 2
     assert f"{not_a_folder}: exists and is not a folder, so the data folder {under_a_file}" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_ctrl_c_while_copying_leaves_no_half_file_and_exits_130(datasets_elsewhere, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    copy_file = shutil.copyfile
+
+    def interrupted_copy(source, target):
+        if "t10k-images" in str(source):
+            Path(target).write_bytes(b"half a file")
+            raise KeyboardInterrupt
+        return copy_file(source, target)
+
+    monkeypatch.setattr(shutil, "copyfile", interrupted_copy)
+    carry = tmp_path / "carry"
+    assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 130
+    assert "zoo-data: stopped" in capsys.readouterr().err
+    copied = [p.name for p in (carry / "fashion-mnist").iterdir()]
+    assert not any("t10k-images" in name for name in copied)  # neither the file nor its .partial
+    monkeypatch.setattr(shutil, "copyfile", copy_file)
+    assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 0  # run again: the rest is copied
+    assert load_image_arrays("fashion-mnist", carry).source == str(carry / "fashion-mnist")

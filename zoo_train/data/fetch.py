@@ -126,8 +126,12 @@ def copy_into(located: Path, folder: Path, files: str = "*") -> Path:
         if target.is_file() and target.stat().st_size == source_file.stat().st_size:
             continue
         partial = folder / f".{source_file.name}.partial"
-        shutil.copyfile(source_file, partial)
-        partial.replace(target)
+        try:
+            shutil.copyfile(source_file, partial)
+            partial.replace(target)
+        except BaseException:  # Ctrl-C or a full disk: leave no half file behind
+            partial.unlink(missing_ok=True)
+            raise
     return folder / located.name if located.is_file() else folder
 
 
@@ -190,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"zoo-data: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nzoo-data: stopped; the files fetched or copied so far are whole, run it again for the rest", file=sys.stderr)
+        return 130
     width = max(len(r[0]) for r in rows)
     for name, status, where in rows:
         print(f"{name.ljust(width)}  {status:<11}  {where}")
