@@ -167,13 +167,17 @@ class LoopProbe:
 # ----------------------------------------------------------------------------- the command and imports
 
 
-def test_main_help_version_and_bad_path(capsys):
+def test_main_help_version_and_bad_path(capsys, tmp_path):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "zoo-gui" in out and "DIR_OR_BUNDLE" in out and "--device" in out
     assert main(["--version"]) == 0
     assert main(["/no/such/folder"]) == 2
-    assert "no such file or folder" in capsys.readouterr().err
+    assert "/no/such/folder: no such file or folder" in capsys.readouterr().err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    assert main([str(notes)]) == 2  # the library would open with nothing from it, and not say why
+    assert f"{notes}: a file, but not an .onnx model" in capsys.readouterr().err
     assert main(["--page", "nope"]) == 2
 
 

@@ -437,15 +437,24 @@ def make_app(argv: Sequence[str] = ()) -> QApplication:
     return app
 
 
+def path_problem(path: Path) -> str | None:
+    """Why the library could not list anything from a command-line path, or None."""
+    if not path.exists():
+        return f"{path}: no such file or folder"
+    if path.is_file() and path.suffix != ".onnx":
+        return f"{path}: a file, but not an .onnx model; give a bundle folder, an .onnx file or a folder to search"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors: argparse's own codes
         return int(exc.code or 0)
-    missing = [p for p in args.paths if not Path(p).expanduser().exists()]
-    if missing:
-        print(f"zoo-gui: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+    problems = [problem for p in args.paths if (problem := path_problem(Path(p).expanduser()))]
+    if problems:
+        print("zoo-gui: error: " + "\n  ".join(problems), file=sys.stderr)
         return 2
     app = make_app()
     window = MainWindow(args.paths, device=args.device, threads=args.threads)
