@@ -178,6 +178,8 @@ def test_main_help_version_and_bad_path(capsys, tmp_path):
     notes.write_text("not a model")
     assert main([str(notes)]) == 2  # the library would open with nothing from it, and not say why
     assert f"{notes}: a file, but not an .onnx model" in capsys.readouterr().err
+    assert main(["--threads", "0"]) == 2  # was accepted, and every model then failed to load
+    assert "argument --threads: expected a positive integer, got 0" in capsys.readouterr().err
     assert main(["--page", "nope"]) == 2
 
 

@@ -580,6 +580,10 @@ def test_cli_image_json_and_exit_codes(lenet, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         zoo_run([str(lenet), "--image", str(image), "--top-k", "0"])
     assert info.value.code == 2 and "--top-k must be at least 1" in capsys.readouterr().err
+    for option, value in (("--threads", "0"), ("--threads", "-3"), ("--sample", "0")):
+        with pytest.raises(SystemExit) as info:
+            zoo_run([str(lenet), option, value, "--out", str(tmp_path / "samples")])
+        assert info.value.code == 2 and f"argument {option}: expected a positive integer" in capsys.readouterr().err
 
 
 def test_cli_prompt_streams(text_bundle, capsys):

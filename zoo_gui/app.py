@@ -43,7 +43,7 @@ from zoo_gui.library import LibraryPage, ModelStore, short_provider
 from zoo_gui.pages import PAGES, AppContext, ModelPage, page_for_task
 from zoo_gui.widgets import busy_bar
 from zoo_gui.workers import Runner, emit
-from zoo_runtime.cli import HelpFormatter
+from zoo_runtime.cli import HelpFormatter, positive_int
 
 DEVICES = {"auto": "Auto (CUDA when available)", "cpu": "CPU only", "cuda": "CUDA (else CPU, with the reason)"}
 MIN_SIZE = QSize(1100, 720)
@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="*", metavar="DIR_OR_BUNDLE", help="bundle folders, or folders to search for bundles")
     parser.add_argument("--device", choices=sorted(DEVICES), default=None, help="where models run (default: the saved setting, else auto)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: ONNX Runtime's choice)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads per model (default: ONNX Runtime's choice)")
     parser.add_argument("--page", choices=PAGE_KEYS, default="library", help="page to show first")
     parser.add_argument("--version", action="version", version=f"%(prog)s {zoo_gui.__version__}")
     return parser

@@ -26,6 +26,28 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts (epochs, threads, samples): zero or less would do nothing, or fail later and less clearly."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type for rates such as --lr: zero, negative or infinite values do not train."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo-run",
@@ -36,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     action = p.add_mutually_exclusive_group()
     action.add_argument("--image", type=Path, nargs="+", metavar="PATH", help="classify image files (image-classification)")
     action.add_argument("--prompt", help="generate text or DNA from this prompt (text-generation)")
-    action.add_argument("--sample", type=int, metavar="N", help="sample N images and write PNGs to --out (image-generation)")
+    action.add_argument("--sample", type=positive_int, metavar="N", help="sample N images and write PNGs to --out (image-generation)")
     action.add_argument("--tokens", help='token ids such as "1 2 3" (sequence-classification, seq2seq)')
     p.add_argument("--top-k", type=int, default=None, help="labels to show (--image, default 5) or top-k sampling (--prompt)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="tokens to generate (default: the bundle's)")
@@ -46,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", action="append", default=None, help="stop generating at this string (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="folder for --sample PNGs (required with --sample)")
     p.add_argument("--cpu", action="store_true", help="run on CPU even when CUDA is available")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: onnxruntime's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="onnxruntime intra-op threads (default: onnxruntime's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p
 
@@ -58,8 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--sample needs --out DIR")
     if args.top_k is not None and args.top_k < (0 if args.prompt is not None else 1):
         parser.error("--top-k must be at least 1 (labels to show), or 0 (off) with --prompt")
-    if args.threads is not None and args.threads < 1:
-        parser.error("--threads must be at least 1")
     if not args.bundle.exists():
         print(f"zoo-run: error: {args.bundle}: no such bundle", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zoo_runtime.cli import positive_float, positive_int
 from zoo_train.checkpoint import CheckpointError
 from zoo_train.data.paths import existing_folder
 from zoo_train.registry import PRESETS, get_entry, list_models
@@ -25,28 +26,6 @@ EXAMPLES = """examples:
   zoo-train --all --preset full --resume             pick an interrupted `make full` up where it stopped
   zoo-train simple-cnn --set dropout=0.3 --set 'widths=[16,32,64]'
 """
-
-
-def positive_int(text: str) -> int:
-    """argparse type for counts: a zero or negative --epochs would train nothing and still write a run."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type for --lr: a learning rate of zero or below does not train."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
