@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import pickle
+import shutil
 import typing
 from pathlib import Path
 
@@ -365,7 +366,21 @@ def test_all_with_resume_skips_finished_runs_resumes_interrupted_ones_and_starts
     assert (tmp_path / "lstm-classifier" / "checkpoints" / "last.pt").read_bytes() == lstm_checkpoint
     assert json.loads(gru_summary.read_text())["epochs_run"] == 1  # resumed after its one epoch, not retrained
 
-    # A finished run of another preset is not "done" for this one; its checkpoint makes it a resume,
-    # which the trainer refuses with the preset it needs.
+    # A run stopped before its first epoch (run.json, no checkpoint) holds nothing to lose: it is started again.
+    # A finished run whose checkpoints were deleted (to save space, after exporting) is still done.
+    for checkpoint in (tmp_path / "lstm-classifier" / "checkpoints").iterdir():
+        checkpoint.unlink()
+    gru = tmp_path / "gru-classifier"
+    shutil.rmtree(gru)
+    gru.mkdir()
+    (gru / "run.json").write_text("{}")
+    assert zoo_train(argv) == 0
+    third = capsys.readouterr().out
+    assert "lstm-classifier: already trained" in third and "gru-classifier: test_accuracy" in third
+
+    # A finished run of another preset is not "done" for this one. With its checkpoint it is a resume, which the
+    # trainer refuses with the preset it needs; without, starting again would destroy it, which is refused too.
     assert zoo_train(argv[:4] + ["quick"] + argv[5:]) == 1
-    assert "resume it with --preset smoke" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "gru-classifier/checkpoints/last.pt: a 'smoke' run; resume it with --preset smoke" in err
+    assert "lstm-classifier: holds a finished smoke run of lstm-classifier" in err

@@ -100,15 +100,16 @@ def resume_plan(run_dir: Path, preset: str) -> str:
     """What ``--all --resume`` does with one model's run directory: "done", "resume" or "start".
 
     A run is done when its summary (written after the last epoch) is of this preset and no
-    checkpoint was written after it; an interrupted run has only the checkpoint.
+    checkpoint was written after it (or the checkpoints were deleted since); an interrupted run
+    has only the checkpoint.
     """
     summary_path, last_path = run_dir / "summary.json", run_dir / "checkpoints" / "last.pt"
-    if summary_path.exists() and last_path.exists():
+    if summary_path.exists():
         try:
             finished_preset = json.loads(summary_path.read_text()).get("preset")
         except (OSError, json.JSONDecodeError):
             finished_preset = None
-        if finished_preset == preset and summary_path.stat().st_mtime >= last_path.stat().st_mtime:
+        if finished_preset == preset and (not last_path.exists() or summary_path.stat().st_mtime >= last_path.stat().st_mtime):
             return "done"
     return "resume" if last_path.exists() else "start"
 

@@ -340,9 +340,9 @@ def existing_run(run_dir: Path) -> str | None:
         epochs = summary.get("epochs_run")
         return (f"holds a finished {summary.get('preset')} run of {summary.get('model')} "
                 f"({epochs} epoch{'' if epochs == 1 else 's'}{figure})")
-    if last_path.is_file() or (run_dir / "run.json").is_file():
-        return "holds an unfinished run"
-    return None
+    if last_path.is_file():
+        return f"holds an unfinished run ({last_path.relative_to(run_dir)})"
+    return None  # at most a run stopped before its first epoch: nothing to lose
 
 
 def train(cfg: TrainConfig) -> Path:
