@@ -14,7 +14,7 @@ from zoo_train.checkpoint import CheckpointError
 from zoo_train.data.paths import existing_folder
 from zoo_train.registry import PRESETS, get_entry, list_models
 from zoo_train.tasks.base import DataError, get_task
-from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, existing_run, train
+from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, existing_run, headline_figure, train
 
 EXAMPLES = """examples:
   zoo-train --list                                   what can be trained
@@ -179,9 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         summary_path = run_dir / "summary.json"
         headline = ""
         if summary_path.exists():
-            summary = json.loads(summary_path.read_text())
-            metric = summary.get("metric") or summary.get("primary_metric")
-            headline = f"{metric} {summary.get(metric, summary.get('best_val'))}"
+            headline = "{} {}".format(*headline_figure(json.loads(summary_path.read_text())))
         print(f"{name}: {headline}  ({time.perf_counter() - started:.0f} s) -> {run_dir}")
     if failures:
         print("zoo-train: some models did not train:\n  " + "\n  ".join(failures), file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from zoo_train.data.paths import output_file_problem
 from zoo_train.registry import PRESETS, ModelEntry, get_entry, list_models
+from zoo_train.trainer import headline_figure
 
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
@@ -62,8 +63,7 @@ def _fmt(value: Any) -> str:
 
 def headline(summary: dict[str, Any]) -> tuple[str, str, str, str]:
     """(metric name, value, baseline name, baseline value) as the task's final report named them."""
-    metric = summary.get("metric") or summary.get("primary_metric", "")
-    value = summary.get(metric, summary.get("best_val"))
+    metric, value = headline_figure(summary)
     base_name = summary.get("baseline_metric") or ""
     return metric, _fmt(value), base_name, _fmt(summary.get(base_name)) if base_name else "—"
 

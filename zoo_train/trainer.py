@@ -326,6 +326,12 @@ def checked_run_dir(out: Path, run_name: str) -> Path:
     return out / run_name
 
 
+def headline_figure(summary: dict[str, Any]) -> tuple[str, Any]:
+    """A summary's headline (metric name, value): the task's final-report metric, else the best validation value."""
+    metric = summary.get("metric") or summary.get("primary_metric") or ""
+    return metric, summary.get(metric, summary.get("best_val"))
+
+
 def existing_run(run_dir: Path) -> str | None:
     """What a fresh run in ``run_dir`` would destroy, in words, or None where it holds no run."""
     summary_path, last_path = run_dir / "summary.json", run_dir / "checkpoints" / "last.pt"
@@ -334,8 +340,7 @@ def existing_run(run_dir: Path) -> str | None:
             summary = json.loads(summary_path.read_text())
         except (OSError, json.JSONDecodeError):
             return "holds a finished run"
-        metric = summary.get("metric") or summary.get("primary_metric")
-        value = summary.get(metric, summary.get("best_val"))
+        metric, value = headline_figure(summary)
         figure = f", {metric} {value:.4f}" if isinstance(value, (int, float)) else ""
         epochs = summary.get("epochs_run")
         return (f"holds a finished {summary.get('preset')} run of {summary.get('model')} "
