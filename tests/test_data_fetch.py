@@ -9,6 +9,7 @@ from zoo_train.data.dna import GENOMES, KMER_DIR, find_genome
 from zoo_train.data.fetch import main as zoo_data
 from zoo_train.data.images import load_image_arrays
 from zoo_train.data.text import SHAKESPEARE_DIR, SHAKESPEARE_FILE, find_shakespeare
+from zoo_train.files import atomic_write_bytes
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_fetch_copy_gathers_the_datasets_into_the_data_dir(datasets_elsewhere, t
     assert capsys.readouterr().out.count("copied") == 3
     assert sorted(p.name for p in (carry / "fashion-mnist").iterdir()) == sorted(
         p.name for p in (datasets_elsewhere / "fashion-mnist").glob("*-ubyte*"))  # the README stays behind
-    assert not list(carry.rglob("*.partial"))
+    assert not list(carry.rglob(".*"))  # no temporary file left beside the copies
 
     # The folder alone is enough: each loader finds its copy there first.
     assert find_shakespeare(carry) == carry / SHAKESPEARE_DIR / SHAKESPEARE_FILE
@@ -70,20 +71,35 @@ def test_a_data_dir_that_cannot_be_a_folder_exits_2_and_names_it(tmp_path, capsy
 def test_ctrl_c_while_copying_leaves_no_half_file_and_exits_130(datasets_elsewhere, tmp_path, monkeypatch, capsys):
     import shutil
 
-    copy_file = shutil.copyfile
+    copy_file = shutil.copyfileobj
 
     def interrupted_copy(source, target):
-        if "t10k-images" in str(source):
-            Path(target).write_bytes(b"half a file")
+        if "t10k-images" in source.name:
+            target.write(b"half a file")
             raise KeyboardInterrupt
         return copy_file(source, target)
 
-    monkeypatch.setattr(shutil, "copyfile", interrupted_copy)
+    monkeypatch.setattr(shutil, "copyfileobj", interrupted_copy)
     carry = tmp_path / "carry"
     assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 130
     assert "zoo-data: stopped" in capsys.readouterr().err
     copied = [p.name for p in (carry / "fashion-mnist").iterdir()]
-    assert not any("t10k-images" in name for name in copied)  # neither the file nor its .partial
-    monkeypatch.setattr(shutil, "copyfile", copy_file)
+    assert not any("t10k-images" in name for name in copied)  # neither the file nor its temporary file
+    monkeypatch.setattr(shutil, "copyfileobj", copy_file)
     assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 0  # run again: the rest is copied
     assert load_image_arrays("fashion-mnist", carry).source == str(carry / "fashion-mnist")
+
+
+def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    target = tmp_path / "genome.fna"
+    target.write_bytes(b"the old file")
+
+    def write_half_then_stop(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(target, write_half_then_stop)
+    assert [p.name for p in tmp_path.iterdir()] == ["genome.fna"] and target.read_bytes() == b"the old file"
+    atomic_write_bytes(target, lambda f: f.write(b"the new file"))
+    assert target.read_bytes() == b"the new file"

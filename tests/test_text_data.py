@@ -196,6 +196,7 @@ def test_find_genome_prefers_data_dir_then_extracts_from_the_tarball(tmp_path: P
     found = find_genome(tmp_path / "tb")
     assert found == tmp_path / "cache" / "model-zoo" / "kmer-examples" / name
     assert found.read_text() == ">g\nGGCC\n"
+    assert [p.name for p in found.parent.iterdir()] == [name]  # no temporary file beside it
 
 
 def test_unknown_genome_and_missing_data_are_data_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from zoo_train.data.errors import DataError
 from zoo_train.data.paths import search_dirs, user_cache_dir
 from zoo_train.data.text import DNA_TOKENS, CharVocab, Corpus, read_utf8
+from zoo_train.files import atomic_write_bytes
 
 # Sample from the model's own distribution: with four symbols, temperature 0.8 and top-p 0.95 favour the
 # commoner bases (dna-gru on M. tuberculosis, GC 65.6%: 77.6% GC sampled that way, 64.5% at temperature 1).
@@ -85,11 +86,10 @@ def extract_genome(tarball: Path, filename: str, folder: Path) -> Path:
             member = next((m for m in tar.getmembers() if m.isfile() and Path(m.name).name == filename), None)
             if member is None:
                 raise DataError(f"{tarball}: holds no {filename}")
-            partial = folder / f".{filename}.partial"
-            partial.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+            genome = tar.extractfile(member).read()  # type: ignore[union-attr]
     except (OSError, tarfile.TarError) as exc:
         raise DataError(f"{tarball}: cannot read ({exc})") from None
-    partial.replace(target)
+    atomic_write_bytes(target, lambda f: f.write(genome))
     return target
 
 

@@ -18,6 +18,7 @@ from typing import Callable
 
 from zoo_train.data.errors import DataError
 from zoo_train.data.paths import file_in_the_way, user_cache_dir
+from zoo_train.files import atomic_write_bytes
 
 DEBIAN_PACKAGES = ("dataset-fashion-mnist", "kmer-examples")
 
@@ -125,13 +126,8 @@ def copy_into(located: Path, folder: Path, files: str = "*") -> Path:
         target = folder / source_file.name
         if target.is_file() and target.stat().st_size == source_file.stat().st_size:
             continue
-        partial = folder / f".{source_file.name}.partial"
-        try:
-            shutil.copyfile(source_file, partial)
-            partial.replace(target)
-        except BaseException:  # Ctrl-C or a full disk: leave no half file behind
-            partial.unlink(missing_ok=True)
-            raise
+        with source_file.open("rb") as source:
+            atomic_write_bytes(target, lambda f: shutil.copyfileobj(source, f))
     return folder / located.name if located.is_file() else folder
 
 
