@@ -355,9 +355,10 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert cli.main([]) == 2
     assert cli.main(["--all", "--runs", str(tmp_path)]) == 2  # no runs there
     assert cli.main([str(tmp_path)]) == 2  # a directory without checkpoints/best.pt
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["x.pt", "--format", "tflite"])
-    assert exc.value.code == 2
+    for wrong in (["--format", "tflite"], ["--opset", "-1"], ["--opset", "eighteen"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["x.pt", *wrong])
+        assert exc.value.code == 2
     # A mistyped --data-dir would otherwise be skipped, and --quantize would calibrate on data found elsewhere.
     with pytest.raises(SystemExit) as exc:
         cli.main(["x.pt", "--quantize", "int8", "--data-dir", str(tmp_path / "no-such-folder")])

@@ -20,7 +20,7 @@ from zoo_export.export import (
     DTYPES, ExportResult, LoadedCheckpoint, check_target, default_bundle_dir, export_checkpoint, load_for_export, versions,
 )
 from zoo_export.tasks.base import ExportInputError
-from zoo_runtime.cli import HelpFormatter
+from zoo_runtime.cli import HelpFormatter, positive_int
 from zoo_train.data.paths import existing_folder, output_file_problem
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="bundle directory (one input) or parent of one bundle per run (several inputs); "
                         "default: <run>/export")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--opset", type=positive_int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="fp16 graphs (float32 interface) for GPU use")
     p.add_argument("--quantize", choices=("int8",), default=None,
                    help="also write model.int8.onnx (static QDQ, classifiers; calibration from the training data)")
