@@ -22,6 +22,8 @@ def test_registry_refuses_duplicates_and_unknown_names():
         get_model("no-such-model")
     with pytest.raises(ValueError, match="lacks recipes"):
         register_model("new-model", task="t", config_cls=dict, default_dataset="x", recipes={})
+    with pytest.raises(ValueError, match=r"unknown presets \['long'\]"):
+        register_model("new-model", task="t", config_cls=dict, default_dataset="x", recipes={**recipes, "long": Recipe()})
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -17,7 +17,7 @@ import torch
 
 from zoo_train.data.images import write_idx
 from zoo_train.registry import config_fields, get_entry, list_models
-from zoo_train.report import main as report_main, preset_label, trained_model
+from zoo_train.report import load_runs, main as report_main, preset_label, trained_model
 from zoo_train.tasks.image_generation import classifier_provenance
 from zoo_train.tasks.text_generation import VOCAB_FIELDS
 from zoo_train.trainer import TrainConfig, train
@@ -335,6 +335,15 @@ def test_quality_report_keeps_the_entries_of_models_with_no_run_at_hand(smoke_ru
     shutil.copytree(runs[0], only_one / names[0])
     assert report_main(["--runs", str(only_one), "--quality", str(quality)]) == 0
     assert quality.read_text() == everything
+
+
+def test_report_takes_the_run_of_the_most_thorough_preset(tmp_path: Path) -> None:
+    roots = {preset: tmp_path / preset for preset in ("quick", "speedrun", "full")}
+    for preset, root in roots.items():
+        (root / "resnet-cifar").mkdir(parents=True)
+        (root / "resnet-cifar" / "summary.json").write_text(json.dumps({"preset": preset}))
+    assert load_runs([roots["quick"], roots["speedrun"]])[0]["summary"]["preset"] == "speedrun"
+    assert load_runs(list(roots.values())[::-1])[0]["summary"]["preset"] == "full"
 
 
 def test_report_targets_it_cannot_write_exit_2_before_writing_anything(smoke_run, tmp_path: Path, capsys) -> None:

@@ -114,6 +114,7 @@ def test_lr_schedule_warms_up_then_decays():
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.1, abs=1e-3)
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert lr_factor(99, 100, 10, floor=0.0) == pytest.approx(0.0, abs=1e-3)  # a speedrun anneals to 0
 
 
 @pytest.mark.parametrize("argv", [
@@ -267,6 +268,24 @@ def test_cli_list_shows_every_model(capsys):
     out = capsys.readouterr().out
     for name in ("lenet5", "scratch-cnn", "resnet-cifar"):
         assert name in out
+    assert [line.split()[0] for line in out.splitlines() if " speedrun " in line] == ["resnet-cifar"]
+
+
+def test_speedrun_preset_trains_the_models_that_have_one_and_names_them_to_the_others(tmp_path, idx_data, capsys):
+    for argv, message in ((["lenet5"], "lenet5 has no speedrun recipe; models with one: resnet-cifar"),
+                          (["--all", "--task", "text-generation"], "no models of task 'text-generation' have a speedrun")):
+        with pytest.raises(SystemExit) as exit_info:
+            zoo_train(argv + ["--preset", "speedrun", "--out", str(tmp_path)])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+    argv = ["resnet-cifar", "--preset", "speedrun", "--data-dir", str(idx_data.parent), "--out", str(tmp_path), "--quiet",
+            "--epochs", "1", "--max-steps", "1", "--set", "widths=[4,8]", "--set", "blocks=[1,1]"]
+    assert zoo_train(argv) == 0
+    summary = json.loads((tmp_path / "resnet-cifar" / "summary.json").read_text())
+    assert summary["preset"] == "speedrun" and summary["steps"] == 1
+    assert f"resnet-cifar: test_accuracy {summary['test_accuracy']:.4f}  (" in capsys.readouterr().out
 
 
 def test_device_resident_data_path_trains_the_same_model(tmp_path, idx_data):
@@ -348,6 +367,13 @@ def test_resume_with_another_recipe_says_what_changed_and_where_the_schedule_goe
     # Resuming a finished run with its own recipe changes nothing, so nothing is said.
     train(config(tmp_path, idx_data, epochs=2, preset="smoke", resume=True))
     assert "changed recipe" not in capsys.readouterr().err
+
+    # A checkpoint older than a recipe field does not hold it; its absence is not reported as a change.
+    older = load_checkpoint(run / "checkpoints/last.pt")
+    del older["recipe"]["final_lr_fraction"]
+    save_checkpoint(run / "checkpoints/last.pt", older)
+    train(config(tmp_path, idx_data, epochs=3, preset="smoke", resume=True))
+    assert "changed recipe (epochs 2 -> 3)" in capsys.readouterr().err
 
 
 def test_all_with_resume_skips_finished_runs_resumes_interrupted_ones_and_starts_the_rest(tmp_path, capsys):

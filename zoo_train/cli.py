@@ -12,9 +12,9 @@ from typing import Any
 from zoo_runtime.cli import positive_float, positive_int
 from zoo_train.checkpoint import CheckpointError
 from zoo_train.data.paths import existing_folder
-from zoo_train.registry import PRESETS, get_entry, list_models
+from zoo_train.registry import OPTIONAL_PRESETS, PRESETS, get_entry, list_models
 from zoo_train.tasks.base import DataError, get_task
-from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, existing_run, headline_figure, train
+from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, existing_run, headline_text, train
 
 EXAMPLES = """examples:
   zoo-train --list                                   what can be trained
@@ -36,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", help="registry name of the model (see --list)")
     p.add_argument("--all", action="store_true", help="train every registered model (optionally only --task)")
     p.add_argument("--task", help="with --all/--list: only models of this task kind")
-    p.add_argument("--list", action="store_true", help="list the models with task, default dataset and parameters")
-    p.add_argument("--preset", choices=PRESETS, default="quick",
-                   help="recipe size: smoke (seconds), quick (minutes on a CPU), full (quality; for a GPU) (default: %(default)s)")
+    p.add_argument("--list", action="store_true", help="list the models with task, default dataset, parameters and extra presets")
+    p.add_argument("--preset", choices=PRESETS + OPTIONAL_PRESETS, default="quick",
+                   help="recipe size: smoke (seconds), quick (minutes on a CPU), full (quality; for a GPU), speedrun "
+                        "(the shortest schedule known to reach the target; only some models, see --list) "
+                        "(default: %(default)s)")
     p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
     p.add_argument("--text", dest="data", metavar="PATH", help="a UTF-8 text file for the text models (same as --data PATH)")
     p.add_argument("--data-dir", type=existing_folder, help="where to look for datasets first (then $ZOO_DATA, ~/.cache/model-zoo, system copies)")
@@ -89,11 +91,12 @@ def print_model_list(task: str | None) -> None:
         entry = get_entry(name)
         nominal = get_task(entry.task).nominal_model_config(entry.default_dataset)
         params = count_parameters(entry.build(**nominal))
-        rows.append((name, entry.task, entry.default_dataset, f"{params:,}", entry.description))
-    header = ("model", "task", "default data", "params", "description")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+        extra = ", ".join(p for p in OPTIONAL_PRESETS if p in entry.recipes) or "-"
+        rows.append((name, entry.task, entry.default_dataset, f"{params:,}", extra, entry.description))
+    header = ("model", "task", "default data", "params", "extra presets", "description")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[5])
 
 
 def resume_plan(run_dir: Path, preset: str) -> str:
@@ -129,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(list_models(args.task), key=lambda n: get_entry(n).task != "image-classification") if args.all else [args.model]
     if args.all and not names:
         parser.error(f"no models of task {args.task!r}")
+    if args.preset in OPTIONAL_PRESETS:
+        having = [name for name in list_models() if args.preset in get_entry(name).recipes]
+        if not args.all and args.model not in having:
+            parser.error(f"{args.model} has no {args.preset} recipe; models with one: {', '.join(having)}")
+        names = [name for name in names if name in having]
+        if not names:
+            parser.error(f"no models of task {args.task!r} have a {args.preset} recipe; models with one: {', '.join(having)}")
 
     run_dirs = {name: Path(args.out) / (name if args.all else args.run_name or name) for name in names}
     if not (args.resume or args.overwrite):
@@ -179,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         summary_path = run_dir / "summary.json"
         headline = ""
         if summary_path.exists():
-            headline = "{} {}".format(*headline_figure(json.loads(summary_path.read_text())))
+            headline = headline_text(json.loads(summary_path.read_text()))
         print(f"{name}: {headline}  ({time.perf_counter() - started:.0f} s) -> {run_dir}")
     if failures:
         print("zoo-train: some models did not train:\n  " + "\n  ".join(failures), file=sys.stderr)

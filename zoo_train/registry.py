@@ -12,7 +12,10 @@ from typing import Any, Callable, Mapping
 
 import torch.nn as nn
 
-PRESETS = ("smoke", "quick", "full")
+PRESETS = ("smoke", "quick", "full")  # every model has these three recipes
+# A model may add these. speedrun: a short fixed schedule that reaches the model's target in as little training as
+# the zoo knows how (airbench's idea), for the time-to-target benchmark; full stays the quality recipe.
+OPTIONAL_PRESETS = ("speedrun",)
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Recipe:
     weight_decay: float = 0.0
     optimizer: str = "adamw"  # adamw | sgd
     warmup_steps: int = 0
+    # Where the cosine decay ends, as a fraction of lr; short schedules gain from annealing to 0.
+    final_lr_fraction: float = 0.1
     grad_clip: float | None = 1.0
     max_steps: int | None = None  # stop after this many optimiser steps (language models)
     steps_per_epoch: int | None = None  # sample this many batches per epoch (streamed data)
@@ -122,6 +127,9 @@ def register_model(
     missing = [p for p in PRESETS if p not in recipes]
     if missing:
         raise ValueError(f"model {name!r} lacks recipes for presets {missing}")
+    unknown = sorted(set(recipes) - set(PRESETS) - set(OPTIONAL_PRESETS))
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown presets {unknown}; presets are {PRESETS + OPTIONAL_PRESETS}")
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:

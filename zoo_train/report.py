@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from zoo_train.data.paths import output_file_problem
-from zoo_train.registry import PRESETS, ModelEntry, get_entry, list_models
+from zoo_train.registry import ModelEntry, get_entry, list_models
 from zoo_train.trainer import headline_figure
 
+# Presets from least to most thorough: where several runs of a model are found, the later wins.
+THOROUGHNESS = ("smoke", "quick", "speedrun", "full")
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
 # Tables a task writes beside its runs, comparing them; shown before the task's first model.
@@ -35,7 +37,7 @@ ARTEFACTS = ("curves.png", "confusion_matrix.png", "predictions.png", "samples.p
 def load_runs(roots: Sequence[Path]) -> list[dict[str, Any]]:
     """One record per registered model that has a summary.json under one of ``roots``, in registry order.
 
-    When several roots hold a model, the run of the most thorough preset wins (full > quick > smoke),
+    When several roots hold a model, the run of the most thorough preset wins (full > speedrun > quick > smoke),
     so a table can combine full runs where they were made with the quick runs of ``make demo``.
     """
     records = []
@@ -45,7 +47,8 @@ def load_runs(roots: Sequence[Path]) -> list[dict[str, Any]]:
             summary_path = root / name / "summary.json"
             if summary_path.exists():
                 summary = json.loads(summary_path.read_text())
-                found.append((PRESETS.index(summary["preset"]) if summary.get("preset") in PRESETS else -1, root, summary))
+                preset = summary.get("preset")
+                found.append((THOROUGHNESS.index(preset) if preset in THOROUGHNESS else -1, root, summary))
         if not found:
             continue
         _, root, summary = max(found, key=lambda item: item[0])

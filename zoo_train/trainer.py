@@ -107,12 +107,12 @@ class GlobalBatchSampler(Sampler[int]):
         return full * local + max(0, min(local, rest - self.rank * local))
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak."""
+def lr_factor(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
+    """Linear warm-up, then cosine decay to ``floor`` times the peak (nanoGPT's min_lr: a tenth)."""
     if warmup and step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -182,7 +182,8 @@ def note_recipe_changes(resume_state: dict[str, Any], recipe: dict[str, Any], ch
     saved = resume_state.get("recipe")
     if saved is None:
         return
-    changed = {key: [saved.get(key), value] for key, value in recipe.items() if saved.get(key) != value}
+    # A field newer than the checkpoint is absent from it and had its default then: not a change.
+    changed = {key: [saved[key], value] for key, value in recipe.items() if key in saved and saved[key] != value}
     if not changed:
         return
     listed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
@@ -332,6 +333,12 @@ def headline_figure(summary: dict[str, Any]) -> tuple[str, Any]:
     return metric, summary.get(metric, summary.get("best_val"))
 
 
+def headline_text(summary: dict[str, Any]) -> str:
+    """The headline as zoo-train says it, e.g. "test_accuracy 0.9425"; empty where the summary has no figure."""
+    metric, value = headline_figure(summary)
+    return f"{metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+
+
 def existing_run(run_dir: Path) -> str | None:
     """What a fresh run in ``run_dir`` would destroy, in words, or None where it holds no run."""
     summary_path, last_path = run_dir / "summary.json", run_dir / "checkpoints" / "last.pt"
@@ -340,8 +347,7 @@ def existing_run(run_dir: Path) -> str | None:
             summary = json.loads(summary_path.read_text())
         except (OSError, json.JSONDecodeError):
             return "holds a finished run"
-        metric, value = headline_figure(summary)
-        figure = f", {metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+        figure = f", {headline}" if (headline := headline_text(summary)) else ""
         epochs = summary.get("epochs_run")
         return (f"holds a finished {summary.get('preset')} run of {summary.get('model')} "
                 f"({epochs} epoch{'' if epochs == 1 else 's'}{figure})")
@@ -448,7 +454,7 @@ def train(cfg: TrainConfig) -> Path:
 
     if resume_state is not None and dist_info.is_main:
         note_recipe_changes(resume_state, recipe_record, last_path, step,
-                            lr_factor(step, total_steps, recipe.warmup_steps), logger)
+                            lr_factor(step, total_steps, recipe.warmup_steps, recipe.final_lr_fraction), logger)
 
     def checkpoint_payload(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -485,7 +491,7 @@ def train(cfg: TrainConfig) -> Path:
         for batch_index, batch in enumerate(bar):
             if batch_index >= steps_per_epoch or step >= total_steps:
                 break
-            factor = lr_factor(step, total_steps, recipe.warmup_steps)
+            factor = lr_factor(step, total_steps, recipe.warmup_steps, recipe.final_lr_fraction)
             for opt in optimizers:
                 for group in opt.param_groups:
                     group.setdefault("initial_lr", recipe.lr if len(optimizers) == 1 else group["lr"])

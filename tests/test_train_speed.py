@@ -1,0 +1,55 @@
+"""benchmarks/train_speed.py's time to target: which epoch it counts to, and when a target counts as reached."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+
+
+@pytest.fixture(scope="module")
+def train_speed():
+    spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_train(epochs: list[dict], summary: dict, seen: list):
+    """Stands in for the trainer: records the config and writes a run of the given epochs and summary."""
+
+    def train(config):
+        seen.append(config)
+        run = config.out / config.model
+        run.mkdir(parents=True)
+        records = [{"kind": "epoch", "epoch": i + 1, **record} for i, record in enumerate(epochs)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (run / "summary.json").write_text(json.dumps(summary))
+        return run
+
+    return train
+
+
+def test_a_validation_target_stops_the_full_recipe_at_the_first_epoch_that_reaches_it(train_speed, tmp_path, monkeypatch):
+    seen = []
+    epochs = [{"seconds": 10.0, "val_loss": 1.9}, {"seconds": 11.0, "val_loss": 1.49}, {"seconds": 12.0, "val_loss": 1.4}]
+    monkeypatch.setattr(train_speed, "train", fake_train(epochs, {"metric": "val_bpc", "val_bpc": 2.1}, seen))
+    result = train_speed.time_to_target("char-gpt", "cpu", None, tmp_path, "fp32")
+    assert seen[0].preset == "full" and seen[0].target == ("val_loss", 1.50)
+    assert result["seconds_to_target"] == 21.0 and result["target"] == "val_loss <= 1.5"
+
+
+@pytest.mark.parametrize("test_accuracy,expected", [(0.9412, 36.0), (0.9399, None)])
+def test_a_test_target_judges_the_whole_speedrun_schedule_by_its_end(train_speed, tmp_path, monkeypatch, test_accuracy,
+                                                                      expected):
+    seen = []
+    # Validation passes 0.94 after the first epoch; only the held-out test figure at the end counts.
+    epochs = [{"seconds": 12.0, "val_accuracy": 0.95}] * 3
+    summary = {"metric": "test_accuracy", "test_accuracy": test_accuracy, "best_val": 0.95}
+    monkeypatch.setattr(train_speed, "train", fake_train(epochs, summary, seen))
+    result = train_speed.time_to_target("resnet-cifar", "cpu", None, tmp_path, "bf16")
+    assert seen[0].preset == "speedrun" and seen[0].target is None and seen[0].precision == "bf16"
+    assert result["seconds_to_target"] == expected
+    assert result["training_seconds"] == 36.0 and result["final"] == {"test_accuracy": test_accuracy}
