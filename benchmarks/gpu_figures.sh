@@ -15,7 +15,7 @@ fi
 device=${DEVICE:-cuda}
 out=${OUT:-gpu_figures}
 mkdir -p "$out"
-export PYTHONPATH=.
+export PYTHONPATH=. PYTHONUNBUFFERED=1  # unbuffered: a call cut at its limit still returns what was printed
 python=${PYTHON:-python3}  # on the device machine, python3 is the one with torch
 
 "$python" - <<'EOF' | tee "$out/device.txt"
