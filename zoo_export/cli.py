@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import traceback
 import warnings
@@ -22,6 +21,7 @@ from zoo_export.export import (
 from zoo_export.tasks.base import ExportInputError
 from zoo_runtime.cli import HelpFormatter, positive_int
 from zoo_train.data.paths import existing_folder, output_file_problem
+from zoo_train.files import atomic_write_bytes
 
 CHECKPOINT = Path("checkpoints") / "best.pt"
 
@@ -202,10 +202,8 @@ def write_report(path: Path, results: list[ExportResult], code: int, argv: list[
         "models": [r.to_json() for r in results],
         "largest_errors": largest_errors(results),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def largest_errors(results: list[ExportResult]) -> dict[str, Any]:

