@@ -91,7 +91,8 @@ def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, pre
     held-out test figure at its end. Otherwise the full recipe runs until a validation epoch reaches the target.
     """
     metric, target = TARGETS[name]
-    met = (lambda value: value >= target) if metric.endswith("accuracy") else (lambda value: value <= target)
+    higher_is_better = metric.endswith("accuracy")
+    met = (lambda value: value >= target) if higher_is_better else (lambda value: value <= target)
     preset = "speedrun" if "speedrun" in get_entry(name).recipes else "full"
     per_epoch = metric.startswith("val_")
     run = train(TrainConfig(model=name, preset=preset, device=device, data_dir=data_dir, out=out, show_progress=False,
@@ -107,7 +108,7 @@ def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, pre
             break
     if not per_epoch and met(summary[metric]):
         reached = elapsed
-    return {"model": name, "preset": preset, "target": f"{metric} {'>=' if metric.endswith('accuracy') else '<='} {target}",
+    return {"model": name, "preset": preset, "target": f"{metric} {'>=' if higher_is_better else '<='} {target}",
             "seconds_to_target": None if reached is None else round(reached, 1), "epochs": len(epochs),
             "training_seconds": round(elapsed, 1), "best_val": summary.get("best_val"),
             "final": {key: summary[key] for key in (metric, summary.get("metric")) if key in summary}}
