@@ -16,7 +16,8 @@ from zoo_train.cli import main as zoo_train
 from zoo_train.tasks.image_classification import ImageClassification
 from zoo_train.registry import get_entry, list_models
 from zoo_train.report import device_label
-from zoo_train.trainer import TrainConfig, TrainingError, autocast_for, lr_factor, resolve_precision, train
+from zoo_train import trainer
+from zoo_train.trainer import TrainConfig, TrainingError, autocast_for, lr_factor, read_metrics, resolve_precision, train
 
 TINY = {"widths": (8, 16, 16), "hidden": 32}
 
@@ -65,6 +66,23 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         train(config(tmp_path, idx_data, epochs=2, resume=True))
     assert (run / "checkpoints/last.pt").read_bytes() == good
     assert load_checkpoint(run / "checkpoints/last.pt")["train_state"]["epoch"] == 1
+
+
+@pytest.mark.parametrize("read_every, bad_step", [(4, 6), (50, 9)])
+def test_losses_read_in_batches_still_name_the_step_that_went_nan(tmp_path, idx_data, monkeypatch, read_every, bad_step):
+    # 288 training images in batches of 32: 9 steps an epoch. With reads every 4 steps the NaN of step 6 is found at
+    # step 8; with reads every 50 the NaN of the epoch's last step is found by the read at the epoch's end.
+    monkeypatch.setattr(trainer, "LOSS_READ_EVERY", read_every)
+    real_loss, calls = ImageClassification.loss, []
+
+    def loss_going_nan(self, model, batch, recipe):
+        calls.append(None)
+        return real_loss(self, model, batch, recipe) * (float("nan") if len(calls) == bad_step else 1.0)
+
+    monkeypatch.setattr(ImageClassification, "loss", loss_going_nan)
+    with pytest.raises(TrainingError, match=rf"loss became nan at epoch 1, step {bad_step}; .*no checkpoint was written"):
+        train(config(tmp_path, idx_data, epochs=1))
+    assert not (tmp_path / "simple-cnn" / "checkpoints" / "last.pt").exists()
 
 
 def test_checkpoint_round_trip_rebuilds_the_model(tmp_path, idx_data):
@@ -289,13 +307,17 @@ def test_speedrun_preset_trains_the_models_that_have_one_and_names_them_to_the_o
 
 
 def test_device_resident_data_path_trains_the_same_model(tmp_path, idx_data):
-    # The GPU fast path (whole dataset on the device, batches gathered by index) forced on CPU.
-    loader_run = train(config(tmp_path / "loader", idx_data, epochs=1, resident_data=False))
-    resident_run = train(config(tmp_path / "resident", idx_data, epochs=1, resident_data=True))
+    # The GPU fast path (whole dataset on the device, batches gathered by index) forced on CPU; two epochs, so that
+    # the loader built once per run must reshuffle for the second as the DataLoader does.
+    loader_run = train(config(tmp_path / "loader", idx_data, epochs=2, resident_data=False))
+    resident_run = train(config(tmp_path / "resident", idx_data, epochs=2, resident_data=True))
     a = load_checkpoint(loader_run / "checkpoints/last.pt")["state_dict"]
     b = load_checkpoint(resident_run / "checkpoints/last.pt")["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    figures = [[{k: v for k, v in record.items() if k != "seconds"} for record in read_metrics(run) if record["kind"] == "epoch"]
+               for run in (loader_run, resident_run)]
+    assert figures[0] == figures[1] and len(figures[0]) == 2
 
 
 def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data):

@@ -30,6 +30,12 @@ from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, TaskData, get_task
 
 
+# Reading a loss on the host waits for the GPU to finish its step, so that it then idles while Python queues the
+# next one: for the zoo's small models that queueing is a large part of a step. Losses wait on the device and are
+# read, and checked for NaN, this many steps at a time and at every epoch's end (before any checkpoint).
+LOSS_READ_EVERY = 50
+
+
 class TrainingError(Exception):
     """Training cannot go on (NaN loss, a resume that does not match); the message says why."""
 
@@ -428,16 +434,22 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {dist_info.world_size} processes")
     per_rank_batch = recipe.batch_size // dist_info.world_size
     sampler = GlobalBatchSampler(len(data.train), recipe.batch_size, dist_info.rank, dist_info.world_size, cfg.seed)
-    val_loader = DeviceLoader(
-        task.make_loader(data.val, recipe.batch_size, train=False, data=data, generator=None),
-        device, data.batch_transform, train=False,
-    )
     steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(data.train) / recipe.batch_size)
     total_steps = recipe.max_steps or steps_per_epoch * recipe.epochs
     autocast = autocast_for(device, precision)
-    resident = isinstance(data.train, TensorDataset) and (
-        cfg.resident_data if cfg.resident_data is not None else device.type == "cuda"
-    )
+    resident = cfg.resident_data if cfg.resident_data is not None else device.type == "cuda"
+
+    def batches(dataset: Any, batch_size: int, order: Sampler[int] | None, train: bool) -> DeviceLoader | ResidentLoader:
+        # Built once per run: a resident dataset is copied to the device once, not once an epoch.
+        if resident and isinstance(dataset, TensorDataset):
+            return ResidentLoader(dataset.tensors, order if order is not None else range(len(dataset)), batch_size,
+                                  device, data.batch_transform, train=train)
+        loader = task.make_loader(dataset, batch_size, train=train, data=data, generator=None, sampler=order,
+                                  pin_memory=device.type == "cuda")
+        return DeviceLoader(loader, device, data.batch_transform, train=train)
+
+    train_loader = batches(data.train, per_rank_batch, sampler, train=True)
+    val_loader = batches(data.val, recipe.batch_size, None, train=False)
 
     recipe_record = _jsonable(asdict(recipe))
     if replaced is not None and dist_info.is_main:
@@ -468,6 +480,20 @@ def train(cfg: TrainConfig) -> Path:
             },
         }
 
+    def settle_losses(losses: list[torch.Tensor], epoch: int) -> float:
+        """The sum of the last ``len(losses)`` steps' losses, read in one device sync; a non-finite one ends the run."""
+        values = torch.stack([loss.float().reshape(()) for loss in losses]).cpu()
+        finite = torch.isfinite(values)
+        if not finite.all():
+            first_bad = int((~finite).nonzero()[0])
+            logger.close()
+            where = f"{last_path} keeps the last good weights" if last_path.exists() else "no checkpoint was written"
+            raise TrainingError(
+                f"{entry.name}: loss became {values[first_bad].item()} at epoch {epoch + 1}, "
+                f"step {step - len(losses) + first_bad + 1}; training stopped ({where}). Try a lower --lr."
+            )
+        return float(values.sum())
+
     started = time.perf_counter()
     epochs_this_run = 0
     metrics: dict[str, Any] = {}
@@ -476,16 +502,10 @@ def train(cfg: TrainConfig) -> Path:
         if step >= total_steps:
             break
         sampler.set_epoch(epoch)
-        if resident:
-            train_loader = ResidentLoader(data.train.tensors, sampler, per_rank_batch, device, data.batch_transform, train=True)
-        else:
-            train_loader = DeviceLoader(task.make_loader(
-                data.train, per_rank_batch, train=True, data=data, generator=None, sampler=sampler,
-                pin_memory=device.type == "cuda",
-            ), device, data.batch_transform, train=True)
         train_model.train()
         epoch_start = time.perf_counter()
         running, seen = 0.0, 0
+        pending: list[torch.Tensor] = []
         bar = _progress(train_loader, steps_per_epoch, f"{entry.name} {epoch + 1}/{recipe.epochs}",
                         cfg.show_progress and dist_info.is_main)
         for batch_index, batch in enumerate(bar):
@@ -515,19 +535,18 @@ def train(cfg: TrainConfig) -> Path:
                                 "first_call_seconds": round(time.perf_counter() - began, 3)})
             else:
                 logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
-            loss_value = float(logs["loss"])
-            if not math.isfinite(loss_value):
-                logger.close()
-                where = f"{last_path} keeps the last good weights" if last_path.exists() else "no checkpoint was written"
-                raise TrainingError(
-                    f"{entry.name}: loss became {loss_value} at epoch {epoch + 1}, step {step + 1}; training stopped ({where}). "
-                    "Try a lower --lr."
-                )
-            running += loss_value
-            seen += 1
+            pending.append(logs["loss"])
             step += 1
-            if hasattr(bar, "set_postfix") and step % 10 == 0:
-                bar.set_postfix(loss=f"{running / seen:.4f}")
+            if len(pending) == LOSS_READ_EVERY:
+                running += settle_losses(pending, epoch)
+                seen += len(pending)
+                pending.clear()
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{running / seen:.4f}")
+        if pending:
+            running += settle_losses(pending, epoch)
+            seen += len(pending)
+            pending.clear()
         train_model.eval()
         metrics = task.evaluate(model, val_loader, device, recipe)
         metrics.update({"train_loss": running / max(1, seen)})

@@ -47,14 +47,15 @@ def move_to(batch: Any, device: torch.device) -> Any:
 def predict_classes(model: nn.Module, loader: "DeviceLoader") -> tuple[torch.Tensor, torch.Tensor, float]:
     """(true labels, predicted labels, mean cross-entropy) of a classifier over ``(inputs, labels)`` batches."""
     model.eval()
-    preds, targets, loss_sum = [], [], 0.0
+    preds, targets, losses = [], [], []
     for inputs, labels in loader:
         logits = model(inputs).float()
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        preds.append(logits.argmax(1).cpu())
-        targets.append(labels.cpu())
-    y_true, y_pred = torch.cat(targets), torch.cat(preds)
-    return y_true, y_pred, loss_sum / max(1, len(y_true))
+        # Kept on the device until the end: one sync per pass, not one per batch.
+        losses.append(F.cross_entropy(logits, labels, reduction="sum"))
+        preds.append(logits.argmax(1))
+        targets.append(labels)
+    y_true, y_pred = torch.cat(targets).cpu(), torch.cat(preds).cpu()
+    return y_true, y_pred, torch.stack(losses).sum().item() / max(1, len(y_true))
 
 
 def average_gradients(module: nn.Module) -> None:
