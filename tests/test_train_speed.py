@@ -17,7 +17,7 @@ def train_speed():
     return module
 
 
-def fake_train(epochs: list[dict], summary: dict, seen: list):
+def fake_train(epochs: list[dict], summary: dict, seen: list, compile_seconds: float | None = None):
     """Stands in for the trainer: records the config and writes a run of the given epochs and summary."""
 
     def train(config):
@@ -25,6 +25,10 @@ def fake_train(epochs: list[dict], summary: dict, seen: list):
         run = config.out / config.model
         run.mkdir(parents=True)
         records = [{"kind": "epoch", "epoch": i + 1, **record} for i, record in enumerate(epochs)]
+        if compile_seconds is not None:
+            # The first step compiles, and so does the first short batch (at step 3, in the first epoch).
+            records[:0] = [{"kind": "compile", "step": step, "compiled": True, "seconds": compile_seconds / 2}
+                           for step in (0, 3)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         (run / "summary.json").write_text(json.dumps(summary))
         return run
@@ -53,3 +57,13 @@ def test_a_test_target_judges_the_whole_speedrun_schedule_by_its_end(train_speed
     assert seen[0].preset == "speedrun" and seen[0].target is None and seen[0].precision == "bf16"
     assert result["seconds_to_target"] == expected
     assert result["training_seconds"] == 36.0 and result["final"] == {"test_accuracy": test_accuracy}
+
+
+def test_the_steps_that_compiled_are_reported_apart_from_the_training_seconds(train_speed, tmp_path, monkeypatch):
+    seen = []
+    epochs = [{"seconds": 40.0, "step": 4, "val_accuracy": 0.9}, {"seconds": 10.0, "step": 8, "val_accuracy": 0.95}]
+    summary = {"metric": "test_accuracy", "test_accuracy": 0.9401}
+    monkeypatch.setattr(train_speed, "train", fake_train(epochs, summary, seen, compile_seconds=31.5))
+    result = train_speed.time_to_target("resnet-cifar", "cuda", None, tmp_path, "bf16", compile_model=True)
+    assert seen[0].compile
+    assert result["compile_seconds"] == 31.5 and result["training_seconds"] == 18.5 and result["seconds_to_target"] == 18.5

@@ -17,7 +17,8 @@ from zoo_train.tasks.image_classification import ImageClassification
 from zoo_train.registry import get_entry, list_models
 from zoo_train.report import device_label
 from zoo_train import trainer
-from zoo_train.trainer import TrainConfig, TrainingError, autocast_for, lr_factor, read_metrics, resolve_precision, train
+from zoo_train.trainer import (TrainConfig, TrainingError, autocast_for, lr_factor, read_metrics, resolve_precision,
+                               train)
 
 TINY = {"widths": (8, 16, 16), "hidden": 32}
 
@@ -358,7 +359,7 @@ def test_compile_failing_at_its_first_call_falls_back_to_eager(tmp_path, idx_dat
 
     monkeypatch.setattr(torch, "compile", lambda model, **kw: BrokenCompiled(model))
     compiled = train(config(tmp_path / "compiled", idx_data, epochs=1, compile=True))
-    assert "torch.compile failed at the first step (RuntimeError: backend compiler failed" in capsys.readouterr().out
+    assert "torch.compile failed at step 1 (RuntimeError: backend compiler failed" in capsys.readouterr().out
     eager = train(config(tmp_path / "eager", idx_data, epochs=1))
     a = load_checkpoint(compiled / "checkpoints/last.pt")["state_dict"]
     b = load_checkpoint(eager / "checkpoints/last.pt")["state_dict"]
@@ -366,6 +367,29 @@ def test_compile_failing_at_its_first_call_falls_back_to_eager(tmp_path, idx_dat
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     records = [json.loads(line) for line in (compiled / "metrics.jsonl").read_text().splitlines()]
     assert {"kind": "compile", "step": 0, "compiled": False, "reason": "RuntimeError"} in records
+
+
+@pytest.mark.parametrize("batch_size, compiled_at", [(32, [0]), (30, [0, 9])])
+def test_the_steps_where_torch_compile_compiles_are_timed_apart(tmp_path, idx_data, monkeypatch, batch_size, compiled_at):
+    # 288 training images: batches of 32 fill 9 steps exactly; batches of 30 leave an 18 for the 10th step,
+    # where torch.compile, specialised on 30, compiles again. Both epochs' short batches reuse that graph.
+    class PassThrough(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args, **kwargs):
+            return self.model(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: PassThrough(model))
+    run = train(config(tmp_path, idx_data, epochs=2, batch_size=batch_size, compile=True))
+    compiles = [record for record in read_metrics(run) if record["kind"] == "compile"]
+    assert [record["step"] for record in compiles] == compiled_at
+    assert [record["batch_shape"][0][0] for record in compiles] == [batch_size, 288 % batch_size][:len(compiled_at)]
+    assert all(record["compiled"] and record["seconds"] >= 0 for record in compiles)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 2 * -(-288 // batch_size)
+    assert summary["compile_seconds"] == round(sum(record["seconds"] for record in compiles), 2)
 
 
 def test_resume_refuses_a_checkpoint_of_another_preset(tmp_path, idx_data):

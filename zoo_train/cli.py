@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training arithmetic: auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 (also on a CPU: "
                         "1.1-2.1x faster on CPUs with AMX, see benchmarks/RESULTS.md; possibly slower than fp32 on CPUs without "
                         "bf16 instructions) or fp32 (default: %(default)s)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager if it cannot)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (falls back to eager if it cannot); summary.json gives the seconds "
+                        "spent compiling apart (compile_seconds)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config field (VALUE parsed as JSON, else a string); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -424,17 +424,16 @@ def train(cfg: TrainConfig) -> Path:
     train_model: nn.Module = model
     if dist_info.world_size > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    eager_model = train_model
-    if cfg.compile:
-        train_model = _try_compile(train_model)
-    # torch.compile is lazy: most backend failures surface at the first call, not at compile().
-    compile_pending = train_model is not eager_model
-
     if recipe.batch_size % dist_info.world_size:
         raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {dist_info.world_size} processes")
     per_rank_batch = recipe.batch_size // dist_info.world_size
     sampler = GlobalBatchSampler(len(data.train), recipe.batch_size, dist_info.rank, dist_info.world_size, cfg.seed)
     steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(data.train) / recipe.batch_size)
+
+    eager_model = train_model
+    if cfg.compile:
+        train_model = compile_for_training(train_model)
+    compiled_shapes: set[tuple] = set()
     total_steps = recipe.max_steps or steps_per_epoch * recipe.epochs
     autocast = autocast_for(device, precision)
     resident = cfg.resident_data if cfg.resident_data is not None else device.type == "cuda"
@@ -480,6 +479,32 @@ def train(cfg: TrainConfig) -> Path:
             },
         }
 
+    def first_compiled_step(batch: Any, step: int) -> dict[str, torch.Tensor]:
+        """A step of the compiled model at a batch shape it has not run: torch.compile compiles for it here.
+
+        Its seconds are logged apart from the epoch's throughput: the first step compiles, and so, once, does
+        the first of an epoch's short last batch. torch.compile is lazy, so most backend failures surface here
+        too: the run then goes on eagerly from this same batch.
+        """
+        nonlocal train_model
+        synchronize(device)
+        began = time.perf_counter()
+        try:
+            logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
+        except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            print(f"torch.compile failed at step {step + 1} ({type(exc).__name__}: {first_line}); training eagerly")
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            train_model = eager_model
+            logger.log({"kind": "compile", "step": step, "compiled": False, "reason": type(exc).__name__})
+            return task.fit_batch(train_model, batch, optimizers, recipe, autocast)
+        synchronize(device)
+        compiled_shapes.add(batch_shape(batch))
+        logger.log({"kind": "compile", "step": step, "compiled": True, "batch_shape": [list(s) for s in batch_shape(batch)],
+                    "seconds": round(time.perf_counter() - began, 3)})
+        return logs
+
     def settle_losses(losses: list[torch.Tensor], epoch: int) -> float:
         """The sum of the last ``len(losses)`` steps' losses, read in one device sync; a non-finite one ends the run."""
         values = torch.stack([loss.float().reshape(()) for loss in losses]).cpu()
@@ -516,23 +541,8 @@ def train(cfg: TrainConfig) -> Path:
                 for group in opt.param_groups:
                     group.setdefault("initial_lr", recipe.lr if len(optimizers) == 1 else group["lr"])
                     group["lr"] = group["initial_lr"] * factor
-            if compile_pending:
-                compile_pending = False
-                began = time.perf_counter()
-                try:
-                    logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
-                except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
-                    print(f"torch.compile failed at the first step ({type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); training eagerly")
-                    for opt in optimizers:
-                        opt.zero_grad(set_to_none=True)
-                    train_model = eager_model
-                    logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
-                    logger.log({"kind": "compile", "step": step, "compiled": False, "reason": type(exc).__name__})
-                else:
-                    # Reported apart from the epoch's throughput: the first call includes the compilation.
-                    logger.log({"kind": "compile", "step": step, "compiled": True,
-                                "first_call_seconds": round(time.perf_counter() - began, 3)})
+            if train_model is not eager_model and batch_shape(batch) not in compiled_shapes:
+                logs = first_compiled_step(batch, step)
             else:
                 logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
             pending.append(logs["loss"])
@@ -581,17 +591,20 @@ def train(cfg: TrainConfig) -> Path:
         if best_path.exists():
             model.load_state_dict(load_checkpoint(best_path)["state_dict"])
         report = task.final_report(model, data, run_dir, device, recipe)
+        records = read_metrics(run_dir)
         summary = {
             "model": entry.name, "task": entry.task, "preset": cfg.preset, "data": data.description,
             "parameters": count_parameters(model), "device": str(device), "device_name": _device_name(device),
             "precision": precision,
             "world_size": dist_info.world_size, "epochs_run": epoch0 + epochs_this_run, "steps": step,
-            "train_seconds": round(sum(r.get("seconds", 0.0) for r in read_metrics(run_dir) if r.get("kind") == "epoch"), 2),
+            "train_seconds": round(sum(r.get("seconds", 0.0) for r in records if r.get("kind") == "epoch"), 2),
+            # Part of train_seconds: the steps in which torch.compile compiled.
+            "compile_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "compile" and r["compiled"]), 2),
             "wall_seconds_this_run": round(train_seconds, 2), "stopped_early": stopped_early,
             "primary_metric": task.primary_metric, "best_val": best, "final_val": metrics, **report,
         }
         (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
-        plot_curves(run_dir, read_metrics(run_dir))
+        plot_curves(run_dir, records)
     logger.close()
     if dist_info.world_size > 1:
         dist.barrier()
@@ -602,7 +615,20 @@ def _reached(value: float, target: float, mode: str) -> bool:
     return value >= target if mode == "max" else value <= target
 
 
-def _try_compile(model: nn.Module) -> nn.Module:
+def batch_shape(batch: Any) -> tuple[tuple[int, ...], ...]:
+    """The shapes of a batch's tensors: what torch.compile specialises a graph on."""
+    parts = batch if isinstance(batch, (tuple, list)) else (batch,)
+    return tuple(tuple(part.shape) for part in parts if isinstance(part, torch.Tensor))
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work, so that a host clock times it (a no-op on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compile_for_training(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)``, or ``model`` itself (with a message) where this machine cannot compile."""
     try:
         return torch.compile(model)
     except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
