@@ -15,6 +15,7 @@ from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_ch
 from zoo_train.cli import main as zoo_train
 from zoo_train.tasks.image_classification import ImageClassification
 from zoo_train.registry import get_entry, list_models
+from zoo_train.tasks.base import get_task
 from zoo_train.report import device_label
 from zoo_train import trainer
 from zoo_train.trainer import (TrainConfig, TrainingError, autocast_for, lr_factor, read_metrics, resolve_precision,
@@ -319,6 +320,18 @@ def test_device_resident_data_path_trains_the_same_model(tmp_path, idx_data):
     figures = [[{k: v for k, v in record.items() if k != "seconds"} for record in read_metrics(run) if record["kind"] == "epoch"]
                for run in (loader_run, resident_run)]
     assert figures[0] == figures[1] and len(figures[0]) == 2
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_optimizers_are_fused_on_a_gpu_only(name):
+    # Built for CUDA on a CPU: the fused kernels also exist for CPU parameters, so the choice itself can be checked.
+    entry = get_entry(name)
+    task = get_task(entry.task)
+    model = entry.build(**{**task.nominal_model_config(entry.default_dataset), **entry.tiny_config})
+    for preset in entry.recipes:
+        recipe = entry.recipe(preset)
+        assert all(opt.defaults["fused"] for opt in task.make_optimizers(model, recipe, torch.device("cuda")))
+        assert not any(opt.defaults["fused"] for opt in task.make_optimizers(model, recipe, torch.device("cpu")))
 
 
 def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data):

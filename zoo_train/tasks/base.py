@@ -157,7 +157,7 @@ class Task:
         groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         fused = device.type == "cuda"
         if recipe.optimizer == "sgd":
-            return [torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, nesterov=True)]
+            return [torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, nesterov=True, fused=fused)]
         return [torch.optim.AdamW(groups, lr=recipe.lr, fused=fused)]
 
     def loss(self, model: nn.Module, batch: Any, recipe: Recipe) -> torch.Tensor:

@@ -123,7 +123,7 @@ class ImageGeneration(Task):
 
     def make_optimizers(self, model: nn.Module, recipe: Recipe, device: torch.device) -> list[torch.optim.Optimizer]:
         # The DCGAN paper's Adam: beta1 0.5 keeps the adversarial game from oscillating.
-        return [torch.optim.Adam(part.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
+        return [torch.optim.Adam(part.parameters(), lr=recipe.lr, betas=(0.5, 0.999), fused=device.type == "cuda")
                 for part in (model.generator, model.discriminator)]
 
     def fit_batch(self, model: nn.Module, batch: Any, optimizers: Sequence[torch.optim.Optimizer], recipe: Recipe,
