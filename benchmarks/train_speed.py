@@ -1,9 +1,9 @@
 """Training throughput: the plain eager fp32 path against the fast path, side by side in one run.
 
 plain: DataLoader batches copied to the device, fp32, contiguous memory, unfused optimiser.
-fast:  the dataset resident on the device, bf16 autocast (CUDA; on a CPU with --precision bf16),
-       channels_last CNNs, fused AdamW, and torch.compile with --compile (its first-call compile time
-       is reported separately).
+fast:  the trainer's own choices: the dataset resident on the device, bf16 autocast (CUDA; on a CPU with
+       --precision bf16), channels_last CNNs (CUDA and CPU), fused optimisers (CUDA), and torch.compile with
+       --compile (its first-call compile time is reported separately).
 
     python benchmarks/train_speed.py                     # every model family, on the best device
     python benchmarks/train_speed.py --models lenet5 char-gpt --steps 50 --device cpu
@@ -28,7 +28,8 @@ from zoo_train.data.paths import existing_folder
 from zoo_train.registry import get_entry, list_models
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, get_task
 from zoo_train.trainer import (PRECISIONS, GlobalBatchSampler, TrainConfig, autocast_for, build_config,
-                               compile_for_training, pick_device, read_metrics, resolve_precision, train)
+                               channels_last_suits, compile_for_training, pick_device, read_metrics, resolve_precision,
+                               train)
 
 # One representative per family (the DNA models share dna_rnn.py, the classifiers seq_classifier.py).
 FAMILIES = ["lenet5", "cifar-lenet", "simple-cnn", "resnet-cifar", "scratch-cnn", "char-lstm", "char-gpt",
@@ -51,7 +52,7 @@ def measure(name: str, device: torch.device, fast: bool, steps: int, compile_mod
     torch.manual_seed(0)
     data = task.load_data(entry, recipe, None, data_dir, 0)
     model = entry.build(**build_config(entry, data, recipe, {})).to(device)
-    if fast and device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+    if fast and channels_last_suits(model, device):
         model = model.to(memory_format=torch.channels_last)
     optimizers = task.make_optimizers(model, recipe, device if fast else torch.device("cpu"))
     sampler = GlobalBatchSampler(len(data.train), recipe.batch_size, 0, 1, 0)

@@ -12,6 +12,7 @@ import torch
 
 from image_fixtures import write_idx_dataset
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
+from zoo_export.cli import main as zoo_export
 from zoo_train.cli import main as zoo_train
 from zoo_train.tasks.image_classification import ImageClassification
 from zoo_train.registry import get_entry, list_models
@@ -332,6 +333,19 @@ def test_optimizers_are_fused_on_a_gpu_only(name):
         recipe = entry.recipe(preset)
         assert all(opt.defaults["fused"] for opt in task.make_optimizers(model, recipe, torch.device("cuda")))
         assert not any(opt.defaults["fused"] for opt in task.make_optimizers(model, recipe, torch.device("cpu")))
+
+
+def test_a_cnn_trains_channels_last_on_a_cpu_and_its_checkpoint_exports_with_parity(tmp_path, idx_data):
+    # The memory format a GPU run has always used, so that its checkpoints' strided weights are tested here too.
+    run = train(config(tmp_path, idx_data, epochs=1))
+    weights = load_checkpoint(run / "checkpoints/best.pt")["state_dict"]
+    convs = [w for w in weights.values() if w.dim() == 4]
+    # (a 1-channel first layer's weights are laid out alike either way)
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert any(not w.is_contiguous() for w in convs)
+    assert zoo_export([str(run), "--out", str(tmp_path / "bundle"), "--format", "all"]) == 0
+    parity = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["parity"]
+    assert parity["passed"] and all(check["passed"] for check in parity["checks"])
 
 
 def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data):

@@ -52,10 +52,7 @@ class ImageBatchTransform:
         x = images.float() / 255.0
         if train and self.augment:
             x = augment_batch(x, self.augmentation)
-        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
-        if x.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, labels
+        return (x - self.mean.to(x.device)) / self.std.to(x.device), labels
 
 
 class ImageClassification(Task):
