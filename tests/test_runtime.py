@@ -595,8 +595,14 @@ def test_cli_prompt_streams(text_bundle, capsys):
     assert zoo_run([str(text_bundle), "--prompt", prompt, "--max-new-tokens", "5", "--seed", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["pieces"] == 5
-    assert zoo_run([str(text_bundle), "--prompt", prompt, "--top-p", "1.5"]) == 2
-    assert "top_p: 1.5 must be above 0 and at most 1" in capsys.readouterr().err
+    for option, value, message in (("--top-p", "1.5", "expected a number above 0 and at most 1 (1 = off), got 1.5"),
+                                   ("--top-p", "0", "expected a number above 0 and at most 1 (1 = off), got 0"),
+                                   ("--max-new-tokens", "-5", "expected 0 or a positive integer, got -5"),
+                                   ("--temperature", "-1", "expected 0 or a positive finite number, got -1"),
+                                   ("--temperature", "nan", "expected 0 or a positive finite number, got nan")):
+        with pytest.raises(SystemExit) as info:
+            zoo_run([str(text_bundle), "--prompt", prompt, option, value])
+        assert info.value.code == 2 and f"argument {option}: {message}" in capsys.readouterr().err
 
 
 def test_cli_sample_and_tokens(tiny_bundle, tmp_path, capsys):

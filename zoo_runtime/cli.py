@@ -48,6 +48,39 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type for --max-new-tokens: 0 is allowed (the prompt alone), a negative count is not."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type for --temperature: 0 means greedy."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive finite number, got {text}")
+    return value
+
+
+def nucleus_probability(text: str) -> float:
+    """argparse type for --top-p: the share of probability mass sampled from; 1 turns it off."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most 1, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most 1 (1 = off), got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo-run",
@@ -61,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--sample", type=positive_int, metavar="N", help="sample N images and write PNGs to --out (image-generation)")
     action.add_argument("--tokens", help='token ids such as "1 2 3" (sequence-classification, seq2seq)')
     p.add_argument("--top-k", type=int, default=None, help="labels to show (--image, default 5) or top-k sampling (--prompt)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="tokens to generate (default: the bundle's)")
-    p.add_argument("--temperature", type=float, default=None, help="0 = greedy (default: the bundle's)")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the bundle's)")
+    p.add_argument("--max-new-tokens", type=non_negative_int, default=None, help="tokens to generate (default: the bundle's)")
+    p.add_argument("--temperature", type=non_negative_float, default=None, help="0 = greedy (default: the bundle's)")
+    p.add_argument("--top-p", type=nucleus_probability, default=None, help="nucleus sampling (default: the bundle's)")
     p.add_argument("--seed", type=int, default=None, help="random seed for --prompt and --sample (default: a fresh one each run)")
     p.add_argument("--stop", action="append", default=None, help="stop generating at this string (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="folder for --sample PNGs (required with --sample)")
