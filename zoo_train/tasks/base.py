@@ -44,7 +44,7 @@ def move_to(batch: Any, device: torch.device) -> Any:
 
 
 @torch.no_grad()
-def predict_classes(model: nn.Module, loader: "DeviceLoader") -> tuple[torch.Tensor, torch.Tensor, float]:
+def predict_classes(model: nn.Module, loader: BatchLoader) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(true labels, predicted labels, mean cross-entropy) of a classifier over ``(inputs, labels)`` batches."""
     model.eval()
     preds, targets, losses = [], [], []
@@ -120,6 +120,10 @@ class ResidentLoader:
             yield self.transform(batch, self.train) if self.transform is not None else batch
 
 
+# What the trainer hands a task's evaluate: batches already on the device and transformed, from either loader.
+BatchLoader = DeviceLoader | ResidentLoader
+
+
 class Task:
     """Base class: a single-loss supervised task. Subclasses override what differs."""
 
@@ -178,7 +182,7 @@ class Task:
         return {"loss": loss.detach()}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: BatchLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
         """Validation metrics; ``loader`` yields batches already on ``device`` and transformed."""
         raise NotImplementedError
 

@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 from zoo_train.data.augment import augment_batch
 from zoo_train.data.images import augmentation_for, load_image_arrays
 from zoo_train.registry import ModelEntry, Recipe
-from zoo_train.tasks.base import DeviceLoader, Task, TaskData, predict_classes, register_task
+from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, predict_classes, register_task
 
 VAL_FRACTION = 0.1
 NOMINAL_SHAPES = {
@@ -102,7 +102,7 @@ class ImageClassification(Task):
         x, y = batch
         return F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
 
-    def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: BatchLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
         y_true, y_pred, loss = predict_classes(model, loader)
         return {"val_loss": loss, "val_accuracy": (y_true == y_pred).float().mean().item()}
 

@@ -30,7 +30,7 @@ from torch.utils.data import TensorDataset
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from zoo_train.data.images import load_image_arrays
 from zoo_train.registry import ModelEntry, Recipe
-from zoo_train.tasks.base import DeviceLoader, Task, TaskData, average_gradients, register_task
+from zoo_train.tasks.base import BatchLoader, Task, TaskData, average_gradients, register_task
 
 FID_CLASSIFIER = "simple-cnn"
 GRID_SIZE = 64  # an 8 x 8 grid
@@ -152,7 +152,7 @@ class ImageGeneration(Task):
         return {"loss": (g_loss + d_loss).detach(), "g_loss": g_loss.detach(), "d_loss": d_loss.detach()}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: BatchLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
         model.eval()
         real = torch.cat([batch[0].float().cpu() for batch in loader])
         fake = sample_images(model, len(real), seed=0, device=device)

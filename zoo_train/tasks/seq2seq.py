@@ -17,7 +17,7 @@ from torch.utils.data import TensorDataset
 
 from zoo_train.data.synthetic import BOS, EOS, PAD, SEQ2SEQ_SPECIALS, Seq2SeqSpec, ids_vocab, seq2seq_op, seq2seq_pairs
 from zoo_train.registry import ModelEntry, Recipe
-from zoo_train.tasks.base import DeviceLoader, Task, TaskData, register_task
+from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
 SIZES = {"train": 20000, "val": 1000, "test": 1000}
 
@@ -86,7 +86,7 @@ class Seq2Seq(Task):
                                label_smoothing=recipe.label_smoothing)
 
     @torch.no_grad()
-    def _score(self, model: nn.Module, loader: DeviceLoader) -> tuple[dict[str, float], list[torch.Tensor]]:
+    def _score(self, model: nn.Module, loader: BatchLoader) -> tuple[dict[str, float], list[torch.Tensor]]:
         model.eval()
         loss, tokens, correct, exact, rows = 0.0, 0, 0, 0, 0
         preds = []
@@ -103,7 +103,7 @@ class Seq2Seq(Task):
             preds.append(pred.cpu())
         return {"loss": loss / max(1, tokens), "token_accuracy": correct / max(1, tokens), "exact": exact / max(1, rows)}, preds
 
-    def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: BatchLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
         scores, _ = self._score(model, loader)
         return {f"val_{k}": v for k, v in scores.items()}
 

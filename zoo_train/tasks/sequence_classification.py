@@ -20,7 +20,7 @@ from torch.utils.data import TensorDataset
 from zoo_train.data.errors import DataError
 from zoo_train.data.synthetic import ORDER_LABELS, TemporalOrderSpec, ids_vocab, temporal_order
 from zoo_train.registry import ModelEntry, Recipe
-from zoo_train.tasks.base import DeviceLoader, Task, TaskData, predict_classes, register_task
+from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, predict_classes, register_task
 
 DATASET = "temporal-order"
 SIZES = {"train": 20000, "val": 2000, "test": 2000}
@@ -65,7 +65,7 @@ class SequenceClassification(Task):
         tokens, labels = batch
         return F.cross_entropy(model(tokens).float(), labels, label_smoothing=recipe.label_smoothing)
 
-    def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: BatchLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
         true, pred, loss = predict_classes(model, loader)
         return {"val_loss": loss, "val_accuracy": float((pred == true).float().mean())}
 

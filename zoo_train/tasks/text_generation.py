@@ -37,7 +37,7 @@ from zoo_train.data.dna import GENOMES, load_dna_corpus
 from zoo_train.data.errors import DataError
 from zoo_train.data.text import CharVocab, Corpus, load_text_corpus, split_point
 from zoo_train.registry import ModelEntry, Recipe, config_fields
-from zoo_train.tasks.base import DeviceLoader, Task, TaskData, register_task
+from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
 SAMPLING_DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "max_new_tokens": 200}
 # The constructor fields that take the vocabulary size, whatever a family calls them.
@@ -207,7 +207,7 @@ class TextGeneration(Task):
         return F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, loader: DeviceLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: BatchLoader, device: torch.device, recipe: Recipe) -> dict[str, float]:
         model.eval()
         total, count = 0.0, 0
         for index, batch in enumerate(loader):
