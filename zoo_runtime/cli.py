@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -26,59 +27,34 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts (epochs, threads, samples): zero or less would do nothing, or fail later and less clearly."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def checked_number(convert: Callable[[str], Any], accept: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` the text, then refuse a value ``accept`` rejects, saying what was ``expected``.
+
+    Checked as the command line is parsed, a bad value is a usage error that names its flag, not a failure later on.
+    """
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """argparse type for rates such as --lr: zero, negative or infinite values do not train."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type for --max-new-tokens: 0 is allowed (the prompt alone), a negative count is not."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type for --temperature: 0 means greedy."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive finite number, got {text}")
-    return value
-
-
-def nucleus_probability(text: str) -> float:
-    """argparse type for --top-p: the share of probability mass sampled from; 1 turns it off."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most 1, got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most 1 (1 = off), got {text}")
-    return value
+# Counts (epochs, threads, samples): zero or less would do nothing, or fail later and less clearly.
+positive_int = checked_number(int, lambda value: value > 0, "a positive integer")
+# Rates such as --lr: zero, negative or infinite values do not train.
+positive_float = checked_number(float, lambda value: 0 < value < math.inf, "a positive finite number")
+# --max-new-tokens: 0 gives the prompt alone.
+non_negative_int = checked_number(int, lambda value: value >= 0, "0 or a positive integer")
+# --temperature: 0 is greedy.
+non_negative_float = checked_number(float, lambda value: 0 <= value < math.inf, "0 or a positive finite number")
+# --top-p: the share of the probability mass sampled from.
+nucleus_probability = checked_number(float, lambda value: 0 < value <= 1, "a number above 0 and at most 1 (1 = off)")
 
 
 def build_parser() -> argparse.ArgumentParser:
