@@ -29,7 +29,7 @@ from zoo_train.registry import get_entry, list_models
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, get_task
 from zoo_train.trainer import (PRECISIONS, GlobalBatchSampler, TrainConfig, autocast_for, build_config,
                                channels_last_suits, compile_for_training, pick_device, read_metrics, resolve_precision,
-                               train)
+                               synchronize, train)
 
 # One representative per family (the DNA models share dna_rnn.py, the classifiers seq_classifier.py).
 FAMILIES = ["lenet5", "cifar-lenet", "simple-cnn", "resnet-cifar", "scratch-cnn", "char-lstm", "char-gpt",
@@ -65,10 +65,9 @@ def measure(name: str, device: torch.device, fast: bool, steps: int, compile_mod
     train_model = compile_for_training(model) if fast and compile_model else model
     model.train()
     batches = iter(loader)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     first_start = time.perf_counter()
     task.fit_batch(train_model, next(batches), optimizers, recipe, autocast)  # warm-up (and compile)
-    sync()
+    synchronize(device)
     first_call = time.perf_counter() - first_start
     count, start = 0, time.perf_counter()
     for _ in range(steps):
@@ -79,7 +78,7 @@ def measure(name: str, device: torch.device, fast: bool, steps: int, compile_mod
             batch = next(batches)
         task.fit_batch(train_model, batch, optimizers, recipe, autocast)
         count += items_per_batch(batch)
-    sync()
+    synchronize(device)
     seconds = time.perf_counter() - start
     return {"items_per_s": count / seconds, "first_call_s": first_call}
 
@@ -105,9 +104,10 @@ def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, pre
     # Steps that compiled (the first, and the first of a new batch shape) are reported apart, as #9 asks.
     compiles = [r for r in records if r.get("kind") == "compile" and r.get("compiled")]
     summary = json.loads((run / "summary.json").read_text())
-    elapsed, compile_seconds, reached = 0.0, 0.0, None
+    elapsed, compile_seconds, reached, epoch_first_step = 0.0, 0.0, None, 0
     for record in epochs:
-        compiling = sum(c["seconds"] for c in compiles if c["step"] < record["step"]) - compile_seconds
+        compiling = sum(c["seconds"] for c in compiles if epoch_first_step <= c["step"] < record["step"])
+        epoch_first_step = record["step"]
         compile_seconds += compiling
         elapsed += record["seconds"] - compiling
         if per_epoch and met(record[metric]):

@@ -24,7 +24,8 @@ def fake_train(epochs: list[dict], summary: dict, seen: list, compile_seconds: f
         seen.append(config)
         run = config.out / config.model
         run.mkdir(parents=True)
-        records = [{"kind": "epoch", "epoch": i + 1, **record} for i, record in enumerate(epochs)]
+        # As the trainer writes them: each epoch record carries the steps taken so far (4 an epoch here).
+        records = [{"kind": "epoch", "epoch": i + 1, "step": 4 * (i + 1), **record} for i, record in enumerate(epochs)]
         if compile_seconds is not None:
             # The first step compiles, and so does the first short batch (at step 3, in the first epoch).
             records[:0] = [{"kind": "compile", "step": step, "compiled": True, "seconds": compile_seconds / 2}
@@ -61,7 +62,7 @@ def test_a_test_target_judges_the_whole_speedrun_schedule_by_its_end(train_speed
 
 def test_the_steps_that_compiled_are_reported_apart_from_the_training_seconds(train_speed, tmp_path, monkeypatch):
     seen = []
-    epochs = [{"seconds": 40.0, "step": 4, "val_accuracy": 0.9}, {"seconds": 10.0, "step": 8, "val_accuracy": 0.95}]
+    epochs = [{"seconds": 40.0, "val_accuracy": 0.9}, {"seconds": 10.0, "val_accuracy": 0.95}]
     summary = {"metric": "test_accuracy", "test_accuracy": 0.9401}
     monkeypatch.setattr(train_speed, "train", fake_train(epochs, summary, seen, compile_seconds=31.5))
     result = train_speed.time_to_target("resnet-cifar", "cuda", None, tmp_path, "bf16", compile_model=True)

@@ -27,7 +27,7 @@ from torch.utils.data import Sampler, TensorDataset
 from zoo_train.checkpoint import load_checkpoint, save_checkpoint
 from zoo_train.data.paths import file_in_the_way
 from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
-from zoo_train.tasks.base import DeviceLoader, ResidentLoader, TaskData, get_task
+from zoo_train.tasks.base import BatchLoader, DeviceLoader, ResidentLoader, TaskData, get_task
 
 
 # Reading a loss on the host waits for the GPU to finish its step, so that it then idles while Python queues the
@@ -438,7 +438,7 @@ def train(cfg: TrainConfig) -> Path:
     total_steps = recipe.max_steps or steps_per_epoch * recipe.epochs
     autocast = autocast_for(device, precision)
 
-    def batches(dataset: Any, batch_size: int, order: Sampler[int] | None, train: bool) -> DeviceLoader | ResidentLoader:
+    def batches(dataset: Any, batch_size: int, order: Sampler[int] | None, train: bool) -> BatchLoader:
         # Built once per run: a resident dataset is copied to the device once, not once an epoch.
         if cfg.resident_data and isinstance(dataset, TensorDataset):
             return ResidentLoader(dataset.tensors, order if order is not None else range(len(dataset)), batch_size,
@@ -487,6 +487,7 @@ def train(cfg: TrainConfig) -> Path:
         too: the run then goes on eagerly from this same batch.
         """
         nonlocal train_model
+        shape = batch_shape(batch)
         synchronize(device)
         began = time.perf_counter()
         try:
@@ -500,13 +501,16 @@ def train(cfg: TrainConfig) -> Path:
             logger.log({"kind": "compile", "step": step, "compiled": False, "reason": type(exc).__name__})
             return task.fit_batch(train_model, batch, optimizers, recipe, autocast)
         synchronize(device)
-        compiled_shapes.add(batch_shape(batch))
-        logger.log({"kind": "compile", "step": step, "compiled": True, "batch_shape": [list(s) for s in batch_shape(batch)],
+        compiled_shapes.add(shape)
+        logger.log({"kind": "compile", "step": step, "compiled": True, "batch_shape": [list(s) for s in shape],
                     "seconds": round(time.perf_counter() - began, 3)})
         return logs
 
     def settle_losses(losses: list[torch.Tensor], epoch: int) -> float:
-        """The sum of the last ``len(losses)`` steps' losses, read in one device sync; a non-finite one ends the run."""
+        """The sum of the last ``len(losses)`` steps' losses, read in one device sync, and ``losses`` emptied;
+        a non-finite one ends the run."""
+        if not losses:
+            return 0.0
         values = torch.stack([loss.float().reshape(()) for loss in losses]).cpu()
         finite = torch.isfinite(values)
         if not finite.all():
@@ -517,6 +521,7 @@ def train(cfg: TrainConfig) -> Path:
                 f"{entry.name}: loss became {values[first_bad].item()} at epoch {epoch + 1}, "
                 f"step {step - len(losses) + first_bad + 1}; training stopped ({where}). Try a lower --lr."
             )
+        losses.clear()
         return float(values.sum())
 
     started = time.perf_counter()
@@ -529,7 +534,7 @@ def train(cfg: TrainConfig) -> Path:
         sampler.set_epoch(epoch)
         train_model.train()
         epoch_start = time.perf_counter()
-        running, seen = 0.0, 0
+        epoch_first_step, loss_sum = step, 0.0
         pending: list[torch.Tensor] = []
         bar = _progress(train_loader, steps_per_epoch, f"{entry.name} {epoch + 1}/{recipe.epochs}",
                         cfg.show_progress and dist_info.is_main)
@@ -548,18 +553,13 @@ def train(cfg: TrainConfig) -> Path:
             pending.append(logs["loss"])
             step += 1
             if len(pending) == LOSS_READ_EVERY:
-                running += settle_losses(pending, epoch)
-                seen += len(pending)
-                pending.clear()
+                loss_sum += settle_losses(pending, epoch)
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{running / seen:.4f}")
-        if pending:
-            running += settle_losses(pending, epoch)
-            seen += len(pending)
-            pending.clear()
+                    bar.set_postfix(loss=f"{loss_sum / (step - epoch_first_step):.4f}")
+        loss_sum += settle_losses(pending, epoch)
         train_model.eval()
         metrics = task.evaluate(model, val_loader, device, recipe)
-        metrics.update({"train_loss": running / max(1, seen)})
+        metrics.update({"train_loss": loss_sum / max(1, step - epoch_first_step)})
         score = metrics[task.primary_metric]
         improved = best is None or (score > best if task.mode == "max" else score < best)
         if improved:
