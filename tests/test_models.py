@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from zoo_train.registry import Recipe, get_entry, get_model, list_models, register_model
+from zoo_train.registry import (BY_THOROUGHNESS, OPTIONAL_PRESETS, PRESETS, Recipe, get_entry, get_model, list_models,
+                                register_model)
 
 IMAGE_MODELS = list_models(task="image-classification")
 SHAPES = [(1, 10, 28), (3, 100, 32)]
@@ -24,6 +25,11 @@ def test_registry_refuses_duplicates_and_unknown_names():
         register_model("new-model", task="t", config_cls=dict, default_dataset="x", recipes={})
     with pytest.raises(ValueError, match=r"unknown presets \['long'\]"):
         register_model("new-model", task="t", config_cls=dict, default_dataset="x", recipes={**recipes, "long": Recipe()})
+
+
+def test_every_preset_has_a_rank_of_thoroughness():
+    # A preset added to the registry but not ranked would lose to every other run of its model in the reports.
+    assert sorted(BY_THOROUGHNESS) == sorted(PRESETS + OPTIONAL_PRESETS)
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -16,6 +16,8 @@ PRESETS = ("smoke", "quick", "full")  # every model has these three recipes
 # A model may add these. speedrun: a short fixed schedule that reaches the model's target in as little training as
 # the zoo knows how (airbench's idea), for the time-to-target benchmark; full stays the quality recipe.
 OPTIONAL_PRESETS = ("speedrun",)
+# All of them, least to most thorough: where a model has runs of several, reports show the most thorough.
+BY_THOROUGHNESS = ("smoke", "quick", "speedrun", "full")
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from zoo_train.data.paths import output_file_problem
-from zoo_train.registry import ModelEntry, get_entry, list_models
+from zoo_train.registry import BY_THOROUGHNESS, ModelEntry, get_entry, list_models
 from zoo_train.trainer import headline_figure
 
-# Presets from least to most thorough: where several runs of a model are found, the later wins.
-THOROUGHNESS = ("smoke", "quick", "speedrun", "full")
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
 # Tables a task writes beside its runs, comparing them; shown before the task's first model.
@@ -48,7 +46,7 @@ def load_runs(roots: Sequence[Path]) -> list[dict[str, Any]]:
             if summary_path.exists():
                 summary = json.loads(summary_path.read_text())
                 preset = summary.get("preset")
-                found.append((THOROUGHNESS.index(preset) if preset in THOROUGHNESS else -1, root, summary))
+                found.append((BY_THOROUGHNESS.index(preset) if preset in BY_THOROUGHNESS else -1, root, summary))
         if not found:
             continue
         _, root, summary = max(found, key=lambda item: item[0])
