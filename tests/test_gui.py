@@ -33,7 +33,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 import zoo_runtime  # noqa: E402
 from zoo_gui import screenshots  # noqa: E402
 from zoo_gui.app import MainWindow, main  # noqa: E402
-from zoo_gui.library import bundle_key  # noqa: E402
+from zoo_gui.library import ModelStore, bundle_key  # noqa: E402
 from zoo_gui.pages import PAGE_FOR_TASK, PAGES  # noqa: E402
 from zoo_gui.pages.classify import ClassifyPage  # noqa: E402
 from zoo_gui.pages.gan import GanPage, STEPS  # noqa: E402
@@ -418,6 +418,57 @@ def test_bundle_corrupted_after_listing_is_reported_and_another_still_works(qtbo
     page.add_paths(write_images(tmp_path / "imgs", 1))
     qtbot.waitUntil(lambda: not page.busy and page.results.items[0].done, timeout=WAIT)
     assert page.results.items[0].predictions
+
+
+class ScriptedRunner:
+    """Stands in for zoo_gui's Runner: the test delivers each job's outcome and its `finished`
+    itself, in the order Qt may deliver them from a worker thread."""
+
+    class Job:
+        def __init__(self, name: str, result, error, finished) -> None:
+            self.name, self.result, self.error, self.finished = name, result, error, finished
+
+    def __init__(self) -> None:
+        self.jobs: list[ScriptedRunner.Job] = []
+
+    def submit(self, fn, *, name="", result=None, progress=None, error=None, finished=None):
+        self.jobs.append(self.Job(name, result, error, finished))
+        return self.jobs[-1]
+
+
+def test_store_takes_outcomes_only_from_the_load_it_waits_for(qtbot, tmp_path):
+    runner = ScriptedRunner()
+    store = ModelStore(runner)
+    key = bundle_key(tmp_path / "b-later")
+    outcomes = []
+    store.loaded.connect(lambda k, model: outcomes.append(model))
+    store.failed.connect(lambda k, message: outcomes.append(message))
+
+    assert store.request(key) is None and len(runner.jobs) == 1
+    runner.jobs[0].result("first model")
+    # the outcome is in and `finished` not yet delivered: a request after forget() loads afresh
+    assert store.get(key) == "first model" and not store.is_loading(key)
+    store.forget(key)
+    assert store.request(key) is None and len(runner.jobs) == 2
+    runner.jobs[0].finished()
+    assert store.is_loading(key)
+
+    # forgotten again while loading: that load's late outcome is stale and dropped
+    store.forget(key)
+    assert not store.is_loading(key)
+    runner.jobs[1].error("stale: the bundle changed since")
+    runner.jobs[1].finished()
+    assert store.error(key) is None and outcomes == ["first model"]
+
+    # a device change lets go of loads in flight the same way
+    assert store.request(key) is None
+    store.set_device("cpu" if store.device != "cpu" else "auto")
+    runner.jobs[2].result("model for the old device")
+    assert store.get(key) is None and outcomes == ["first model"]
+    assert store.request(key) is None
+    runner.jobs[3].error("Cannot load: the manifest is damaged")
+    assert store.error(key) == "Cannot load: the manifest is damaged" and not store.is_loading(key)
+    assert outcomes == ["first model", "Cannot load: the manifest is damaged"]
 
 
 # ----------------------------------------------------------------------------- generation

@@ -317,7 +317,6 @@ class ModelStore(QObject):
         self._errors: dict[str, str] = {}
         self._pending: dict[str, Job] = {}
         self._queue: list[str] = []
-        self._generation = 0  # bumped by set_device so late results of old loads are dropped
 
     def get(self, path: Path | str) -> Any | None:
         return self._models.get(bundle_key(path))
@@ -354,20 +353,25 @@ class ModelStore(QObject):
                 return
 
     def _start(self, key: str, name: str = "load") -> None:
-        device, threads, generation = self.device, self.threads, self._generation
+        device, threads = self.device, self.threads
 
         def load(job: Job) -> Any:
             return zoo_runtime.load(key, device=device, threads=threads)
 
+        # Only the load now pending for the key may report: one that forget() or set_device()
+        # let go of is stale. The entry goes as soon as the outcome is in, not at `finished`,
+        # which Qt may deliver later, after a request that would have waited on the old job.
         def done_ok(model: Any) -> None:
-            if generation != self._generation:
+            if self._pending.get(key) is not job:
                 return
+            del self._pending[key]
             self._models[key] = model
             self._errors.pop(key, None)
             emit(self.loaded, key, model)
         def done_error(message: str) -> None:
-            if generation != self._generation:
+            if self._pending.get(key) is not job:
                 return
+            del self._pending[key]
             self._errors[key] = message
             emit(self.failed, key, message)
         def finished() -> None:
@@ -378,16 +382,18 @@ class ModelStore(QObject):
         job = self.runner.submit(load, name=name, result=done_ok, error=done_error, finished=finished)
         self._pending[key] = job
         emit(self.started, key)
+
     def forget(self, path: Path | str) -> None:
+        """Drop what is known of a bundle (it changed on disk): the next request loads it again."""
         key = bundle_key(path)
         self._models.pop(key, None)
         self._errors.pop(key, None)
+        self._pending.pop(key, None)
 
     def set_device(self, device: str) -> None:
         if device == self.device:
             return
         self.device = device
-        self._generation += 1
         self._models.clear()
         self._errors.clear()
         self._pending.clear()
