@@ -358,25 +358,30 @@ class ModelStore(QObject):
         def load(job: Job) -> Any:
             return zoo_runtime.load(key, device=device, threads=threads)
 
-        # Only the load now pending for the key may report: one that forget() or set_device()
-        # let go of is stale. The entry goes as soon as the outcome is in, not at `finished`,
-        # which Qt may deliver later, after a request that would have waited on the old job.
+        def settle() -> bool:
+            """True when this job is the load now pending for the key, which it then stops being.
+
+            A load that forget() or set_device() let go of is stale and must not report. The entry
+            goes as the outcome comes in, not at `finished`, which Qt may deliver later, after a
+            request that would have waited on this job."""
+            if self._pending.get(key) is not job:
+                return False
+            del self._pending[key]
+            return True
+
         def done_ok(model: Any) -> None:
-            if self._pending.get(key) is not job:
-                return
-            del self._pending[key]
-            self._models[key] = model
-            self._errors.pop(key, None)
-            emit(self.loaded, key, model)
+            if settle():
+                self._models[key] = model
+                self._errors.pop(key, None)
+                emit(self.loaded, key, model)
+
         def done_error(message: str) -> None:
-            if self._pending.get(key) is not job:
-                return
-            del self._pending[key]
-            self._errors[key] = message
-            emit(self.failed, key, message)
+            if settle():
+                self._errors[key] = message
+                emit(self.failed, key, message)
+
         def finished() -> None:
-            if self._pending.get(key) is job:
-                del self._pending[key]
+            settle()  # a job ended by a BaseException reports neither outcome; it must not stay pending
             self._next_preload()
 
         job = self.runner.submit(load, name=name, result=done_ok, error=done_error, finished=finished)
