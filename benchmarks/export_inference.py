@@ -22,8 +22,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -31,13 +32,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zoo_export import export_checkpoint, load_for_export  # noqa: E402
-from zoo_export.graphs import GraphSpec  # noqa: E402
-from zoo_export.synthetic import TASK_DATA, write_checkpoint  # noqa: E402
-from zoo_export.tasks.base import BundleContext, get_exporter  # noqa: E402
-from zoo_export.tasks.text_generation import greedy_with_full, greedy_with_step  # noqa: E402
-from zoo_train.registry import config_fields, get_entry, list_models  # noqa: E402
-from zoo_train.tasks.base import get_task  # noqa: E402
+from zoo_export import export_checkpoint, load_for_export
+from zoo_export.graphs import GraphSpec
+from zoo_export.synthetic import TASK_DATA, write_checkpoint
+from zoo_export.tasks.base import BundleContext, get_exporter
+from zoo_export.tasks.text_generation import greedy_with_full, greedy_with_step
+from zoo_train.registry import config_fields, get_entry, list_models
+from zoo_train.tasks.base import get_task
 
 BATCHES = (1, 32)
 REAL_VOCAB = {"shakespeare": 65}  # characters of the Shakespeare corpus (the text models' default data)
@@ -108,8 +109,7 @@ def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens
     gen_block = manifest.get("generation") or {}
     max_context = gen_block.get("max_context") or gen_block.get("max_source")
     length = min(64, max_context) if max_context else 64
-    dims = {"time": length, "new": 1, "past": min(32, (max_context or 64) - 1), "src_time": length,
-            "tgt_time": length}
+    dims = {"time": length, "new": 1, "past": min(32, (max_context or 64) - 1), "src_time": length, "tgt_time": length}
     g = torch.Generator().manual_seed(0)
     rows = []
     for role, spec in specs.items():
@@ -125,11 +125,22 @@ def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens
                     module(*x)
 
             torch_ms, ort_ms = timed([run_torch, lambda: sess.run(None, feeds)])
-            rows.append({"graph": role, "batch": batch, "dims": {k: v for k, v in dims.items()
-                                                                 if any(k in t.shape for t in spec.inputs)},
-                         "torch_ms": torch_ms, "ort_ms": ort_ms, "speedup": torch_ms / ort_ms})
-    out: dict[str, Any] = {"model": name, "task": manifest["task"], "parameters": manifest["training"]["parameters"],
-                           "latency": rows}
+            rows.append(
+                {
+                    "graph": role,
+                    "batch": batch,
+                    "dims": {k: v for k, v in dims.items() if any(k in t.shape for t in spec.inputs)},
+                    "torch_ms": torch_ms,
+                    "ort_ms": ort_ms,
+                    "speedup": torch_ms / ort_ms,
+                }
+            )
+    out: dict[str, Any] = {
+        "model": name,
+        "task": manifest["task"],
+        "parameters": manifest["training"]["parameters"],
+        "latency": rows,
+    }
     if manifest["task"] == "text-generation":
         out["generation"] = bench_generation(loaded.model, bundle, manifest, threads, tokens, vocab_size)
     if manifest["task"] == "seq2seq":
@@ -137,8 +148,9 @@ def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens
     return out
 
 
-def bench_generation(model: torch.nn.Module, bundle: Path, manifest: dict[str, Any], threads: int, tokens: int,
-                     vocab: int) -> dict[str, Any]:
+def bench_generation(
+    model: torch.nn.Module, bundle: Path, manifest: dict[str, Any], threads: int, tokens: int, vocab: int
+) -> dict[str, Any]:
     gen = manifest["generation"]
     prompt = np.random.default_rng(0).integers(0, vocab, (1, 8)).astype(np.int64)
     state_names = ["tokens"] + [s["input"] for s in gen["state"]]
@@ -163,10 +175,15 @@ def bench_generation(model: torch.nn.Module, bundle: Path, manifest: dict[str, A
 
     ctx = gen["max_context"]
     args = (prompt, tokens, ctx, gen["step_tokens"], gen.get("reset_keep"))
-    result = {"tokens": tokens, "prompt": int(prompt.shape[1]), "batch": 1, "max_context": ctx,
-              "reset_keep": gen.get("reset_keep"),
-              "ort_step_tps": tps(lambda: greedy_with_step(ort_step, initial, *args)),
-              "torch_step_tps": tps(lambda: greedy_with_step(torch_step, initial, *args))}
+    result = {
+        "tokens": tokens,
+        "prompt": int(prompt.shape[1]),
+        "batch": 1,
+        "max_context": ctx,
+        "reset_keep": gen.get("reset_keep"),
+        "ort_step_tps": tps(lambda: greedy_with_step(ort_step, initial, *args)),
+        "torch_step_tps": tps(lambda: greedy_with_step(torch_step, initial, *args)),
+    }
     if ctx:
         # The same step graph with a half-window reset (a model's optional reset_keep, docs/BUNDLE.md).
         half = (prompt, tokens, ctx, gen["step_tokens"], ctx // 2)
@@ -182,8 +199,9 @@ def bench_generation(model: torch.nn.Module, bundle: Path, manifest: dict[str, A
             with torch.no_grad():
                 return full_module(torch.from_numpy(t)).numpy()
 
-        result["ort_full_tps"] = tps(lambda: greedy_with_full(lambda t: full_sess.run(None, {"tokens": t})[0], prompt,
-                                                              tokens, gen["max_context"]))
+        result["ort_full_tps"] = tps(
+            lambda: greedy_with_full(lambda t: full_sess.run(None, {"tokens": t})[0], prompt, tokens, gen["max_context"])
+        )
         result["torch_full_tps"] = tps(lambda: greedy_with_full(torch_full, prompt, tokens, gen["max_context"]))
         result["ort_step_over_full"] = result["ort_step_tps"] / result["ort_full_tps"]
         result["torch_step_over_full"] = result["torch_step_tps"] / result["torch_full_tps"]
@@ -194,8 +212,7 @@ def bench_generation(model: torch.nn.Module, bundle: Path, manifest: dict[str, A
     return result
 
 
-def bench_decoding(model: torch.nn.Module, bundle: Path, manifest: dict[str, Any], threads: int,
-                   vocab: int) -> dict[str, Any]:
+def bench_decoding(model: torch.nn.Module, bundle: Path, manifest: dict[str, Any], threads: int, vocab: int) -> dict[str, Any]:
     gen = manifest["generation"]
     steps, bos = gen["max_new_tokens"], gen["bos"]
     src = np.random.default_rng(0).integers(3, vocab, (1, gen["max_source"] - 2)).astype(np.int64)
@@ -217,13 +234,20 @@ def bench_decoding(model: torch.nn.Module, bundle: Path, manifest: dict[str, Any
                 out = torch.cat([out, model.decode(out, mem, s)[:, -1].argmax(-1, keepdim=True)], dim=1)
 
     torch_ms, ort_ms = timed([torch_decode, ort_decode], min_seconds=0.5, max_reps=30)
-    return {"tokens": steps, "batch": 1, "ort_tps": steps / ort_ms * 1000, "torch_tps": steps / torch_ms * 1000,
-            "ort_over_torch": torch_ms / ort_ms}
+    return {
+        "tokens": steps,
+        "batch": 1,
+        "ort_tps": steps / ort_ms * 1000,
+        "torch_tps": steps / torch_ms * 1000,
+        "ort_over_torch": torch_ms / ort_ms,
+    }
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| model | graph | torch b1 ms | ORT b1 ms | ORT speed-up b1 | torch b32 ms | ORT b32 ms | ORT speed-up b32 |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | graph | torch b1 ms | ORT b1 ms | ORT speed-up b1 | torch b32 ms | ORT b32 ms | ORT speed-up b32 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['model']} | error: {r['error']} | | | | | | |")
@@ -233,31 +257,42 @@ def markdown(results: list[dict[str, Any]]) -> str:
             by_graph.setdefault(row["graph"], {})[row["batch"]] = row
         for graph, rows in by_graph.items():
             b1, b32 = rows[1], rows[32]
-            lines.append(f"| {r['model']} | {graph} | {b1['torch_ms']:.3f} | {b1['ort_ms']:.3f} | {b1['speedup']:.2f}x "
-                         f"| {b32['torch_ms']:.2f} | {b32['ort_ms']:.2f} | {b32['speedup']:.2f}x |")
-    lines += ["", "| model | ORT step tok/s | ORT full-recompute tok/s | step / full (ORT) | torch step tok/s "
-                  "| torch full tok/s | step / full (torch) | ORT / torch (step) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {r['model']} | {graph} | {b1['torch_ms']:.3f} | {b1['ort_ms']:.3f} | {b1['speedup']:.2f}x "
+                f"| {b32['torch_ms']:.2f} | {b32['ort_ms']:.2f} | {b32['speedup']:.2f}x |"
+            )
+    lines += [
+        "",
+        "| model | ORT step tok/s | ORT full-recompute tok/s | step / full (ORT) | torch step tok/s "
+        "| torch full tok/s | step / full (torch) | ORT / torch (step) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         g = r.get("generation")
         if not g or "ort_step_tps" not in g:
             continue
         full = lambda k: f"{g[k]:.0f}" if k in g else "n/a"  # noqa: E731
         ratio = lambda k: f"{g[k]:.2f}x" if k in g else "n/a (no full graph)"  # noqa: E731
-        lines.append(f"| {r['model']} | {g['ort_step_tps']:.0f} | {full('ort_full_tps')} | {ratio('ort_step_over_full')} "
-                     f"| {g['torch_step_tps']:.0f} | {full('torch_full_tps')} | {ratio('torch_step_over_full')} "
-                     f"| {g['ort_over_torch_step']:.2f}x |")
+        lines.append(
+            f"| {r['model']} | {g['ort_step_tps']:.0f} | {full('ort_full_tps')} | {ratio('ort_step_over_full')} "
+            f"| {g['torch_step_tps']:.0f} | {full('torch_full_tps')} | {ratio('torch_step_over_full')} "
+            f"| {g['ort_over_torch_step']:.2f}x |"
+        )
     for r in results:
         g = r.get("generation")
         if g and "ort_step_half_reset_tps" in g and "ort_full_tps" in g:
-            lines.append(f"\n{r['model']} (max_context {g['max_context']}), step graph resetting to half the window: "
-                         f"ORT {g['ort_step_half_reset_tps']:.0f} tok/s = {g['ort_half_reset_over_full']:.2f}x full recompute; "
-                         f"torch {g['torch_step_half_reset_tps']:.0f} tok/s = {g['torch_half_reset_over_full']:.2f}x")
+            lines.append(
+                f"\n{r['model']} (max_context {g['max_context']}), step graph resetting to half the window: "
+                f"ORT {g['ort_step_half_reset_tps']:.0f} tok/s = {g['ort_half_reset_over_full']:.2f}x full recompute; "
+                f"torch {g['torch_step_half_reset_tps']:.0f} tok/s = {g['torch_half_reset_over_full']:.2f}x"
+            )
     for r in results:
         g = r.get("generation")
         if g and "ort_tps" in g:
-            lines.append(f"\nseq2seq greedy decoding ({r['model']}, {g['tokens']} tokens, decoder recomputed per token): "
-                         f"ORT {g['ort_tps']:.0f} tok/s, torch {g['torch_tps']:.0f} tok/s, ORT / torch {g['ort_over_torch']:.2f}x")
+            lines.append(
+                f"\nseq2seq greedy decoding ({r['model']}, {g['tokens']} tokens, decoder recomputed per token): "
+                f"ORT {g['ort_tps']:.0f} tok/s, torch {g['torch_tps']:.0f} tok/s, ORT / torch {g['ort_over_torch']:.2f}x"
+            )
     return "\n".join(lines)
 
 
@@ -277,16 +312,23 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             trained = args.runs / name / "checkpoints" / "best.pt"
             checkpoint = trained if trained.is_file() else quick_checkpoint(name, work / "runs")
-            print(f"{name}: {'trained run ' + str(trained.parent.parent) if trained.is_file() else 'quick-size, untrained'}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{name}: {'trained run ' + str(trained.parent.parent) if trained.is_file() else 'quick-size, untrained'}",
+                file=sys.stderr,
+                flush=True,
+            )
             r = bench_model(name, checkpoint, work, args.threads, args.tokens)
             r["source"] = "trained" if trained.is_file() else "quick config, untrained weights"
             torch.set_num_threads(args.threads)  # export_checkpoint restores the caller's count; keep ours
             results.append(r)
     print(markdown(results))
     if args.json:
-        args.json.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__, "onnxruntime": ort.__version__,
-                                         "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"threads": args.threads, "torch": torch.__version__, "onnxruntime": ort.__version__, "results": results},
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -30,8 +30,9 @@ import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Any
 
 import numpy as np  # noqa: E402
 
@@ -74,7 +75,9 @@ def _inputs(manifest: dict[str, Any]) -> dict[str, Any]:
         return {"z": rng.standard_normal((1, dim)).astype(np.float32)}
     if task == "text-generation":
         tokens = vocab["tokens"]
-        prompt = "GATTACA" if sorted(tokens) == ["A", "C", "G", "T"] else "".join(t for t in "ROMEO: " if t in tokens) or tokens[1]
+        prompt = (
+            "GATTACA" if sorted(tokens) == ["A", "C", "G", "T"] else "".join(t for t in "ROMEO: " if t in tokens) or tokens[1]
+        )
         return {"prompt": prompt}
     specials = set(v for v in (vocab.get("specials") or {}).values() if v is not None)
     ordinary = [i for i in range(int(vsize)) if i not in specials]
@@ -153,8 +156,11 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
         call = lambda: generate(net, ids, 1, temperature=0)  # noqa: E731
     with torch.inference_mode():
         call()
-        out: dict[str, Any] = {"first_result_s": time.perf_counter() - T_START, "from_spawn_s": _since_spawn(),
-                               "load_s": t_loaded - T_START}
+        out: dict[str, Any] = {
+            "first_result_s": time.perf_counter() - T_START,
+            "from_spawn_s": _since_spawn(),
+            "load_s": t_loaded - T_START,
+        }
         if task == "text-generation":
             t = time.perf_counter()
             n = len(generate(net, ids, n_tokens, temperature=0))
@@ -182,8 +188,10 @@ def torch_translate(net: Any, src: list[int], bos: int, eos: int | None, max_len
 
 def checkpoint_of(bundle: Path, manifest: dict[str, Any]) -> Path:
     recorded = (manifest.get("checkpoint") or {}).get("path")
-    for candidate in ([Path(recorded)] if recorded else []) + [bundle.parent / "checkpoints" / "best.pt",
-                                                               bundle.parent / "checkpoints" / "last.pt"]:
+    for candidate in ([Path(recorded)] if recorded else []) + [
+        bundle.parent / "checkpoints" / "best.pt",
+        bundle.parent / "checkpoints" / "last.pt",
+    ]:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{bundle}: no checkpoint beside the bundle")
@@ -193,10 +201,25 @@ def checkpoint_of(bundle: Path, manifest: dict[str, Any]) -> Path:
 
 
 def run_child(engine: str, bundle: Path, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", engine, "--bundle", str(bundle),
-           "--threads", str(args.threads), "--repeat", str(args.repeat), "--tokens", str(args.tokens)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": str(args.threads)}
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        engine,
+        "--bundle",
+        str(bundle),
+        "--threads",
+        str(args.threads),
+        "--repeat",
+        str(args.repeat),
+        "--tokens",
+        str(args.tokens),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": str(args.threads),
+    }
     env["ZOO_BENCH_SPAWNED_AT"] = repr(time.time())
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode != 0:
@@ -231,8 +254,7 @@ def table(results: list[dict[str, Any]]) -> str:
     ]
     for r in results:
         rt, th = r["runtime"], r["torch"]
-        cold = (f"{fmt_s(rt['from_spawn_s'])} / {fmt_s(th['from_spawn_s'])} "
-                f"({th['from_spawn_s'] / rt['from_spawn_s']:.1f}x)")
+        cold = f"{fmt_s(rt['from_spawn_s'])} / {fmt_s(th['from_spawn_s'])} ({th['from_spawn_s'] / rt['from_spawn_s']:.1f}x)"
         load = f"{fmt_s(rt['load_s'])} / {fmt_s(th['load_s'])}"
         if r["task"] == "text-generation":
             lat = f"{fmt_s(rt['latency_s'])} / {fmt_s(th['latency_s'])} per token"
@@ -257,7 +279,9 @@ def cpu_name() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--runs", type=Path, default=ROOT / "models_out", help="folder with <run>/export bundles and their checkpoints")
+    p.add_argument(
+        "--runs", type=Path, default=ROOT / "models_out", help="folder with <run>/export bundles and their checkpoints"
+    )
     p.add_argument("--models", nargs="*", default=None, help="only these registry names")
     p.add_argument("--threads", type=int, default=2, help="threads for both engines")
     p.add_argument("--repeat", type=int, default=50, help="timed calls for steady latency (median)")
@@ -322,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Steady latency: median of {args.repeat} calls after warm-up (text "
             f"generators: per token of a {args.tokens}-token greedy generation). Peak RSS: `ru_maxrss` of that "
             "process, which only loads the model and runs its task (for classifiers: a process that only classifies).\n\n"
-            + text + "\n"
+            + text
+            + "\n"
         )
         with open(args.append, "a", encoding="utf-8") as f:
             f.write(section)

@@ -27,13 +27,35 @@ from torch.utils.data import TensorDataset
 from zoo_train.data.paths import existing_folder
 from zoo_train.registry import get_entry, list_models
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, get_task
-from zoo_train.trainer import (PRECISIONS, GlobalBatchSampler, TrainConfig, autocast_for, build_config,
-                               channels_last_suits, compile_for_training, pick_device, read_metrics, resolve_precision,
-                               synchronize, train)
+from zoo_train.trainer import (
+    PRECISIONS,
+    GlobalBatchSampler,
+    TrainConfig,
+    autocast_for,
+    build_config,
+    channels_last_suits,
+    compile_for_training,
+    pick_device,
+    read_metrics,
+    resolve_precision,
+    synchronize,
+    train,
+)
 
 # One representative per family (the DNA models share dna_rnn.py, the classifiers seq_classifier.py).
-FAMILIES = ["lenet5", "cifar-lenet", "simple-cnn", "resnet-cifar", "scratch-cnn", "char-lstm", "char-gpt",
-            "dna-gru", "lstm-classifier", "dcgan", "seq2seq-transformer"]
+FAMILIES = [
+    "lenet5",
+    "cifar-lenet",
+    "simple-cnn",
+    "resnet-cifar",
+    "scratch-cnn",
+    "char-lstm",
+    "char-gpt",
+    "dna-gru",
+    "lstm-classifier",
+    "dcgan",
+    "seq2seq-transformer",
+]
 # The #9 goals: a per-epoch validation figure stops the run at the target; a test figure is judged at the end.
 TARGETS = {"resnet-cifar": ("test_accuracy", 0.94), "char-gpt": ("val_loss", 1.50)}
 
@@ -43,8 +65,9 @@ def items_per_batch(batch: object) -> int:
     return int(first.numel() if first.dtype == torch.long else first.shape[0])  # tokens for LMs, images else
 
 
-def measure(name: str, device: torch.device, fast: bool, steps: int, compile_model: bool, data_dir: Path | None,
-            precision: str = "fp32") -> dict:
+def measure(
+    name: str, device: torch.device, fast: bool, steps: int, compile_model: bool, data_dir: Path | None, precision: str = "fp32"
+) -> dict:
     """Items/s of ``steps`` optimiser steps; ``precision`` applies to the fast path only."""
     entry = get_entry(name)
     task = get_task(entry.task)
@@ -59,8 +82,12 @@ def measure(name: str, device: torch.device, fast: bool, steps: int, compile_mod
     if fast and isinstance(data.train, TensorDataset):
         loader = ResidentLoader(data.train.tensors, sampler, recipe.batch_size, device, data.batch_transform, True)
     else:
-        loader = DeviceLoader(task.make_loader(data.train, recipe.batch_size, train=True, data=data, generator=None,
-                                               sampler=sampler), device, data.batch_transform, True)
+        loader = DeviceLoader(
+            task.make_loader(data.train, recipe.batch_size, train=True, data=data, generator=None, sampler=sampler),
+            device,
+            data.batch_transform,
+            True,
+        )
     autocast = autocast_for(device, precision) if fast else contextlib.nullcontext
     train_model = compile_for_training(model) if fast and compile_model else model
     model.train()
@@ -83,8 +110,7 @@ def measure(name: str, device: torch.device, fast: bool, steps: int, compile_mod
     return {"items_per_s": count / seconds, "first_call_s": first_call}
 
 
-def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, precision: str,
-                   compile_model: bool = False) -> dict:
+def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, precision: str, compile_model: bool = False) -> dict:
     """Train ``name`` until its target and report the training seconds it took (validation passes included,
     the steps in which torch.compile compiled apart).
 
@@ -96,9 +122,20 @@ def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, pre
     met = (lambda value: value >= target) if higher_is_better else (lambda value: value <= target)
     preset = "speedrun" if "speedrun" in get_entry(name).recipes else "full"
     per_epoch = metric.startswith("val_")
-    run = train(TrainConfig(model=name, preset=preset, device=device, data_dir=data_dir, out=out, show_progress=False,
-                            target=(metric, target) if per_epoch else None, precision=precision, compile=compile_model,
-                            overwrite=True))
+    run = train(
+        TrainConfig(
+            model=name,
+            preset=preset,
+            device=device,
+            data_dir=data_dir,
+            out=out,
+            show_progress=False,
+            target=(metric, target) if per_epoch else None,
+            precision=precision,
+            compile=compile_model,
+            overwrite=True,
+        )
+    )
     records = read_metrics(run)
     epochs = [r for r in records if r.get("kind") == "epoch"]
     # Steps that compiled (the first, and the first of a new batch shape) are reported apart, as #9 asks.
@@ -115,11 +152,17 @@ def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, pre
             break
     if not per_epoch and met(summary[metric]):
         reached = elapsed
-    return {"model": name, "preset": preset, "target": f"{metric} {'>=' if higher_is_better else '<='} {target}",
-            "seconds_to_target": None if reached is None else round(reached, 1), "epochs": len(epochs),
-            "training_seconds": round(elapsed, 1), "compile_seconds": round(compile_seconds, 1),
-            "best_val": summary.get("best_val"),
-            "final": {key: summary[key] for key in (metric, summary.get("metric")) if key in summary}}
+    return {
+        "model": name,
+        "preset": preset,
+        "target": f"{metric} {'>=' if higher_is_better else '<='} {target}",
+        "seconds_to_target": None if reached is None else round(reached, 1),
+        "epochs": len(epochs),
+        "training_seconds": round(elapsed, 1),
+        "compile_seconds": round(compile_seconds, 1),
+        "best_val": summary.get("best_val"),
+        "final": {key: summary[key] for key in (metric, summary.get("metric")) if key in summary},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,12 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30, help="timed optimiser steps per path (default: %(default)s)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the fast path")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="the fast path's arithmetic, as zoo-train --precision (default: %(default)s: bf16 on CUDA only)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="the fast path's arithmetic, as zoo-train --precision (default: %(default)s: bf16 on CUDA only)",
+    )
     parser.add_argument("--data-dir", type=existing_folder, help="where to look for datasets first")
-    parser.add_argument("--time-to-target", action="store_true",
-                        help="instead of the throughput table, train ResNetCIFAR (its speedrun recipe) and char GPT (full) "
-                             "until their targets (with --compile: compiled)")
+    parser.add_argument(
+        "--time-to-target",
+        action="store_true",
+        help="instead of the throughput table, train ResNetCIFAR (its speedrun recipe) and char GPT (full) "
+        "until their targets (with --compile: compiled)",
+    )
     parser.add_argument("--out", type=Path, default=Path("models_out/bench"))
     args = parser.parse_args(argv)
     device = pick_device(args.device)
@@ -149,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     for model_name in args.models:
         plain = measure(model_name, device, False, args.steps, False, args.data_dir)
         fast = measure(model_name, device, True, args.steps, args.compile, args.data_dir, precision)
-        print(f"{model_name:<22}{plain['items_per_s']:>15.0f}{fast['items_per_s']:>15.0f}"
-              f"{fast['items_per_s'] / plain['items_per_s']:>11.2f}x{fast['first_call_s']:>14.2f}")
+        print(
+            f"{model_name:<22}{plain['items_per_s']:>15.0f}{fast['items_per_s']:>15.0f}"
+            f"{fast['items_per_s'] / plain['items_per_s']:>11.2f}x{fast['first_call_s']:>14.2f}"
+        )
     return 0
 
 

@@ -18,12 +18,13 @@ def learnable_images(n: int, classes: int, size: int, channels: int, seed: int) 
     cell = size // 4
     for i, k in enumerate(labels):
         r, c = divmod(int(k) % 16, 4)
-        images[i, r * cell:(r + 1) * cell, c * cell:(c + 1) * cell, :] = 220
+        images[i, r * cell : (r + 1) * cell, c * cell : (c + 1) * cell, :] = 220
     return images, labels.astype(np.uint8)
 
 
-def write_idx_dataset(folder: Path, n_train: int = 320, n_test: int = 160, classes: int = 10, size: int = 28,
-                      gz: bool = True) -> Path:
+def write_idx_dataset(
+    folder: Path, n_train: int = 320, n_test: int = 160, classes: int = 10, size: int = 28, gz: bool = True
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
     for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):

@@ -1,10 +1,8 @@
 """zoo-data fetch: reports where each dataset is, and --copy gathers them into one carryable folder."""
 
-from pathlib import Path
-
 import pytest
-
 from image_fixtures import write_idx_dataset
+
 from zoo_train.data.dna import GENOMES, KMER_DIR, find_genome
 from zoo_train.data.fetch import main as zoo_data
 from zoo_train.data.images import load_image_arrays
@@ -32,7 +30,9 @@ def test_fetch_reports_where_each_dataset_is_without_copying(datasets_elsewhere,
     assert zoo_data(["fetch", "--data-dir", str(carry), "--quiet"]) == 0
     out = capsys.readouterr().out
     for name in ("fashion-mnist", "shakespeare", "dna (kmer-examples genome)"):
-        assert any(line.startswith(name) and "found" in line and str(datasets_elsewhere) in line for line in out.splitlines()), name
+        assert any(line.startswith(name) and "found" in line and str(datasets_elsewhere) in line for line in out.splitlines()), (
+            name
+        )
     assert "mnist, cifar10, cifar100" in out and "not fetched" in out
     assert not any(carry.iterdir())
 
@@ -42,7 +42,8 @@ def test_fetch_copy_gathers_the_datasets_into_the_data_dir(datasets_elsewhere, t
     assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 0
     assert capsys.readouterr().out.count("copied") == 3
     assert sorted(p.name for p in (carry / "fashion-mnist").iterdir()) == sorted(
-        p.name for p in (datasets_elsewhere / "fashion-mnist").glob("*-ubyte*"))  # the README stays behind
+        p.name for p in (datasets_elsewhere / "fashion-mnist").glob("*-ubyte*")
+    )  # the README stays behind
     assert not list(carry.rglob(".*"))  # no temporary file left beside the copies
 
     # The folder alone is enough: each loader finds its copy there first.

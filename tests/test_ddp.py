@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 import torch
-
 from image_fixtures import write_idx_dataset
+
 from zoo_train.checkpoint import load_checkpoint
 from zoo_train.trainer import GlobalBatchSampler
 
@@ -18,9 +18,9 @@ def test_ranks_split_each_global_batch(length, batch):
     ranks = [list(GlobalBatchSampler(length, batch, r, 2, seed=5)) for r in range(2)]
     assert sorted(single) == list(range(length))
     for step in range(length // batch):
-        global_batch = single[step * batch:(step + 1) * batch]
+        global_batch = single[step * batch : (step + 1) * batch]
         half = batch // 2
-        assert ranks[0][step * half:(step + 1) * half] + ranks[1][step * half:(step + 1) * half] == global_batch
+        assert ranks[0][step * half : (step + 1) * half] + ranks[1][step * half : (step + 1) * half] == global_batch
     assert [len(GlobalBatchSampler(length, batch, r, 2, 5)) for r in range(2)] == [len(r) for r in ranks]
 
 
@@ -28,15 +28,44 @@ def test_two_gloo_processes_match_one_process_also_when_resumed(tmp_path):
     data_root = tmp_path / "data"
     write_idx_dataset(data_root / "fashion-mnist", n_train=288, n_test=32)
     # The smoke preset trains on 256 images: batch 16 gives equal halves on both ranks at every step.
-    common = ["lenet5", "--preset", "smoke", "--data-dir", str(data_root), "--epochs", "2", "--batch-size", "16",
-              "--device", "cpu", "--seed", "7", "--quiet", "--set", "dropout=0.0"]
+    common = [
+        "lenet5",
+        "--preset",
+        "smoke",
+        "--data-dir",
+        str(data_root),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--seed",
+        "7",
+        "--quiet",
+        "--set",
+        "dropout=0.0",
+    ]
     env_cmd = [sys.executable, "-m", "zoo_train.cli"]
     single = subprocess.run(env_cmd + common + ["--out", str(tmp_path / "one")], capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "zoo_train.cli",
-         *common, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "zoo_train.cli",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     one = load_checkpoint(tmp_path / "one/lenet5/checkpoints/last.pt")
@@ -49,19 +78,25 @@ def test_two_gloo_processes_match_one_process_also_when_resumed(tmp_path):
 
     # Interrupted after its first epoch, then `--resume`d under torchrun: still the same model.
     interrupt = tmp_path / "interrupt.py"
-    interrupt.write_text(textwrap.dedent(f"""
+    interrupt.write_text(
+        textwrap.dedent(f"""
         from pathlib import Path
         from zoo_train.trainer import TrainConfig, train
         train(TrainConfig(model="lenet5", preset="smoke", data_dir=Path({str(data_root)!r}), out=Path({str(tmp_path / "three")!r}),
                           epochs=2, batch_size=16, device="cpu", seed=7, show_progress=False,
                           model_overrides={{"dropout": 0.0}}, stop_after_epochs=1))
-    """))
+    """)
+    )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     first = subprocess.run(torchrun + [str(interrupt)], capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     assert load_checkpoint(tmp_path / "three/lenet5/checkpoints/last.pt")["train_state"]["epoch"] == 1
-    resumed = subprocess.run(torchrun + ["-m", "zoo_train.cli", *common, "--out", str(tmp_path / "three"), "--resume"],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        torchrun + ["-m", "zoo_train.cli", *common, "--out", str(tmp_path / "three"), "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     three = load_checkpoint(tmp_path / "three/lenet5/checkpoints/last.pt")
     assert three["train_state"]["step"] == one["train_state"]["step"]
@@ -100,9 +135,29 @@ def test_dcgan_trains_under_torchrun(tmp_path):
     data_root = tmp_path / "data"
     write_idx_dataset(data_root / "fashion-mnist", n_train=128, n_test=32)
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "zoo_train.cli",
-         "dcgan", "--preset", "smoke", "--data-dir", str(data_root), "--device", "cpu", "--quiet", "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "zoo_train.cli",
+            "dcgan",
+            "--preset",
+            "smoke",
+            "--data-dir",
+            str(data_root),
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert load_checkpoint(tmp_path / "two/dcgan/checkpoints/last.pt")["train_state"]["step"] > 0

@@ -220,8 +220,9 @@ FRESH_PROCESS = textwrap.dedent(r"""
 def test_torchscript_loads_and_runs_in_a_fresh_process_without_zoo_train(tiny_bundle):
     bundles = [str(tiny_bundle(name)) for name in MODELS]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, *bundles], capture_output=True, text=True,
-                          env=env, cwd="/", timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, *bundles], capture_output=True, text=True, env=env, cwd="/", timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     errors = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(errors) >= len(MODELS)
@@ -278,8 +279,10 @@ def test_crash_during_export_leaves_no_bundle(tiny_checkpoint, tmp_path, monkeyp
 
 def test_an_opset_the_exporter_cannot_reach_fails_and_writes_nothing(tiny_checkpoint, tmp_path, capsys):
     # torch.onnx would quietly write its own opset (18) instead of one it cannot convert down to.
-    assert cli.main([str(tiny_checkpoint(_cheap_model())), "--opset", "3", "--format", "onnx",
-                     "--out", str(tmp_path / "bundle")]) == 1
+    assert (
+        cli.main([str(tiny_checkpoint(_cheap_model())), "--opset", "3", "--format", "onnx", "--out", str(tmp_path / "bundle")])
+        == 1
+    )
     assert "ONNX opset 3 was asked for, but torch.onnx could only write this graph at opset" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -288,8 +291,10 @@ def test_a_report_path_that_cannot_be_written_exits_2_before_exporting(tiny_chec
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me")
     checkpoint = str(tiny_checkpoint(_cheap_model()))
-    for report, message in [(notes / "report.json", "notes.txt: exists and is not a folder, so --report"),
-                            (tmp_path, "is a folder; --report takes the JSON file to write")]:
+    for report, message in [
+        (notes / "report.json", "notes.txt: exists and is not a folder, so --report"),
+        (tmp_path, "is a folder; --report takes the JSON file to write"),
+    ]:
         assert cli.main([checkpoint, "--out", str(tmp_path / "bundle"), "--report", str(report)]) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and notes.read_text() == "keep me"
@@ -306,8 +311,13 @@ def _bad_checkpoints(tmp_path: Path, good: Path) -> dict[str, Path]:
     payload = torch.load(good, weights_only=True)
     payload["model"] = "no-such-model"
     torch.save(payload, unknown)
-    return {"missing": tmp_path / "missing.pt", "truncated": truncated, "garbage": garbage, "foreign": foreign,
-            "unknown": unknown}
+    return {
+        "missing": tmp_path / "missing.pt",
+        "truncated": truncated,
+        "garbage": garbage,
+        "foreign": foreign,
+        "unknown": unknown,
+    }
 
 
 def test_missing_or_corrupt_checkpoint_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path, capsys):
@@ -402,8 +412,15 @@ def test_manifest_carries_the_runs_headline_figure_baseline_and_epochs(tmp_path)
 
     # A generator's headline (FID) is measured once at the end, so only summary.json has it.
     checkpoint = write_checkpoint("dcgan", tmp_path / "dcgan" / "checkpoints" / "best.pt")
-    summary = {"metric": "fid", "baseline_metric": "fid_untrained", "fid": 8.8, "fid_untrained": 69.1,
-               "val_loss": 0.5, "fid_status": "measured", "epochs_run": 12}
+    summary = {
+        "metric": "fid",
+        "baseline_metric": "fid_untrained",
+        "fid": 8.8,
+        "fid_untrained": 69.1,
+        "val_loss": 0.5,
+        "fid_status": "measured",
+        "epochs_run": 12,
+    }
     (tmp_path / "dcgan" / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "bundle"
     assert cli.main([str(checkpoint), "--out", str(out), "--no-check", "--format", "onnx"]) == 0
@@ -435,8 +452,19 @@ def test_int8_quantization_reports_accuracy_size_and_latency(tiny_checkpoint, tm
     data = tmp_path / "data"
     write_idx_dataset(data / "fashion-mnist", n_train=300, n_test=120)
     out = tmp_path / "bundle"
-    code = cli.main([str(tiny_checkpoint(_cheap_model())), "--out", str(out), "--format", "onnx",
-                     "--quantize", "int8", "--data-dir", str(data)])
+    code = cli.main(
+        [
+            str(tiny_checkpoint(_cheap_model())),
+            "--out",
+            str(out),
+            "--format",
+            "onnx",
+            "--quantize",
+            "int8",
+            "--data-dir",
+            str(data),
+        ]
+    )
     assert code == 0
     manifest = manifest_of(out)
     q = manifest["quantized"]

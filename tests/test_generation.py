@@ -30,10 +30,10 @@ def reference_greedy(model: torch.nn.Module, prompt: list[int], steps: int) -> l
     """Greedy decoding by recomputing the whole (context-limited) sequence every step, no state carried."""
     ids = list(prompt)
     for _ in range(steps):
-        context = ids[-model.max_context:] if model.max_context else ids
+        context = ids[-model.max_context :] if model.max_context else ids
         logits, _ = model(torch.tensor([context]))
         ids.append(int(logits[0, -1].argmax()))
-    return ids[len(prompt):]
+    return ids[len(prompt) :]
 
 
 @pytest.mark.parametrize("name", TEXT_MODELS)

@@ -25,21 +25,21 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PIL import Image  # noqa: E402
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence
+from PySide6.QtWidgets import QApplication
 
-import zoo_runtime  # noqa: E402
-from zoo_gui import screenshots  # noqa: E402
-from zoo_gui.app import MainWindow, main  # noqa: E402
-from zoo_gui.library import ModelStore, bundle_key  # noqa: E402
-from zoo_gui.pages import PAGE_FOR_TASK, PAGES  # noqa: E402
-from zoo_gui.pages.classify import ClassifyPage  # noqa: E402
-from zoo_gui.pages.gan import GanPage, STEPS  # noqa: E402
-from zoo_gui.pages.generate import GeneratePage, gc_content  # noqa: E402
-from zoo_gui.pages.sequence import SequencePage  # noqa: E402
-from zoo_train.registry import list_models  # noqa: E402
+import zoo_runtime
+from zoo_gui import screenshots
+from zoo_gui.app import MainWindow, main
+from zoo_gui.library import ModelStore, bundle_key
+from zoo_gui.pages import PAGE_FOR_TASK, PAGES
+from zoo_gui.pages.classify import ClassifyPage
+from zoo_gui.pages.gan import STEPS, GanPage
+from zoo_gui.pages.generate import GeneratePage, gc_content
+from zoo_gui.pages.sequence import SequencePage
+from zoo_train.registry import list_models
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 60_000  # ms; generous for a loaded 2-core CI machine
@@ -205,7 +205,7 @@ from PySide6.QtCore import QSettings
 from zoo_gui.app import MainWindow, make_app
 import zoo_gui.screenshots, zoo_gui.pages
 app = make_app()
-w = MainWindow([{str(lenet)!r}], settings=QSettings({str(tmp_path / 's.ini')!r}, QSettings.Format.IniFormat), device="cpu")
+w = MainWindow([{str(lenet)!r}], settings=QSettings({str(tmp_path / "s.ini")!r}, QSettings.Format.IniFormat), device="cpu")
 import time
 end = time.time() + 60
 page = w.pages[zoo_gui.pages.PAGE_FOR_TASK["image-classification"]]
@@ -562,8 +562,10 @@ def test_stop_with_escape_while_the_event_loop_stays_responsive(qtbot, make_wind
     assert page.stats.text().startswith("Stopped")
     assert stop_latency < 2.0
     assert probe.ticks > 20  # the probe ran through the generation
-    print(f"\nevent loop: max gap {1000 * probe.max_gap:.1f} ms over {probe.ticks} ticks during generation; "
-          f"{summary.pieces} tokens at {summary.rate:.0f} tokens/s; stop took {1000 * stop_latency:.0f} ms")
+    print(
+        f"\nevent loop: max gap {1000 * probe.max_gap:.1f} ms over {probe.ticks} ticks during generation; "
+        f"{summary.pieces} tokens at {summary.rate:.0f} tokens/s; stop took {1000 * stop_latency:.0f} ms"
+    )
     assert probe.max_gap < MAX_EVENT_LOOP_GAP, f"the UI thread was blocked for {probe.max_gap:.3f} s"
     assert window.errors == []
 
@@ -746,7 +748,9 @@ def test_screenshots_script_writes_a_png_per_page(bundle, tmp_path):
     images = tmp_path / "images"
     write_images(images, 3)
     out = tmp_path / "shots"
-    code = screenshots.main(["--runs", str(runs), "--out", str(out), "--platform", "offscreen", "--images", str(images), "--device", "cpu"])
+    code = screenshots.main(
+        ["--runs", str(runs), "--out", str(out), "--platform", "offscreen", "--images", str(images), "--device", "cpu"]
+    )
     assert code == 0
     assert {p.stem for p in out.glob("*.png")} == expected
     for p in out.glob("*.png"):

@@ -2,10 +2,10 @@ import gzip
 
 import numpy as np
 import pytest
-
 from image_fixtures import write_cifar10, write_idx_dataset
-from zoo_train.data.images import load_image_arrays, read_idx, write_idx
+
 from zoo_train.data.errors import DataError
+from zoo_train.data.images import load_image_arrays, read_idx, write_idx
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -98,7 +98,7 @@ def test_random_erasing_replaces_one_rectangle_per_chosen_image():
         assert len(rows) and len(cols)
         # A filled axis-aligned rectangle: its bounding box is all changed, nothing outside it.
         box = torch.zeros_like(mask)
-        box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
         assert torch.equal(mask, box)
         assert mask.sum() <= 0.4 * 20 * 16 * 1.3  # the largest drawn area, give or take rounding
     erased = erase_rectangles(x, 0.5)

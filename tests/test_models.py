@@ -3,8 +3,16 @@
 import pytest
 import torch
 
-from zoo_train.registry import (BY_THOROUGHNESS, OPTIONAL_PRESETS, PRESETS, Recipe, get_entry, get_model, list_models,
-                                register_model)
+from zoo_train.registry import (
+    BY_THOROUGHNESS,
+    OPTIONAL_PRESETS,
+    PRESETS,
+    Recipe,
+    get_entry,
+    get_model,
+    list_models,
+    register_model,
+)
 
 IMAGE_MODELS = list_models(task="image-classification")
 SHAPES = [(1, 10, 28), (3, 100, 32)]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -373,26 +373,18 @@ class _LSTMStep(nn.Module):
 
 
 # All inputs share one batch Dim; the exporter notes it keeps a single name for it.
-EXPORT_WARNINGS = pytest.mark.filterwarnings(
-    "ignore:.*axis name.*shares the same shape constraints:UserWarning"
-)
+EXPORT_WARNINGS = pytest.mark.filterwarnings("ignore:.*axis name.*shares the same shape constraints:UserWarning")
 
 
-def _export_and_compare(
-    module: nn.Module, make_inputs: Callable[[int], tuple], batch_axes: list[int]
-) -> None:
+def _export_and_compare(module: nn.Module, make_inputs: Callable[[int], tuple], batch_axes: list[int]) -> None:
     """Export with a dynamic batch dim, then compare onnxruntime with torch at batch 1 and 3."""
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
     batch = torch.export.Dim("batch", min=1, max=4096)
     args = make_inputs(2)  # not 1: the exporter would specialise a size-1 dim
     dynamic_shapes = tuple({axis: batch} for axis in batch_axes)
-    program = torch.onnx.export(
-        module, args, dynamo=True, external_data=False, dynamic_shapes=dynamic_shapes, verbose=False
-    )
-    sess = ort.InferenceSession(
-        program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    program = torch.onnx.export(module, args, dynamo=True, external_data=False, dynamic_shapes=dynamic_shapes, verbose=False)
+    sess = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     for n in (1, 3):
         inputs = make_inputs(n)
@@ -419,9 +411,7 @@ def test_onnx_export_gru_step() -> None:
 @EXPORT_WARNINGS
 def test_onnx_export_lstm_step() -> None:
     step = _LSTMStep(ns.LSTM(5, 7, num_layers=2)).eval()
-    _export_and_compare(
-        step, lambda n: (torch.randn(n, 5), torch.randn(2, n, 7), torch.randn(2, n, 7)), [0, 1, 1]
-    )
+    _export_and_compare(step, lambda n: (torch.randn(n, 5), torch.randn(2, n, 7), torch.randn(2, n, 7)), [0, 1, 1])
 
 
 JIT_DEPRECATED = pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:FutureWarning")

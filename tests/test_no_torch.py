@@ -29,7 +29,9 @@ class BlockTorch(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, BlockTorch())
 """
 
-PROGRAM = BLOCK_TORCH + r"""
+PROGRAM = (
+    BLOCK_TORCH
+    + r"""
 import importlib, json, pkgutil, sys
 import numpy as np
 
@@ -67,6 +69,7 @@ print(json.dumps({
     "cli_rc": rc,
 }))
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,11 @@ def test_runtime_and_gui_run_without_torch(lenet_bundle, tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-c", PROGRAM, str(lenet_bundle), str(image)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -90,15 +97,23 @@ def test_runtime_and_gui_run_without_torch(lenet_bundle, tmp_path):
     assert report["cli_rc"] == 0
     assert len(report["top3"]) == 3
     modules = set(report["imported"])
-    for name in ("zoo_runtime.bundle", "zoo_runtime.providers", "zoo_runtime.sampling", "zoo_runtime.cli",
-                 "zoo_runtime.schema", "zoo_runtime.tasks.text_generation", "zoo_runtime.tasks.seq2seq"):
+    for name in (
+        "zoo_runtime.bundle",
+        "zoo_runtime.providers",
+        "zoo_runtime.sampling",
+        "zoo_runtime.cli",
+        "zoo_runtime.schema",
+        "zoo_runtime.tasks.text_generation",
+        "zoo_runtime.tasks.seq2seq",
+    ):
         assert name in modules
     # Pillow is imported only where image files are read or written.
     assert report["pil_before_use"] is False
 
 
 def test_blocker_really_blocks(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", BLOCK_TORCH + "import torch"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH + "import torch"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert proc.returncode != 0
     assert "blocked" in proc.stderr

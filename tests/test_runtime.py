@@ -279,7 +279,9 @@ def test_find_bundles_lists_complete_ones_sorted(lenet, tmp_path):
 def test_cuda_listed_but_not_obtained_falls_back_and_says_why(lenet, monkeypatch):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("a real CUDA provider is listed here; the fallback is simulated on CPU-only builds")
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     model = zoo_runtime.load(lenet)
     assert model.provider == "CPUExecutionProvider"
     assert model.provider_note and "CUDAExecutionProvider" in model.provider_note and "CPU" in model.provider_note
@@ -337,8 +339,11 @@ def test_greedy_generation_equals_torch(tiny_bundle, name):
 
 def test_reset_keep_from_the_manifest(tiny_bundle, tmp_path):
     """A kv-cache bundle whose generation block sets reset_keep feeds that many ids after a reset."""
-    names = [n for n in models(schema.TASK_TEXT_GENERATION)
-             if (json.loads((tiny_bundle(n) / schema.MANIFEST_FILE).read_text())["generation"] or {}).get("max_context")]
+    names = [
+        n
+        for n in models(schema.TASK_TEXT_GENERATION)
+        if (json.loads((tiny_bundle(n) / schema.MANIFEST_FILE).read_text())["generation"] or {}).get("max_context")
+    ]
     if not names:
         pytest.skip("no kv-cache text generator in the registry")
     bundle = copy_bundle(tiny_bundle(names[0]), tmp_path)
@@ -406,16 +411,22 @@ def test_stop_strings(text_bundle):
     stop = full[10:12]
     got = list(model.generate(prompt, max_new_tokens=40, temperature=0, stop=stop))
     assert "".join(got) == full[: full.find(stop)]
-    assert "".join(model.generate(prompt, max_new_tokens=40, temperature=0, stop=["\x00never", full[5]])) == full[: full.find(full[5])]
+    assert (
+        "".join(model.generate(prompt, max_new_tokens=40, temperature=0, stop=["\x00never", full[5]]))
+        == full[: full.find(full[5])]
+    )
     assert "".join(model.generate(prompt, max_new_tokens=40, temperature=0, stop="\x00never")) == full
 
 
-@pytest.mark.parametrize("setting, message", [
-    ({"top_k": -1}, r"top_k: -1 must be 0 \(off\) or positive"),
-    ({"top_p": 0.0}, r"top_p: 0\.0 must be above 0 and at most 1"),
-    ({"top_p": 1.5}, r"top_p: 1\.5 must be above 0"),
-    ({"top_p": float("nan")}, r"top_p: nan must be above 0"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"top_k": -1}, r"top_k: -1 must be 0 \(off\) or positive"),
+        ({"top_p": 0.0}, r"top_p: 0\.0 must be above 0 and at most 1"),
+        ({"top_p": 1.5}, r"top_p: 1\.5 must be above 0"),
+        ({"top_p": float("nan")}, r"top_p: nan must be above 0"),
+    ],
+)
 def test_out_of_range_sampling_settings_refused(text_bundle, setting, message):
     model = zoo_runtime.load(text_bundle, device="cpu")
     with pytest.raises(BundleError, match=message):
@@ -447,7 +458,8 @@ def test_dna_prompt_is_upper_cased(tiny_bundle):
     model = zoo_runtime.load(tiny_bundle(dna[0]), device="cpu")
     assert model.is_dna and model.encode("gtta") == [2, 3, 3, 0]
     assert "".join(model.generate("gatt", max_new_tokens=12, temperature=0)) == "".join(
-        model.generate("GATT", max_new_tokens=12, temperature=0))
+        model.generate("GATT", max_new_tokens=12, temperature=0)
+    )
     assert set("".join(model.generate("GATT", max_new_tokens=30, seed=1))) <= set("ACGT")
 
 
@@ -595,11 +607,13 @@ def test_cli_prompt_streams(text_bundle, capsys):
     assert zoo_run([str(text_bundle), "--prompt", prompt, "--max-new-tokens", "5", "--seed", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["pieces"] == 5
-    for option, value, message in (("--top-p", "1.5", "expected a number above 0 and at most 1 (1 = off), got 1.5"),
-                                   ("--top-p", "0", "expected a number above 0 and at most 1 (1 = off), got 0"),
-                                   ("--max-new-tokens", "-5", "expected 0 or a positive integer, got -5"),
-                                   ("--temperature", "-1", "expected 0 or a positive finite number, got -1"),
-                                   ("--temperature", "nan", "expected 0 or a positive finite number, got nan")):
+    for option, value, message in (
+        ("--top-p", "1.5", "expected a number above 0 and at most 1 (1 = off), got 1.5"),
+        ("--top-p", "0", "expected a number above 0 and at most 1 (1 = off), got 0"),
+        ("--max-new-tokens", "-5", "expected 0 or a positive integer, got -5"),
+        ("--temperature", "-1", "expected 0 or a positive finite number, got -1"),
+        ("--temperature", "nan", "expected 0 or a positive finite number, got nan"),
+    ):
         with pytest.raises(SystemExit) as info:
             zoo_run([str(text_bundle), "--prompt", prompt, option, value])
         assert info.value.code == 2 and f"argument {option}: {message}" in capsys.readouterr().err

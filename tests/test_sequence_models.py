@@ -17,7 +17,8 @@ import torch
 
 from zoo_train.data.images import write_idx
 from zoo_train.registry import config_fields, get_entry, list_models
-from zoo_train.report import load_runs, main as report_main, preset_label, trained_model
+from zoo_train.report import load_runs, preset_label, trained_model
+from zoo_train.report import main as report_main
 from zoo_train.tasks.image_generation import classifier_provenance
 from zoo_train.tasks.text_generation import VOCAB_FIELDS
 from zoo_train.trainer import TrainConfig, train
@@ -101,7 +102,7 @@ def test_state_round_trip(name: str) -> None:
     for chunk in (tokens[:, :4], tokens[:, 4:5], tokens[:, 5:]):
         if model.step_tokens == 1:
             for t in range(chunk.shape[1]):
-                logits, *state = model.step(chunk[:, t:t + 1], *state)
+                logits, *state = model.step(chunk[:, t : t + 1], *state)
                 pieces.append(logits)
         else:
             logits, *state = model.step(chunk, *state)
@@ -188,7 +189,7 @@ def write_corpus(path: Path, n: int = 3000) -> Path:
 def write_fasta(path: Path) -> Path:
     rng = np.random.default_rng(0)
     bases = "".join(rng.choice(list("ACGT"), 3000)).replace("AC", "ACN")
-    lines = [bases[i:i + 60].lower() if i % 120 else bases[i:i + 60] for i in range(0, len(bases), 60)]
+    lines = [bases[i : i + 60].lower() if i % 120 else bases[i : i + 60] for i in range(0, len(bases), 60)]
     path.write_text(">seq1 test genome\n" + "\n".join(lines[:25]) + "\n>seq2\n" + "\n".join(lines[25:]) + "\n")
     return path
 
@@ -247,8 +248,7 @@ def test_smoke_training_writes_summary_and_samples(name: str, smoke_run) -> None
 @pytest.mark.parametrize("name", ["char-lstm", "char-gpt"])
 def test_loss_falls_on_a_tiny_corpus(name: str, tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "c.txt")
-    run = train(TrainConfig(model=name, preset="smoke", data=str(corpus), out=tmp_path / "out", epochs=6,
-                            show_progress=False))
+    run = train(TrainConfig(model=name, preset="smoke", data=str(corpus), out=tmp_path / "out", epochs=6, show_progress=False))
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs[-1]["val_loss"] < epochs[0]["val_loss"]
     assert epochs[-1]["val_loss"] < 0.85 * math.log(len(set(corpus.read_text())))  # well below a uniform guess
@@ -274,13 +274,23 @@ def test_dcgan_keeps_every_epochs_sample_grid_across_a_resume(tmp_path: Path) ->
 def test_dcgan_measures_fid_with_a_trained_classifier(tmp_path: Path) -> None:
     data = str(write_idx_folder(tmp_path / "idx"))
     out = tmp_path / "out"
-    train(TrainConfig(model="simple-cnn", preset="smoke", data=data, out=out, show_progress=False,
-                      model_overrides=dict(get_entry("simple-cnn").tiny_config)))
+    train(
+        TrainConfig(
+            model="simple-cnn",
+            preset="smoke",
+            data=data,
+            out=out,
+            show_progress=False,
+            model_overrides=dict(get_entry("simple-cnn").tiny_config),
+        )
+    )
     run = train(TrainConfig(model="dcgan", preset="smoke", data=data, out=out, show_progress=False))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["fid_status"] == "measured"
-    assert summary["fid_features"] == "penultimate layer of simple-cnn (smoke preset, 1 epoch, test_accuracy " \
+    assert (
+        summary["fid_features"] == "penultimate layer of simple-cnn (smoke preset, 1 epoch, test_accuracy "
         f"{json.loads((out / 'simple-cnn' / 'summary.json').read_text())['test_accuracy']:.4f})"
+    )
     assert summary["fid"] >= 0 and summary["fid_untrained"] >= 0 and summary["fid_real_train"] >= 0
     assert sum(summary["sample_class_counts"]) == summary["fid_samples"] and len(summary["sample_class_counts"]) == 10
     assert summary["sample_classes_covered"] == sum(1 for c in summary["sample_class_counts"] if c)
@@ -291,8 +301,7 @@ def test_dcgan_fid_provenance_says_when_the_classifier_run_has_no_summary(tmp_pa
     # A classifier still training has a best.pt but no summary.json yet.
     checkpoint = tmp_path / "simple-cnn" / "checkpoints" / "best.pt"
     checkpoint.parent.mkdir(parents=True)
-    assert classifier_provenance(checkpoint) == \
-        "penultimate layer of simple-cnn (best.pt; its run has no readable summary.json)"
+    assert classifier_provenance(checkpoint) == "penultimate layer of simple-cnn (best.pt; its run has no readable summary.json)"
 
 
 def test_quality_report_names_every_trained_model_with_its_targets(smoke_run, tmp_path: Path) -> None:

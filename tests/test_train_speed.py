@@ -28,8 +28,7 @@ def fake_train(epochs: list[dict], summary: dict, seen: list, compile_seconds: f
         records = [{"kind": "epoch", "epoch": i + 1, "step": 4 * (i + 1), **record} for i, record in enumerate(epochs)]
         if compile_seconds is not None:
             # The first step compiles, and so does the first short batch (at step 3, in the first epoch).
-            records[:0] = [{"kind": "compile", "step": step, "compiled": True, "seconds": compile_seconds / 2}
-                           for step in (0, 3)]
+            records[:0] = [{"kind": "compile", "step": step, "compiled": True, "seconds": compile_seconds / 2} for step in (0, 3)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         (run / "summary.json").write_text(json.dumps(summary))
         return run
@@ -47,8 +46,7 @@ def test_a_validation_target_stops_the_full_recipe_at_the_first_epoch_that_reach
 
 
 @pytest.mark.parametrize("test_accuracy,expected", [(0.9412, 36.0), (0.9399, None)])
-def test_a_test_target_judges_the_whole_speedrun_schedule_by_its_end(train_speed, tmp_path, monkeypatch, test_accuracy,
-                                                                      expected):
+def test_a_test_target_judges_the_whole_speedrun_schedule_by_its_end(train_speed, tmp_path, monkeypatch, test_accuracy, expected):
     seen = []
     # Validation passes 0.94 after the first epoch; only the held-out test figure at the end counts.
     epochs = [{"seconds": 12.0, "val_accuracy": 0.95}] * 3

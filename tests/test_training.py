@@ -9,18 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from image_fixtures import write_idx_dataset
-from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
+
 from zoo_export.cli import main as zoo_export
-from zoo_train.cli import main as zoo_train
-from zoo_train.tasks.image_classification import ImageClassification
-from zoo_train.registry import get_entry, list_models
-from zoo_train.tasks.base import get_task
-from zoo_train.report import device_label
 from zoo_train import trainer
-from zoo_train.trainer import (TrainConfig, TrainingError, autocast_for, lr_factor, read_metrics, resolve_precision,
-                               train)
+from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
+from zoo_train.cli import main as zoo_train
+from zoo_train.registry import get_entry, list_models
+from zoo_train.report import device_label
+from zoo_train.tasks.base import get_task
+from zoo_train.tasks.image_classification import ImageClassification
+from zoo_train.trainer import TrainConfig, TrainingError, autocast_for, lr_factor, read_metrics, resolve_precision, train
 
 TINY = {"widths": (8, 16, 16), "hidden": 32}
 
@@ -31,8 +30,19 @@ def idx_data(tmp_path_factory):
 
 
 def config(tmp_path, data, **kw):
-    base = dict(model="simple-cnn", preset="quick", data="fashion-mnist", data_dir=data.parent, out=tmp_path, epochs=2, batch_size=32,
-                device="cpu", seed=3, show_progress=False, model_overrides=TINY)
+    base = dict(
+        model="simple-cnn",
+        preset="quick",
+        data="fashion-mnist",
+        data_dir=data.parent,
+        out=tmp_path,
+        epochs=2,
+        batch_size=32,
+        device="cpu",
+        seed=3,
+        show_progress=False,
+        model_overrides=TINY,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -42,8 +52,14 @@ def test_training_learns_a_learnable_problem(tmp_path, idx_data):
     assert epochs[-1]["train_loss"] < 0.6 * epochs[0]["train_loss"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
-    for artefact in ("curves.png", "confusion_matrix.png", "predictions.png", "classification_report.json",
-                     "checkpoints/best.pt", "checkpoints/last.pt"):
+    for artefact in (
+        "curves.png",
+        "confusion_matrix.png",
+        "predictions.png",
+        "classification_report.json",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+    ):
         assert (run / artefact).exists(), artefact
     assert any((run / "tensorboard").iterdir())
 
@@ -138,22 +154,25 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(99, 100, 10, floor=0.0) == pytest.approx(0.0, abs=1e-3)  # a speedrun anneals to 0
 
 
-@pytest.mark.parametrize("argv", [
-    [],                                       # neither a model nor --all
-    ["no-such-model"],
-    ["lenet5", "--preset", "huge"],
-    ["lenet5", "--epochs", "two"],
-    ["lenet5", "--epochs", "0"],              # would train nothing yet write a run
-    ["lenet5", "--batch-size", "0"],
-    ["lenet5", "--max-steps", "-1"],
-    ["lenet5", "--lr", "0"],
-    ["lenet5", "--lr", "nan"],
-    ["lenet5", "--set", "novalue"],
-    ["lenet5", "--all"],
-    ["lenet5", "--precision", "fp16"],
-    ["lenet5", "--resume", "--overwrite"],
-    ["lenet5", "--data-dir", "no-such-folder"],  # would be skipped, and data found elsewhere used
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],  # neither a model nor --all
+        ["no-such-model"],
+        ["lenet5", "--preset", "huge"],
+        ["lenet5", "--epochs", "two"],
+        ["lenet5", "--epochs", "0"],  # would train nothing yet write a run
+        ["lenet5", "--batch-size", "0"],
+        ["lenet5", "--max-steps", "-1"],
+        ["lenet5", "--lr", "0"],
+        ["lenet5", "--lr", "nan"],
+        ["lenet5", "--set", "novalue"],
+        ["lenet5", "--all"],
+        ["lenet5", "--precision", "fp16"],
+        ["lenet5", "--resume", "--overwrite"],
+        ["lenet5", "--data-dir", "no-such-folder"],  # would be skipped, and data found elsewhere used
+    ],
+)
 def test_bad_cli_input_exits_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         zoo_train(argv)
@@ -165,8 +184,12 @@ def test_cli_missing_data_and_unknown_config_field_exit_2(tmp_path, capsys):
     assert zoo_train(["lenet5", "--data", str(tmp_path / "nothing-here"), "--out", str(tmp_path), "--quiet"]) == 2
     assert "nothing-here" in capsys.readouterr().err
     # The usage error is reported first, without looking for data (here: none to find).
-    assert zoo_train(["lenet5", "--set", "no_such_field=1", "--data", str(tmp_path / "nothing-here"),
-                      "--out", str(tmp_path), "--quiet"]) == 2
+    assert (
+        zoo_train(
+            ["lenet5", "--set", "no_such_field=1", "--data", str(tmp_path / "nothing-here"), "--out", str(tmp_path), "--quiet"]
+        )
+        == 2
+    )
     assert "no_such_field" in capsys.readouterr().err
     assert not (tmp_path / "lenet5" / "checkpoints").exists()
 
@@ -179,11 +202,14 @@ def test_cli_run_name_cannot_leave_out(tmp_path, capsys, run_name):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("device, code, message", [
-    ("tpu", 2, "--device 'tpu': not a device the trainer runs on"),
-    ("meta", 2, "--device 'meta': not a device the trainer runs on"),
-    ("mps", 1, "--device mps: MPS (Apple GPU) is not available"),
-])
+@pytest.mark.parametrize(
+    "device, code, message",
+    [
+        ("tpu", 2, "--device 'tpu': not a device the trainer runs on"),
+        ("meta", 2, "--device 'meta': not a device the trainer runs on"),
+        ("mps", 1, "--device mps: MPS (Apple GPU) is not available"),
+    ],
+)
 def test_cli_device_the_trainer_cannot_use(tmp_path, capsys, device, code, message):
     if device == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")
@@ -202,12 +228,15 @@ def test_cli_set_sizes_below_1_or_of_the_wrong_type_exit_2_before_any_work(name,
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name, setting, message", [
-    ("resnet-cifar", "widths=[32, 0, 8]", "widths takes a list of one or more whole numbers, each at least 1"),
-    ("lenet5", "conv_channels=[8, 16, 4]", "conv_channels takes a list of 2 whole numbers"),
-    ("char-gpt", "bias=1", "bias takes true or false"),
-    ("char-gpt", 'dropout="a"', "dropout takes a finite number"),
-])
+@pytest.mark.parametrize(
+    "name, setting, message",
+    [
+        ("resnet-cifar", "widths=[32, 0, 8]", "widths takes a list of one or more whole numbers, each at least 1"),
+        ("lenet5", "conv_channels=[8, 16, 4]", "conv_channels takes a list of 2 whole numbers"),
+        ("char-gpt", "bias=1", "bias takes true or false"),
+        ("char-gpt", 'dropout="a"', "dropout takes a finite number"),
+    ],
+)
 def test_cli_set_lists_flags_and_numbers_are_checked(tmp_path, capsys, name, setting, message):
     assert zoo_train([name, "--set", setting, "--out", str(tmp_path), "--quiet"]) == 2
     assert message in capsys.readouterr().err
@@ -249,8 +278,11 @@ def test_a_run_is_not_trained_over_without_resume_or_overwrite(tmp_path, idx_dat
 def test_all_refuses_before_training_any_model_when_one_run_is_in_the_way(tmp_path, capsys):
     finished = tmp_path / "gru-classifier"
     finished.mkdir()
-    (finished / "summary.json").write_text(json.dumps({"model": "gru-classifier", "preset": "full", "epochs_run": 12,
-                                                       "metric": "test_accuracy", "test_accuracy": 0.99}))
+    (finished / "summary.json").write_text(
+        json.dumps(
+            {"model": "gru-classifier", "preset": "full", "epochs_run": 12, "metric": "test_accuracy", "test_accuracy": 0.99}
+        )
+    )
     argv = ["--all", "--task", "sequence-classification", "--preset", "smoke", "--out", str(tmp_path), "--quiet"]
     assert zoo_train(argv) == 2
     assert f"{finished}: holds a finished full run of gru-classifier (12 epochs, test_accuracy 0.9900)" in capsys.readouterr().err
@@ -264,8 +296,22 @@ def test_ctrl_c_says_what_can_be_resumed(tmp_path, idx_data, monkeypatch, capsys
         train(dataclasses.replace(cfg, stop_after_epochs=1))
         raise KeyboardInterrupt
 
-    argv = ["simple-cnn", "--preset", "smoke", "--epochs", "2", "--data-dir", str(idx_data.parent), "--out", str(tmp_path),
-            "--set", "widths=[8,16,16]", "--set", "hidden=32", "--quiet"]
+    argv = [
+        "simple-cnn",
+        "--preset",
+        "smoke",
+        "--epochs",
+        "2",
+        "--data-dir",
+        str(idx_data.parent),
+        "--out",
+        str(tmp_path),
+        "--set",
+        "widths=[8,16,16]",
+        "--set",
+        "hidden=32",
+        "--quiet",
+    ]
     monkeypatch.setattr(cli_module, "train", interrupted_after_one_epoch)
     assert zoo_train(argv) == 130
     last = tmp_path / "simple-cnn" / "checkpoints" / "last.pt"
@@ -293,16 +339,34 @@ def test_cli_list_shows_every_model(capsys):
 
 
 def test_speedrun_preset_trains_the_models_that_have_one_and_names_them_to_the_others(tmp_path, idx_data, capsys):
-    for argv, message in ((["lenet5"], "lenet5 has no speedrun recipe; models with one: resnet-cifar"),
-                          (["--all", "--task", "text-generation"], "no models of task 'text-generation' have a speedrun")):
+    for argv, message in (
+        (["lenet5"], "lenet5 has no speedrun recipe; models with one: resnet-cifar"),
+        (["--all", "--task", "text-generation"], "no models of task 'text-generation' have a speedrun"),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             zoo_train(argv + ["--preset", "speedrun", "--out", str(tmp_path)])
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
-    argv = ["resnet-cifar", "--preset", "speedrun", "--data-dir", str(idx_data.parent), "--out", str(tmp_path), "--quiet",
-            "--epochs", "1", "--max-steps", "1", "--set", "widths=[4,8]", "--set", "blocks=[1,1]"]
+    argv = [
+        "resnet-cifar",
+        "--preset",
+        "speedrun",
+        "--data-dir",
+        str(idx_data.parent),
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--set",
+        "widths=[4,8]",
+        "--set",
+        "blocks=[1,1]",
+    ]
     assert zoo_train(argv) == 0
     summary = json.loads((tmp_path / "resnet-cifar" / "summary.json").read_text())
     assert summary["preset"] == "speedrun" and summary["steps"] == 1
@@ -318,8 +382,10 @@ def test_device_resident_data_path_trains_the_same_model(tmp_path, idx_data):
     b = load_checkpoint(resident_run / "checkpoints/last.pt")["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
-    figures = [[{k: v for k, v in record.items() if k != "seconds"} for record in read_metrics(run) if record["kind"] == "epoch"]
-               for run in (loader_run, resident_run)]
+    figures = [
+        [{k: v for k, v in record.items() if k != "seconds"} for record in read_metrics(run) if record["kind"] == "epoch"]
+        for run in (loader_run, resident_run)
+    ]
     assert figures[0] == figures[1] and len(figures[0]) == 2
 
 
@@ -412,7 +478,7 @@ def test_the_steps_where_torch_compile_compiles_are_timed_apart(tmp_path, idx_da
     run = train(config(tmp_path, idx_data, epochs=2, batch_size=batch_size, compile=True))
     compiles = [record for record in read_metrics(run) if record["kind"] == "compile"]
     assert [record["step"] for record in compiles] == compiled_at
-    assert [record["batch_shape"][0][0] for record in compiles] == [batch_size, 288 % batch_size][:len(compiled_at)]
+    assert [record["batch_shape"][0][0] for record in compiles] == [batch_size, 288 % batch_size][: len(compiled_at)]
     assert all(record["compiled"] and record["seconds"] >= 0 for record in compiles)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 2 * -(-288 // batch_size)

@@ -17,9 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from zoo_runtime import schema
-
 from zoo_export import graphs as graph_io
+from zoo_runtime import schema
 
 
 def sha256_file(path: Path) -> str:
@@ -45,6 +44,7 @@ def _fsync_dir(path: Path) -> None:
 
 def onnx_metadata(manifest: dict[str, Any], role: str, graph_entry: dict[str, Any]) -> dict[str, str]:
     """The ``zoo.*`` metadata_props of one .onnx file: enough to use a lone classifier or GAN graph."""
+
     def js(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -79,13 +79,19 @@ class BundleWriter:
         """Put the zoo.* keys into every .onnx file of the bundle (before hashing)."""
         for role, entry in manifest["graphs"].items():
             if entry.get("file", "").endswith(".onnx") and (self.tmp / entry["file"]).exists():
-                graph_io.set_metadata(self.tmp / entry["file"], onnx_metadata(manifest, role, entry),
-                                      doc=f"Model Zoo {manifest['model']} ({manifest['task']}), graph {role!r}")
+                graph_io.set_metadata(
+                    self.tmp / entry["file"],
+                    onnx_metadata(manifest, role, entry),
+                    doc=f"Model Zoo {manifest['model']} ({manifest['task']}), graph {role!r}",
+                )
         quantized = manifest.get("quantized") or {}
         if quantized.get("file") and (self.tmp / quantized["file"]).exists():
             entry = dict(manifest["graphs"]["model"], file=quantized["file"], torchscript=None)
-            graph_io.set_metadata(self.tmp / quantized["file"], onnx_metadata(manifest, "model", entry),
-                                  doc=f"Model Zoo {manifest['model']} int8 (QDQ)")
+            graph_io.set_metadata(
+                self.tmp / quantized["file"],
+                onnx_metadata(manifest, "model", entry),
+                doc=f"Model Zoo {manifest['model']} int8 (QDQ)",
+            )
 
     def file_table(self) -> dict[str, dict[str, Any]]:
         table = {}

@@ -12,11 +12,19 @@ import json
 import sys
 import traceback
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from zoo_export.export import (
-    DTYPES, ExportResult, LoadedCheckpoint, check_target, default_bundle_dir, export_checkpoint, load_for_export, versions,
+    DTYPES,
+    ExportResult,
+    LoadedCheckpoint,
+    check_target,
+    default_bundle_dir,
+    export_checkpoint,
+    load_for_export,
+    versions,
 )
 from zoo_export.tasks.base import ExportInputError
 from zoo_runtime.cli import HelpFormatter, positive_int
@@ -30,25 +38,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo-export",
         description="Export trained checkpoints to bundles (model.onnx, model.ts, step.onnx, manifest.json) and "
-                    "prove parity: torch vs TorchScript vs onnxruntime at several batch sizes and lengths.",
+        "prove parity: torch vs TorchScript vs onnxruntime at several batch sizes and lengths.",
         epilog="Exit codes: 0 all exported and passed; 1 a parity check failed (bundle left as <out>.failed/); "
-               "2 bad usage or input (nothing written).",
+        "2 bad usage or input (nothing written).",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("inputs", nargs="*", metavar="CHECKPOINT_OR_RUN_DIR",
-                   help="a checkpoint file, or a run directory (its checkpoints/best.pt is exported)")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="CHECKPOINT_OR_RUN_DIR",
+        help="a checkpoint file, or a run directory (its checkpoints/best.pt is exported)",
+    )
     p.add_argument("--all", action="store_true", help="export every run under --runs that has checkpoints/best.pt")
     p.add_argument("--runs", type=Path, default=Path("models_out"), help="where --all looks for run directories")
     p.add_argument("--format", choices=("onnx", "torchscript", "all"), default="all", help="which files to write")
-    p.add_argument("--out", type=Path, default=None,
-                   help="bundle directory (one input) or parent of one bundle per run (several inputs); "
-                        "default: <run>/export")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="bundle directory (one input) or parent of one bundle per run (several inputs); default: <run>/export",
+    )
     p.add_argument("--opset", type=positive_int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="fp16 graphs (float32 interface) for GPU use")
-    p.add_argument("--quantize", choices=("int8",), default=None,
-                   help="also write model.int8.onnx (static QDQ, classifiers; calibration from the training data)")
-    p.add_argument("--data-dir", type=existing_folder, help="where to look first for the dataset that --quantize "
-                   "calibrates on and tests with")
+    p.add_argument(
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="also write model.int8.onnx (static QDQ, classifiers; calibration from the training data)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=existing_folder,
+        help="where to look first for the dataset that --quantize calibrates on and tests with",
+    )
     p.add_argument("--no-check", action="store_true", help="skip parity checks (the report says so)")
     p.add_argument("--report", type=Path, default=None, help="write the full JSON report here")
     p.add_argument("--quiet", action="store_true", help="print only the table")
@@ -59,8 +81,9 @@ def find_runs(root: Path) -> list[Path]:
     """Run directories under ``root`` (at any depth) holding checkpoints/best.pt, sorted."""
     if not root.is_dir():
         return []
-    return sorted(p.parent.parent for p in root.rglob(str(CHECKPOINT)) if p.is_file()
-                  and ".tmp-" not in str(p) and "export" not in p.parts)
+    return sorted(
+        p.parent.parent for p in root.rglob(str(CHECKPOINT)) if p.is_file() and ".tmp-" not in str(p) and "export" not in p.parts
+    )
 
 
 def resolve_input(arg: str) -> Path:
@@ -124,21 +147,41 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"exporting {item.payload['model']} from {item.path} ...", file=sys.stderr, flush=True)
             try:
                 result = export_checkpoint(
-                    item.path, target, formats=formats, opset=args.opset, check=not args.no_check, dtype=args.dtype,
-                    quantize=args.quantize, data_dir=args.data_dir, loaded=item,
+                    item.path,
+                    target,
+                    formats=formats,
+                    opset=args.opset,
+                    check=not args.no_check,
+                    dtype=args.dtype,
+                    quantize=args.quantize,
+                    data_dir=args.data_dir,
+                    loaded=item,
                 )
             except KeyboardInterrupt:
                 # The writer has discarded the half-built bundle: an earlier bundle at the target is untouched.
-                print(f"\nzoo-export: stopped while exporting {item.path}; nothing of it was written"
-                      + (f" ({len(results)} exported before it)" if results else ""), file=sys.stderr)
+                print(
+                    f"\nzoo-export: stopped while exporting {item.path}; nothing of it was written"
+                    + (f" ({len(results)} exported before it)" if results else ""),
+                    file=sys.stderr,
+                )
                 return 130
             except ExportInputError as exc:
-                result = ExportResult(checkpoint=item.path, model=item.payload["model"], task=item.payload["task"],
-                                      status="input-error", error=str(exc))
-            except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others' results
-                result = ExportResult(checkpoint=item.path, model=item.payload["model"], task=item.payload["task"],
-                                      status="export-failed", error=f"{type(exc).__name__}: {exc}",
-                                      traceback=traceback.format_exc())
+                result = ExportResult(
+                    checkpoint=item.path,
+                    model=item.payload["model"],
+                    task=item.payload["task"],
+                    status="input-error",
+                    error=str(exc),
+                )
+            except Exception as exc:
+                result = ExportResult(
+                    checkpoint=item.path,
+                    model=item.payload["model"],
+                    task=item.payload["task"],
+                    status="export-failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    traceback=traceback.format_exc(),
+                )
             results.append(result)
 
     print(table(results))
@@ -176,17 +219,23 @@ def table(results: list[ExportResult]) -> str:
         top1 = [c["top1_agree"] for c in tensor if "top1_agree" in c]
         graphs = ",".join(sorted((r.manifest or {}).get("graphs", {}))) or "-"
         quant = r.quantized or {}
-        rows.append((
-            r.model or "?", r.task or "?", graphs,
-            f"{sum(c['passed'] for c in checks)}/{len(checks)}" if checks else ("skipped" if parity.get("skipped") else "-"),
-            _fmt(parity.get("max_abs_err")),
-            ("all" if all(top1) else "NO") if top1 else "-",
-            ("same" if all(c.get("identical") for c in gen) else "DIFF")
-            + f" {max(c.get('total_tokens', c.get('tokens', 0)) for c in gen)}t"
-            if gen else "-",
-            f"{quant['accuracy_delta']:+.4f}" if "accuracy_delta" in quant else "-",
-            r.status, f"{r.seconds:.1f}",
-        ))
+        rows.append(
+            (
+                r.model or "?",
+                r.task or "?",
+                graphs,
+                f"{sum(c['passed'] for c in checks)}/{len(checks)}" if checks else ("skipped" if parity.get("skipped") else "-"),
+                _fmt(parity.get("max_abs_err")),
+                ("all" if all(top1) else "NO") if top1 else "-",
+                ("same" if all(c.get("identical") for c in gen) else "DIFF")
+                + f" {max(c.get('total_tokens', c.get('tokens', 0)) for c in gen)}t"
+                if gen
+                else "-",
+                f"{quant['accuracy_delta']:+.4f}" if "accuracy_delta" in quant else "-",
+                r.status,
+                f"{r.seconds:.1f}",
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -197,7 +246,9 @@ def table(results: list[ExportResult]) -> str:
 
 def write_report(path: Path, results: list[ExportResult], code: int, argv: list[str]) -> None:
     report: dict[str, Any] = {
-        "passed": code == 0, "exit_code": code, "command": ["zoo-export", *argv],
+        "passed": code == 0,
+        "exit_code": code,
+        "command": ["zoo-export", *argv],
         "versions": versions(None, "dynamo"),
         "models": [r.to_json() for r in results],
         "largest_errors": largest_errors(results),

@@ -14,22 +14,22 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import onnx
 import onnxruntime as ort
 import torch
 import torch.nn as nn
 
-from zoo_runtime import schema
-
 from zoo_export import graphs as graph_io
 from zoo_export.bundle import BundleWriter, now_utc
 from zoo_export.graphs import GraphExportError, GraphSpec
 from zoo_export.parity import Tolerances, check_graph, summarise
 from zoo_export.tasks.base import BundleContext, ExportInputError, get_exporter
+from zoo_runtime import schema
 
 FORMATS = ("onnx", "torchscript")
 DTYPES = ("fp32", "fp16")
@@ -63,10 +63,19 @@ class ExportResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "checkpoint": str(self.checkpoint), "model": self.model, "task": self.task, "status": self.status,
-            "bundle": str(self.bundle) if self.bundle else None, "error": self.error, "seconds": round(self.seconds, 2),
-            "exporters": self.exporters, "warnings": self.warnings, "parity": self.parity, "quantized": self.quantized,
-            "graphs": sorted((self.manifest or {}).get("graphs", {})), "traceback": self.traceback,
+            "checkpoint": str(self.checkpoint),
+            "model": self.model,
+            "task": self.task,
+            "status": self.status,
+            "bundle": str(self.bundle) if self.bundle else None,
+            "error": self.error,
+            "seconds": round(self.seconds, 2),
+            "exporters": self.exporters,
+            "warnings": self.warnings,
+            "parity": self.parity,
+            "quantized": self.quantized,
+            "graphs": sorted((self.manifest or {}).get("graphs", {})),
+            "traceback": self.traceback,
         }
 
 
@@ -145,8 +154,14 @@ def _exported_spec(spec: GraphSpec, dtype: str) -> GraphSpec:
 
 
 def versions(opset: int | None, exporter: str) -> dict[str, Any]:
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
-            "opset": opset, "exporter": exporter, "python": platform.python_version()}
+    return {
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+        "opset": opset,
+        "exporter": exporter,
+        "python": platform.python_version(),
+    }
 
 
 def _training_block(payload: dict[str, Any], summary: dict[str, Any], model: nn.Module) -> dict[str, Any]:
@@ -170,8 +185,10 @@ def _metrics(payload: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]
     metrics = {k: v for k, v in (payload.get("metrics") or {}).items() if isinstance(v, (int, float))}
     headline = {summary.get("metric"), summary.get("baseline_metric")}
     for key, value in summary.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and (
-            key.startswith("test_") or key in headline or key in ("macro_f1", "best_val", "perplexity", "bits_per_char")
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (key.startswith("test_") or key in headline or key in ("macro_f1", "best_val", "perplexity", "bits_per_char"))
         ):
             metrics[key] = value
     if isinstance(summary.get("metric"), str):
@@ -262,8 +279,17 @@ def check_target(target: Path) -> None:
 
 
 def _build(
-    writer: BundleWriter, ctx: BundleContext, exporter: Any, specs: list[GraphSpec], formats: Sequence[str],
-    opset: int | None, check: bool, dtype: str, quantize: str | None, quant_data: Any, tol: Tolerances,
+    writer: BundleWriter,
+    ctx: BundleContext,
+    exporter: Any,
+    specs: list[GraphSpec],
+    formats: Sequence[str],
+    opset: int | None,
+    check: bool,
+    dtype: str,
+    quantize: str | None,
+    quant_data: Any,
+    tol: Tolerances,
     result: ExportResult,
 ) -> None:
     graphs: dict[str, dict[str, Any]] = {}
@@ -272,9 +298,12 @@ def _build(
     exporters_used = set()
     for spec in specs:
         exported = _exported_spec(spec, dtype)
-        entry: dict[str, Any] = {"file": None, "torchscript": None,
-                                 "inputs": [t.manifest() for t in spec.inputs],
-                                 "outputs": [t.manifest() for t in spec.outputs]}
+        entry: dict[str, Any] = {
+            "file": None,
+            "torchscript": None,
+            "inputs": [t.manifest() for t in spec.inputs],
+            "outputs": [t.manifest() for t in spec.outputs],
+        }
         if "onnx" in formats:
             note = graph_io.export_onnx(exported, writer.path(spec.onnx_file), opset)
             files[spec.role] = writer.path(spec.onnx_file)
@@ -299,14 +328,20 @@ def _build(
     summary = _read_summary(ctx.checkpoint)
     opset_used = graph_io.opset_of(next(iter(files.values()))) if files else None
     manifest: dict[str, Any] = {
-        "format": schema.FORMAT, "schema_version": schema.SCHEMA_VERSION, "complete": False,
-        "model": ctx.name, "task": ctx.payload["task"], "created": now_utc(),
+        "format": schema.FORMAT,
+        "schema_version": schema.SCHEMA_VERSION,
+        "complete": False,
+        "model": ctx.name,
+        "task": ctx.payload["task"],
+        "created": now_utc(),
         "versions": versions(opset_used, "dynamo" if exporters_used <= {"dynamo"} else "+".join(sorted(exporters_used))),
         "dtype": dtype,
         "files": {},
         "graphs": graphs,
-        "labels": fields.get("labels"), "vocab": fields.get("vocab"),
-        "preprocessing": fields.get("preprocessing") or {}, "generation": fields.get("generation"),
+        "labels": fields.get("labels"),
+        "vocab": fields.get("vocab"),
+        "preprocessing": fields.get("preprocessing") or {},
+        "generation": fields.get("generation"),
         "sampling": fields.get("sampling"),
         "metrics": _metrics(ctx.payload, summary),
         "training": _training_block(ctx.payload, summary, ctx.model),
@@ -323,8 +358,9 @@ def _build(
     if check:
         checks: list[dict[str, Any]] = []
         for spec in specs:
-            checks += check_graph(_exported_spec(spec, dtype), files.get(spec.role), ts_files.get(spec.role), tol,
-                                  reference=spec.module)
+            checks += check_graph(
+                _exported_spec(spec, dtype), files.get(spec.role), ts_files.get(spec.role), tol, reference=spec.module
+            )
         if files:
             by_role = {s.role: s for s in specs}
             checks += exporter.generation_checks(ctx, by_role, files, tol)
@@ -339,8 +375,7 @@ def _build(
         from zoo_export.quantize import quantize_int8
 
         if quant_data is None:
-            why = ("covers image classifiers only" if not exporter.supports_int8
-                   else "starts from fp32 graphs (not --dtype fp16)")
+            why = "covers image classifiers only" if not exporter.supports_int8 else "starts from fp32 graphs (not --dtype fp16)"
             result.quantized = {"skipped": f"int8 quantization {why}"}
         else:
             result.quantized = quantize_int8(files["model"], writer.path(schema.INT8_FILE), ctx, quant_data)
@@ -362,8 +397,11 @@ def _describe(check: dict[str, Any]) -> str:
     what = check.get("error") or check.get("shape_error") or check.get("detail")
     if not what:
         bad = [o for o in check.get("outputs", []) if not o.get("passed")]
-        what = "; ".join(f"{o['output']} max_abs_err {o.get('max_abs_err', float('nan')):.3g}"
-                         + ("" if o.get("top1_agree", True) else ", top-1 differs") for o in bad)
+        what = "; ".join(
+            f"{o['output']} max_abs_err {o.get('max_abs_err', float('nan')):.3g}"
+            + ("" if o.get("top1_agree", True) else ", top-1 differs")
+            for o in bad
+        )
     return f"{check.get('graph')} {check.get('backend') or check.get('check')} [{where}]: {what}"
 
 
@@ -373,4 +411,3 @@ def _merge(into: list[dict[str, str]], new: list[dict[str, str]]) -> None:
         if (w["category"], w["message"]) not in seen:
             seen.add((w["category"], w["message"]))
             into.append(w)
-

@@ -19,9 +19,10 @@ import inspect
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import onnx
 import torch
@@ -97,27 +98,43 @@ class GraphExportError(Exception):
 
 # Warnings that export raises and what they mean; anything else is reported as unexplained.
 KNOWN_WARNINGS: list[tuple[str, str]] = [
-    (r"torch\.jit\.\w+` is deprecated|TorchScript.*deprecated|torch\.jit.*deprecated",
-     "TorchScript is deprecated upstream in favour of torch.export; model.ts is still written because users "
-     "ask for it (C++ libtorch, mobile). ONNX is the bundle's primary format."),
-    (r"The axis name: .* will not be used, since it shares the same shape constraints",
-     "Several inputs share one named dimension (e.g. 'batch'); the exporter keeps a single name for it. Informational."),
-    (r"Converting a tensor to a Python|TracerWarning|trace might not generalize|Iterating over a tensor",
-     "torch.jit.trace recorded a Python value as a constant; parity at sizes other than the traced one "
-     "checks that the TorchScript file still computes right."),
-    (r"Exporting a model while it is in training mode|model is in training mode",
-     "A submodule reports training mode; the export wrapper runs in eval mode."),
-    (r"_check_is_size will be removed",
-     "Raised inside torch.export while it traces nn.LSTM/nn.GRU (torch's own decomposition, not model code); "
-     "harmless for the exported graph."),
-    (r"_flat_weights.* were assigned during export",
-     "nn.LSTM/nn.GRU re-flatten their weights when called; torch.export notices the attribute write. The "
-     "weights are the trained ones (parity proves it)."),
-    (r"legacy TorchScript-based ONNX export|The feature will be removed",
-     "The older TorchScript-based ONNX exporter was used because dynamo could not export this graph "
-     "(the reason is in the report)."),
-    (r"batch_size other than 1, with a variable length with LSTM",
-     "Legacy exporter note on nn.LSTM; parity at several batch sizes and lengths checks the graph."),
+    (
+        r"torch\.jit\.\w+` is deprecated|TorchScript.*deprecated|torch\.jit.*deprecated",
+        "TorchScript is deprecated upstream in favour of torch.export; model.ts is still written because users "
+        "ask for it (C++ libtorch, mobile). ONNX is the bundle's primary format.",
+    ),
+    (
+        r"The axis name: .* will not be used, since it shares the same shape constraints",
+        "Several inputs share one named dimension (e.g. 'batch'); the exporter keeps a single name for it. Informational.",
+    ),
+    (
+        r"Converting a tensor to a Python|TracerWarning|trace might not generalize|Iterating over a tensor",
+        "torch.jit.trace recorded a Python value as a constant; parity at sizes other than the traced one "
+        "checks that the TorchScript file still computes right.",
+    ),
+    (
+        r"Exporting a model while it is in training mode|model is in training mode",
+        "A submodule reports training mode; the export wrapper runs in eval mode.",
+    ),
+    (
+        r"_check_is_size will be removed",
+        "Raised inside torch.export while it traces nn.LSTM/nn.GRU (torch's own decomposition, not model code); "
+        "harmless for the exported graph.",
+    ),
+    (
+        r"_flat_weights.* were assigned during export",
+        "nn.LSTM/nn.GRU re-flatten their weights when called; torch.export notices the attribute write. The "
+        "weights are the trained ones (parity proves it).",
+    ),
+    (
+        r"legacy TorchScript-based ONNX export|The feature will be removed",
+        "The older TorchScript-based ONNX exporter was used because dynamo could not export this graph "
+        "(the reason is in the report).",
+    ),
+    (
+        r"batch_size other than 1, with a variable length with LSTM",
+        "Legacy exporter note on nn.LSTM; parity at several batch sizes and lengths checks the graph.",
+    ),
 ]
 
 
@@ -190,7 +207,7 @@ def dynamic_shapes(spec: GraphSpec) -> tuple[Any, ...]:
     params = list(inspect.signature(spec.module.forward).parameters.values())
     fixed = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return tuple(out[: len(fixed)]) + (tuple(out[len(fixed):]),)
+        return tuple(out[: len(fixed)]) + (tuple(out[len(fixed) :]),)
     return tuple(out)
 
 
@@ -245,12 +262,19 @@ def export_onnx(spec: GraphSpec, path: Path, opset: int | None = None) -> Export
         warnings.simplefilter("always")
         try:
             program = torch.onnx.export(
-                spec.module, spec.example, dynamo=True, input_names=names_in, output_names=names_out,
-                dynamic_shapes=dynamic_shapes(spec), opset_version=opset, external_data=False, verbose=False,
+                spec.module,
+                spec.example,
+                dynamo=True,
+                input_names=names_in,
+                output_names=names_out,
+                dynamic_shapes=dynamic_shapes(spec),
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
                 optimize=True,
             )
             model = program.model_proto
-        except Exception as exc:  # noqa: BLE001 - any dynamo failure: try the older exporter, keep the reason
+        except Exception as exc:
             note.exporter = "torchscript-exporter"
             note.fallback_reason = f"dynamo export failed: {type(exc).__name__}: {_first_line(exc)}"
             model = _export_legacy(spec, opset)
@@ -275,11 +299,16 @@ def _export_legacy(spec: GraphSpec, opset: int | None) -> onnx.ModelProto:
     buffer = io.BytesIO()
     try:
         torch.onnx.export(
-            spec.module, spec.example, buffer, dynamo=False, input_names=[t.name for t in spec.inputs],
-            output_names=[t.name for t in spec.outputs], dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
+            spec.module,
+            spec.example,
+            buffer,
+            dynamo=False,
+            input_names=[t.name for t in spec.inputs],
+            output_names=[t.name for t in spec.outputs],
+            dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
             opset_version=opset or 18,
         )
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise GraphExportError(f"graph {spec.role!r}: neither exporter could export it ({_first_line(exc)})") from None
     return onnx.load_model_from_string(buffer.getvalue())
 

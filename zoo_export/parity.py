@@ -11,9 +11,10 @@ Generation checks (whole greedy generations) live with their task exporters and 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -33,11 +34,10 @@ class Tolerances:
     tie_margin: float = 0.0
 
     @classmethod
-    def for_dtype(cls, dtype: str) -> "Tolerances":
+    def for_dtype(cls, dtype: str) -> Tolerances:
         if dtype == "fp16":
             # fp16 graphs are compared with the fp32 torch model: ~3 decimal digits survive.
-            return cls(logits_atol=3e-2, logits_rtol=3e-2, image_atol=2e-2, state_atol=3e-2, state_rtol=3e-2,
-                       tie_margin=6e-2)
+            return cls(logits_atol=3e-2, logits_rtol=3e-2, image_atol=2e-2, state_atol=3e-2, state_rtol=3e-2, tie_margin=6e-2)
         return cls()
 
     def as_dict(self) -> dict[str, float]:
@@ -102,7 +102,10 @@ def check_shapes(spec: GraphSpec, inputs: Sequence[torch.Tensor], outputs: Seque
 
 
 def check_graph(
-    spec: GraphSpec, onnx_path: Path | None, ts_path: Path | None, tol: Tolerances,
+    spec: GraphSpec,
+    onnx_path: Path | None,
+    ts_path: Path | None,
+    tol: Tolerances,
     reference: Callable[..., Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every parity case (and the export example) through torch, onnxruntime and TorchScript."""
@@ -131,11 +134,15 @@ def check_graph(
         with torch.no_grad():
             ref = [to_numpy(t).astype(np.float32) for t in as_tuple(reference(*case.inputs))]
         for backend, run in backends:
-            check: dict[str, Any] = {"graph": spec.role, "backend": backend, "shape": dict(case.dims),
-                                     "export_shape": case.dims == example_dims}
+            check: dict[str, Any] = {
+                "graph": spec.role,
+                "backend": backend,
+                "shape": dict(case.dims),
+                "export_shape": case.dims == example_dims,
+            }
             try:
                 got = list(run(case.inputs))
-            except Exception as exc:  # noqa: BLE001 - a backend that refuses a size is a failed check
+            except Exception as exc:
                 check.update(passed=False, error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}")
                 checks.append(check)
                 continue

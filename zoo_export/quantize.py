@@ -12,8 +12,9 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class _Reader:
 
     def __init__(self, name: str, images: np.ndarray, batch: int = 32):
         self._batches: Iterator[dict[str, np.ndarray]] = iter(
-            [{name: images[i:i + batch]} for i in range(0, len(images), batch)]
+            [{name: images[i : i + batch]} for i in range(0, len(images), batch)]
         )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -36,8 +37,7 @@ class _Reader:
 
 
 def _predict(session: Any, name: str, images: np.ndarray, batch: int = 256) -> np.ndarray:
-    return np.concatenate([session.run(None, {name: images[i:i + batch]})[0].argmax(-1)
-                           for i in range(0, len(images), batch)])
+    return np.concatenate([session.run(None, {name: images[i : i + batch]})[0].argmax(-1) for i in range(0, len(images), batch)])
 
 
 def latency_ms(sessions: list[Any], name: str, sample: np.ndarray, repeats: int = 50) -> list[float]:
@@ -55,7 +55,9 @@ def latency_ms(sessions: list[Any], name: str, sample: np.ndarray, repeats: int 
     return [statistics.median(acc) * 1000.0 for acc in times]
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, ctx: Any, data: tuple[np.ndarray, np.ndarray, np.ndarray, str]) -> dict[str, Any]:
+def quantize_int8(
+    fp32_path: Path, out_path: Path, ctx: Any, data: tuple[np.ndarray, np.ndarray, np.ndarray, str]
+) -> dict[str, Any]:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -71,13 +73,20 @@ def quantize_int8(fp32_path: Path, out_path: Path, ctx: Any, data: tuple[np.ndar
             try:
                 quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
                 pre_note = "quant_pre_process with symbolic shape inference"
-            except Exception as exc:  # noqa: BLE001 - its symbolic inference gives up on some graphs (Pad of im2col)
+            except Exception as exc:
                 quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-                pre_note = (f"quant_pre_process without symbolic shape inference (it failed: {type(exc).__name__}: "
-                            f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})")
+                pre_note = (
+                    f"quant_pre_process without symbolic shape inference (it failed: {type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})"
+                )
             quantize_static(
-                str(pre), str(out_path), _Reader(name, calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                str(pre),
+                str(out_path),
+                _Reader(name, calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
             )
         finally:
             root.setLevel(level)
@@ -90,13 +99,18 @@ def quantize_int8(fp32_path: Path, out_path: Path, ctx: Any, data: tuple[np.ndar
         lat[batch] = tuple(latency_ms([fp32, int8], name, sample, repeats=50 if batch == 1 else 20))
     size32, size8 = fp32_path.stat().st_size, out_path.stat().st_size
     return {
-        "file": out_path.name, "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations",
-        "calibration": {"dataset": dataset, "split": "train", "images": int(len(calibration))},
+        "file": out_path.name,
+        "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations",
+        "calibration": {"dataset": dataset, "split": "train", "images": len(calibration)},
         "pre_process": pre_note,
-        "test_images": int(len(test_x)),
-        "accuracy_fp32": acc32, "accuracy_int8": acc8, "accuracy_delta": acc8 - acc32,
+        "test_images": len(test_x),
+        "accuracy_fp32": acc32,
+        "accuracy_int8": acc8,
+        "accuracy_delta": acc8 - acc32,
         "top1_agreement": float((pred32 == pred8).mean()),
-        "bytes_fp32": size32, "bytes_int8": size8, "size_ratio": size8 / size32,
+        "bytes_fp32": size32,
+        "bytes_int8": size8,
+        "size_ratio": size8 / size32,
         "latency_ms": {f"batch{b}": {"fp32": round(a, 4), "int8": round(q, 4)} for b, (a, q) in lat.items()},
         "latency_ratio": {f"batch{b}": q / a for b, (a, q) in lat.items()},
         "ratios_note": "size_ratio and latency_ratio are int8 / fp32 (below 1: int8 smaller / faster); onnxruntime CPU, 1 thread",

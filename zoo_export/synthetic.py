@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import string
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -52,15 +53,38 @@ def meta_for(task: str, config: Mapping[str, Any], dataset: str) -> dict[str, An
     """The meta the trainer would have written for data of these sizes."""
     if task == "image-classification":
         c, size, k = config["in_channels"], config["image_size"], config["num_classes"]
-        return {"dataset": dataset, "labels": [f"class-{i}" for i in range(k)], "preprocessing": {"image": {
-            "channels": c, "height": size, "width": size, "color": "L" if c == 1 else "RGB",
-            "mean": [0.286] * c, "std": [0.353] * c, "input_range": [0, 1], "normalisation": "in-graph"}}}
+        return {
+            "dataset": dataset,
+            "labels": [f"class-{i}" for i in range(k)],
+            "preprocessing": {
+                "image": {
+                    "channels": c,
+                    "height": size,
+                    "width": size,
+                    "color": "L" if c == 1 else "RGB",
+                    "mean": [0.286] * c,
+                    "std": [0.353] * c,
+                    "input_range": [0, 1],
+                    "normalisation": "in-graph",
+                }
+            },
+        }
     if task == "image-generation":
         c, size = config["channels"], config["image_size"]
-        return {"dataset": dataset, "labels": None, "preprocessing": {
-            "image": {"channels": c, "height": size, "width": size, "color": "L" if c == 1 else "RGB",
-                      "output_range": [0, 1]},
-            "latent": {"dim": config["latent_dim"], "distribution": "normal"}}}
+        return {
+            "dataset": dataset,
+            "labels": None,
+            "preprocessing": {
+                "image": {
+                    "channels": c,
+                    "height": size,
+                    "width": size,
+                    "color": "L" if c == 1 else "RGB",
+                    "output_range": [0, 1],
+                },
+                "latent": {"dim": config["latent_dim"], "distribution": "normal"},
+            },
+        }
     if task == "text-generation":
         v = _vocab_size(config)
         if v == 4:
@@ -68,21 +92,34 @@ def meta_for(task: str, config: Mapping[str, Any], dataset: str) -> dict[str, An
         else:
             vocab = {"kind": "char", "tokens": list(CHARS[:v]), "unknown": "error"}
         vocab["specials"] = {"pad": None, "bos": None, "eos": None}
-        return {"dataset": dataset, "vocab": vocab,
-                "sampling": {"temperature": 0.8, "top_k": 10, "top_p": 0.95, "max_new_tokens": 200}}
+        return {
+            "dataset": dataset,
+            "vocab": vocab,
+            "sampling": {"temperature": 0.8, "top_k": 10, "top_p": 0.95, "max_new_tokens": 200},
+        }
     if task == "sequence-classification":
         k = config["num_classes"]
         labels = SEQ_LABELS[:k] if k <= len(SEQ_LABELS) else [f"class-{i}" for i in range(k)]
-        return {"dataset": dataset, "labels": labels,
-                "vocab": {"kind": "ids", "size": _vocab_size(config), "specials": {"pad": None, "bos": None, "eos": None}}}
+        return {
+            "dataset": dataset,
+            "labels": labels,
+            "vocab": {"kind": "ids", "size": _vocab_size(config), "specials": {"pad": None, "bos": None, "eos": None}},
+        }
     if task == "seq2seq":
-        return {"dataset": dataset, "vocab": {"kind": "ids", "size": _vocab_size(config),
-                                              "specials": {"pad": config.get("pad_id", 0), "bos": 1, "eos": 2}}}
+        return {
+            "dataset": dataset,
+            "vocab": {
+                "kind": "ids",
+                "size": _vocab_size(config),
+                "specials": {"pad": config.get("pad_id", 0), "bos": 1, "eos": 2},
+            },
+        }
     raise ValueError(f"no synthetic meta for task {task!r}")
 
 
-def write_checkpoint(name: str, path: Path, config: Mapping[str, Any] | None = None, seed: int = 0,
-                     preset: str = "smoke") -> Path:
+def write_checkpoint(
+    name: str, path: Path, config: Mapping[str, Any] | None = None, seed: int = 0, preset: str = "smoke"
+) -> Path:
     """Build registry entry ``name`` (``config`` overrides its tiny_config) and save an untrained checkpoint."""
     from zoo_train.checkpoint import save_checkpoint
     from zoo_train.registry import get_entry
@@ -94,10 +131,13 @@ def write_checkpoint(name: str, path: Path, config: Mapping[str, Any] | None = N
     model = entry.build(**full).eval()
     _settle_batchnorm(model)
     payload = {
-        "model": name, "task": entry.task, "config": full,
+        "model": name,
+        "task": entry.task,
+        "config": full,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": meta_for(entry.task, full, entry.default_dataset),
-        "metrics": {"val_loss": 1.0}, "preset": preset,
+        "metrics": {"val_loss": 1.0},
+        "preset": preset,
         "train_state": {"epoch": 1, "step": 1, "best": 1.0, "stale": 0, "optimizers": [], "rng_cpu": torch.get_rng_state()},
     }
     save_checkpoint(Path(path), payload)

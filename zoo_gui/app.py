@@ -13,9 +13,9 @@ import argparse
 import html
 import platform
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 from PySide6 import __version__ as PYSIDE_VERSION
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal, qVersion
@@ -66,6 +66,7 @@ def _version(*dists: str) -> str | None:
 def about_facts(store: ModelStore | None = None, page: ModelPage | None = None) -> list[tuple[str, str]]:
     """(name, value) rows for the About dialog: versions and execution providers."""
     import numpy
+
     import zoo_runtime
 
     facts = [
@@ -396,7 +397,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.sync()
         self.runner.shutdown(5000)
@@ -416,8 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("paths", nargs="*", metavar="DIR_OR_BUNDLE", help="bundle folders, or folders to search for bundles")
-    parser.add_argument("--device", choices=sorted(DEVICES), default=None, help="where models run (default: the saved setting, else auto)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads per model (default: ONNX Runtime's choice)")
+    parser.add_argument(
+        "--device", choices=sorted(DEVICES), default=None, help="where models run (default: the saved setting, else auto)"
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads per model (default: ONNX Runtime's choice)"
+    )
     parser.add_argument("--page", choices=PAGE_KEYS, default="library", help="page to show first")
     parser.add_argument("--version", action="version", version=f"%(prog)s {zoo_gui.__version__}")
     return parser

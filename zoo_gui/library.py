@@ -13,11 +13,11 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-import zoo_runtime
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+import zoo_runtime
 from zoo_gui.widgets import ERROR_COLOR, heading, hint
 from zoo_gui.workers import Job, Runner, describe_error, emit
 
@@ -404,6 +405,8 @@ class ModelStore(QObject):
         self._pending.clear()
         self._queue.clear()
         emit(self.reset)
+
+
 # --------------------------------------------------------------------------- table
 
 
@@ -439,13 +442,14 @@ class LibraryModel(QAbstractTableModel):
         row = self.row_of(key)
         if row >= 0:
             emit(self.dataChanged, self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.COLUMNS[section]
         return None
@@ -537,7 +541,7 @@ class TaskFilter(QSortFilterProxyModel):
             change()
             self.invalidateFilter()
 
-    def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:
         model = self.sourceModel()
         info: BundleInfo = model.info(row)
         if self.task and info.task != self.task:
@@ -551,8 +555,14 @@ class TaskFilter(QSortFilterProxyModel):
 # --------------------------------------------------------------------------- details
 
 
-TRAINING_ROWS = {"preset": "Preset", "data": "Data", "parameters": "Parameters", "epochs": "Epochs",
-                 "weights_epoch": "Weights from epoch", "steps": "Steps"}
+TRAINING_ROWS = {
+    "preset": "Preset",
+    "data": "Data",
+    "parameters": "Parameters",
+    "epochs": "Epochs",
+    "weights_epoch": "Weights from epoch",
+    "steps": "Steps",
+}
 
 
 def _row(name: str, value: str) -> str:
@@ -594,7 +604,10 @@ def details_html(info: BundleInfo) -> str:
 
     parity = m.get("parity") or {}
     if parity:
-        verdict = {True: "<span style='color:#2e8b57'>passed</span>", False: f"<span style='color:{ERROR_COLOR.name()}'>failed</span>"}
+        verdict = {
+            True: "<span style='color:#2e8b57'>passed</span>",
+            False: f"<span style='color:{ERROR_COLOR.name()}'>failed</span>",
+        }
         parts.append(f"<h3>Parity: {verdict.get(parity.get('passed'), 'unknown')}</h3>")
         tol = parity.get("tolerances") or {}
         if tol:
@@ -624,8 +637,12 @@ def details_html(info: BundleInfo) -> str:
     vocab = m.get("vocab")
     if isinstance(vocab, dict) and vocab.get("tokens") is not None:
         tokens = vocab["tokens"]
-        shown = "".join(repr(str(t))[1:-1] for t in tokens[:80]) if vocab.get("kind") == "char" else " ".join(map(str, tokens[:40]))
-        parts.append(f"<h3>Vocabulary ({len(tokens)} {esc(str(vocab.get('kind', '')))} tokens)</h3><div><code>{esc(shown)}</code></div>")
+        shown = (
+            "".join(repr(str(t))[1:-1] for t in tokens[:80]) if vocab.get("kind") == "char" else " ".join(map(str, tokens[:40]))
+        )
+        parts.append(
+            f"<h3>Vocabulary ({len(tokens)} {esc(str(vocab.get('kind', '')))} tokens)</h3><div><code>{esc(shown)}</code></div>"
+        )
 
     files = m.get("files") or {}
     if files:
@@ -633,7 +650,12 @@ def details_html(info: BundleInfo) -> str:
         for fname, meta in files.items():
             meta = meta or {}
             digest = str(meta.get("sha256", ""))[:16]
-            parts.append(_row(fname, esc(f"{format_size(meta.get('bytes'))}   sha256 {digest}…" if digest else format_size(meta.get("bytes")))))
+            parts.append(
+                _row(
+                    fname,
+                    esc(f"{format_size(meta.get('bytes'))}   sha256 {digest}…" if digest else format_size(meta.get("bytes"))),
+                )
+            )
         parts.append("</table>")
     return "".join(parts)
 
@@ -650,7 +672,9 @@ class LibraryPage(QWidget):
     open_requested = Signal(str)  # bundle key
     scan_finished = Signal()
 
-    def __init__(self, runner: Runner, store: ModelStore, settings: QSettings, extra_paths: Iterable[Path] = (), report_error=None):
+    def __init__(
+        self, runner: Runner, store: ModelStore, settings: QSettings, extra_paths: Iterable[Path] = (), report_error=None
+    ):
         super().__init__()
         self.runner = runner
         self.store = store
@@ -666,7 +690,9 @@ class LibraryPage(QWidget):
 
         # toolbar
         self.open_button = QPushButton(self.style().standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon), "Open Folder…")
-        self.open_button.setToolTip(f"Add a folder of bundles to the library ({QKeySequence('Ctrl+Shift+O').toString(QKeySequence.SequenceFormat.NativeText)})")
+        self.open_button.setToolTip(
+            f"Add a folder of bundles to the library ({QKeySequence('Ctrl+Shift+O').toString(QKeySequence.SequenceFormat.NativeText)})"
+        )
         self.open_button.clicked.connect(self.choose_folder)
         self.refresh_button = QPushButton(self.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload), "Refresh")
         self.refresh_button.setToolTip("Look for bundles again (F5)")
@@ -813,6 +839,7 @@ class LibraryPage(QWidget):
             self.refresh()
             return
         emit(self.scan_finished)
+
     def _on_scanned(self, value: tuple[list[BundleInfo], list[str]]) -> None:
         infos, problems = value
         current = self.current_info()
@@ -920,7 +947,9 @@ class LibraryPage(QWidget):
             self.manifest_view.clear()
             return
         self.summary.setHtml(details_html(info))
-        self.manifest_view.setPlainText(json.dumps(info.manifest, indent=2, ensure_ascii=False) if info.manifest else (info.error or ""))
+        self.manifest_view.setPlainText(
+            json.dumps(info.manifest, indent=2, ensure_ascii=False) if info.manifest else (info.error or "")
+        )
 
     def _open_selected(self) -> None:
         info = self.current_info()

@@ -21,8 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from zoo_runtime.cli import HelpFormatter
 
@@ -71,8 +72,10 @@ def choose_platform(requested: str, argv: Sequence[str]) -> tuple[str, int | Non
             return "xcb", subprocess.call(cmd, env=env)
     if requested == "xcb":
         raise SystemExit("screenshots: --platform xcb needs a DISPLAY or xvfb-run with the xcb libraries")
-    log("no X display and no working xvfb-run: rendering with Qt's offscreen platform instead "
-        "(same widgets, no window system; install Debian's xvfb for real-window screenshots)")
+    log(
+        "no X display and no working xvfb-run: rendering with Qt's offscreen platform instead "
+        "(same widgets, no window system; install Debian's xvfb for real-window screenshots)"
+    )
     return "offscreen", None
 
 
@@ -183,8 +186,9 @@ class Shooter:
         return [f"{t}: {m}" for t, m in self.window.errors[n:]]
 
 
-def pick(infos: list, task: str, prefer: Callable[[Any], bool] = lambda i: False,
-         only: Callable[[Any], bool] = lambda i: True) -> Any | None:
+def pick(
+    infos: list, task: str, prefer: Callable[[Any], bool] = lambda i: False, only: Callable[[Any], bool] = lambda i: True
+) -> Any | None:
     """A loadable bundle of ``task`` (and ``only``), a ``prefer``red one first."""
     mine = [i for i in infos if i.usable and not i.load_error and i.task == task and only(i)]
     mine.sort(key=lambda i: (not prefer(i), i.name))
@@ -248,7 +252,12 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
                 s.shot("classify")
 
         for name, info, prompt, tokens in (
-            ("generate-text", pick(infos, "text-generation", lambda i: "gpt" in i.name, only=lambda i: not is_dna(i)), TEXT_PROMPT, 600),
+            (
+                "generate-text",
+                pick(infos, "text-generation", lambda i: "gpt" in i.name, only=lambda i: not is_dna(i)),
+                TEXT_PROMPT,
+                600,
+            ),
             ("generate-dna", pick(infos, "text-generation", only=is_dna), DNA_PROMPT, 600),
         ):
             if info is None:
@@ -320,8 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runs", default="models_out", help="folder with bundles (models_out/<run>/export)")
     parser.add_argument("--out", default="docs/screenshots", help="where the PNG files go")
-    parser.add_argument("--platform", choices=["auto", "xcb", "offscreen"], default="auto",
-                        help="auto: a real X window (DISPLAY, else xvfb-run), offscreen where neither works")
+    parser.add_argument(
+        "--platform",
+        choices=["auto", "xcb", "offscreen"],
+        default="auto",
+        help="auto: a real X window (DISPLAY, else xvfb-run), offscreen where neither works",
+    )
     parser.add_argument("--images", default=None, help="images for the Classify page (default: Fashion-MNIST test images)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where the models run")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for any one step")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
@@ -66,7 +66,9 @@ def paint_bars(
     for i, (label, probability) in enumerate(bars):
         row = QRectF(rect.left(), y, rect.width(), BAR_HEIGHT)
         label_rect = QRectF(row.left(), row.top(), label_width - 8, row.height())
-        bar_rect = QRectF(row.left() + label_width, row.top() + 3, max(10.0, row.width() - label_width - pct_width), row.height() - 6)
+        bar_rect = QRectF(
+            row.left() + label_width, row.top() + 3, max(10.0, row.width() - label_width - pct_width), row.height() - 6
+        )
         pct_rect = QRectF(bar_rect.right() + 6, row.top(), pct_width, row.height())
         painter.setPen(text_color)
         font = painter.font()
@@ -111,7 +113,7 @@ class ProbabilityBars(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(420, bars_height(len(self._bars)))
 
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+    def paintEvent(self, event) -> None:
         painter = QPainter(self)
         paint_bars(painter, QRectF(self.rect()), self._bars, self.palette(), label_width=min(200.0, self.width() * 0.35))
 
@@ -133,7 +135,7 @@ class ImageView(QWidget):
     def image(self) -> QImage:
         return self._image
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         painter = QPainter(self)
         if self._image.isNull():
             return

@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
@@ -81,7 +82,7 @@ class Job(QObject):
     error = Signal(str)
     finished = Signal()
 
-    def __init__(self, fn: Callable[["Job"], Any], name: str = "") -> None:
+    def __init__(self, fn: Callable[[Job], Any], name: str = "") -> None:
         super().__init__()
         self._fn = fn
         self.name = name or getattr(fn, "__name__", "job")
@@ -105,6 +106,8 @@ class Job(QObject):
             emit(self.result, value)
         finally:
             emit(self.finished)
+
+
 class Runner(QObject):
     """Starts jobs on its own thread pool and keeps them alive until they finish."""
 
@@ -143,6 +146,7 @@ class Runner(QObject):
         self._jobs.discard(job)
         if not self._jobs:
             emit(self.busy_changed, False)
+
     @property
     def busy(self) -> bool:
         return bool(self._jobs)

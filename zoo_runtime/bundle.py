@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from zoo_runtime import schema
 from zoo_runtime.errors import BundleError
@@ -125,7 +126,9 @@ def _open_dir(path: Path, keep_graphs: bool) -> Bundle:
         if data is not None:
             graph_bytes_by_file[name] = data
         size += actual_size
-    graph_bytes = {role: graph_bytes_by_file[g["file"]] for role, g in manifest["graphs"].items() if g["file"] in graph_bytes_by_file}
+    graph_bytes = {
+        role: graph_bytes_by_file[g["file"]] for role, g in manifest["graphs"].items() if g["file"] in graph_bytes_by_file
+    }
     return Bundle(path=path, manifest=manifest, graph_bytes=graph_bytes, size_bytes=size, lone=False)
 
 
@@ -149,13 +152,13 @@ def check_manifest(manifest: Any, where: Path) -> None:
     if missing:
         raise BundleError(f"{where}: manifest lacks {', '.join(missing)}")
     if manifest["complete"] is not True:
-        raise BundleError(f"{where}: bundle is incomplete (\"complete\" is not true): its export did not finish or failed")
+        raise BundleError(f'{where}: bundle is incomplete ("complete" is not true): its export did not finish or failed')
     task = manifest["task"]
     if task not in schema.TASKS:
         raise BundleError(f"{where}: unknown task {task!r}; this runtime knows {', '.join(schema.TASKS)}")
     files = manifest["files"]
     if not isinstance(files, dict) or not files:
-        raise BundleError(f"{where}: \"files\" must be a non-empty object of name -> {{sha256, bytes}}")
+        raise BundleError(f'{where}: "files" must be a non-empty object of name -> {{sha256, bytes}}')
     for name, entry in files.items():
         if not _plain_name(name):
             raise BundleError(f"{where}: file name {name!r} is not a plain file name inside the bundle")
@@ -163,7 +166,7 @@ def check_manifest(manifest: Any, where: Path) -> None:
             raise BundleError(f"{where}: file {name!r} has no valid sha256")
     graphs = manifest["graphs"]
     if not isinstance(graphs, dict):
-        raise BundleError(f"{where}: \"graphs\" must be an object of role -> graph")
+        raise BundleError(f'{where}: "graphs" must be an object of role -> graph')
     for role in schema.REQUIRED_ROLES[task]:
         if role not in graphs:
             raise BundleError(f"{where}: a {task} bundle needs a {role!r} graph; the manifest has {sorted(graphs)}")
@@ -171,7 +174,7 @@ def check_manifest(manifest: Any, where: Path) -> None:
         if not isinstance(graph, dict) or not isinstance(graph.get("file"), str):
             raise BundleError(f"{where}: graph {role!r} names no file")
         if graph["file"] not in files:
-            raise BundleError(f"{where}: graph {role!r} file {graph['file']!r} is not listed (with its sha256) in \"files\"")
+            raise BundleError(f'{where}: graph {role!r} file {graph["file"]!r} is not listed (with its sha256) in "files"')
         for key in ("inputs", "outputs"):
             if not isinstance(graph.get(key), list) or not all(isinstance(t, dict) and "name" in t for t in graph[key]):
                 raise BundleError(f"{where}: graph {role!r} has no valid {key!r} list")
@@ -179,11 +182,7 @@ def check_manifest(manifest: Any, where: Path) -> None:
 
 def _plain_name(name: Any) -> bool:
     return (
-        isinstance(name, str)
-        and name not in ("", ".", "..")
-        and "/" not in name
-        and "\\" not in name
-        and not os.path.isabs(name)
+        isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name and not os.path.isabs(name)
     )
 
 
@@ -201,7 +200,9 @@ def _open_lone(path: Path, keep_graphs: bool) -> Bundle:
     try:
         version = int(props.get(schema.META_SCHEMA_VERSION, "0"))
     except ValueError:
-        raise BundleError(f"{path}: {schema.META_SCHEMA_VERSION} is {props[schema.META_SCHEMA_VERSION]!r}, not an integer") from None
+        raise BundleError(
+            f"{path}: {schema.META_SCHEMA_VERSION} is {props[schema.META_SCHEMA_VERSION]!r}, not an integer"
+        ) from None
     if version > schema.SCHEMA_VERSION:
         raise BundleError(
             f"{path}: bundle schema version {version} is newer than this runtime reads ({schema.SCHEMA_VERSION}); "

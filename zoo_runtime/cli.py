@@ -7,8 +7,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     action = p.add_mutually_exclusive_group()
     action.add_argument("--image", type=Path, nargs="+", metavar="PATH", help="classify image files (image-classification)")
     action.add_argument("--prompt", help="generate text or DNA from this prompt (text-generation)")
-    action.add_argument("--sample", type=positive_int, metavar="N", help="sample N images and write PNGs to --out (image-generation)")
+    action.add_argument(
+        "--sample", type=positive_int, metavar="N", help="sample N images and write PNGs to --out (image-generation)"
+    )
     action.add_argument("--tokens", help='token ids such as "1 2 3" (sequence-classification, seq2seq)')
     p.add_argument("--top-k", type=int, default=None, help="labels to show (--image, default 5) or top-k sampling (--prompt)")
     p.add_argument("--max-new-tokens", type=non_negative_int, default=None, help="tokens to generate (default: the bundle's)")
@@ -137,8 +140,13 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> int:
 
 
 def _base(model: Any) -> dict[str, Any]:
-    return {"bundle": str(model.path), "model": model.name, "task": model.task, "provider": model.provider,
-            "provider_note": model.provider_note}
+    return {
+        "bundle": str(model.path),
+        "model": model.name,
+        "task": model.task,
+        "provider": model.provider,
+        "provider_note": model.provider_note,
+    }
 
 
 def _describe(model: Any, args: argparse.Namespace) -> int:
@@ -151,9 +159,12 @@ def _describe(model: Any, args: argparse.Namespace) -> int:
 def _classify(model: Any, args: argparse.Namespace) -> int:
     top_k = args.top_k if args.top_k is not None else 5
     results = model.classify([str(p) for p in args.image], top_k=top_k)
-    payload = {**_base(model), "results": [
-        {"image": str(path), "predictions": [p._asdict() for p in preds]} for path, preds in zip(args.image, results)
-    ]}
+    payload = {
+        **_base(model),
+        "results": [
+            {"image": str(path), "predictions": [p._asdict() for p in preds]} for path, preds in zip(args.image, results)
+        ],
+    }
     lines = []
     for path, preds in zip(args.image, results):
         lines.append(f"{path}:")
@@ -162,8 +173,15 @@ def _classify(model: Any, args: argparse.Namespace) -> int:
 
 
 def _generate(model: Any, args: argparse.Namespace) -> int:
-    pieces = model.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                            top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop)
+    pieces = model.generate(
+        args.prompt,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop=args.stop,
+    )
     start = time.perf_counter()
     out, count = [], 0
     if not args.json:
@@ -176,8 +194,19 @@ def _generate(model: Any, args: argparse.Namespace) -> int:
             sys.stdout.flush()
     seconds = time.perf_counter() - start
     if args.json:
-        print(json.dumps({**_base(model), "prompt": args.prompt, "text": "".join(out), "pieces": count,
-                          "seconds": round(seconds, 4), "skipped": model.last_skipped}, indent=2))
+        print(
+            json.dumps(
+                {
+                    **_base(model),
+                    "prompt": args.prompt,
+                    "text": "".join(out),
+                    "pieces": count,
+                    "seconds": round(seconds, 4),
+                    "skipped": model.last_skipped,
+                },
+                indent=2,
+            )
+        )
     else:
         sys.stdout.write("\n")
         if model.last_skipped:

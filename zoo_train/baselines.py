@@ -41,8 +41,12 @@ class MarkovResult:
         return self.bits_per_char * math.log(2)
 
     def as_metrics(self, prefix: str = "markov") -> dict[str, float | int]:
-        return {f"{prefix}_bpc": self.bits_per_char, f"{prefix}_nats": self.nats_per_char,
-                f"{prefix}_order": self.order, f"{prefix}_beta": self.beta}
+        return {
+            f"{prefix}_bpc": self.bits_per_char,
+            f"{prefix}_nats": self.nats_per_char,
+            f"{prefix}_order": self.order,
+            f"{prefix}_beta": self.beta,
+        }
 
 
 def max_order_for(vocab_size: int, limit: int) -> int:
@@ -60,7 +64,12 @@ def _lookup(keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> tuple[np
 
 
 def markov_baseline(
-    ids: np.ndarray, split: int, vocab_size: int, *, max_order: int = 8, betas: tuple[float, ...] = DEFAULT_BETAS,
+    ids: np.ndarray,
+    split: int,
+    vocab_size: int,
+    *,
+    max_order: int = 8,
+    betas: tuple[float, ...] = DEFAULT_BETAS,
     positions: np.ndarray | None = None,
 ) -> MarkovResult:
     """Fit orders 0..max_order on ``ids[:split]``, measure bits/char on ``ids[split:]`` (or only at
@@ -106,5 +115,6 @@ def markov_baseline(
                 best = (bpc, k, beta)
         by_order[k] = min(scores)
     assert best is not None
-    return MarkovResult(order=best[1], beta=best[2], bits_per_char=best[0], vocab_size=vocab_size,
-                        eval_chars=len(targets), by_order=by_order)
+    return MarkovResult(
+        order=best[1], beta=best[2], bits_per_char=best[0], vocab_size=vocab_size, eval_chars=len(targets), by_order=by_order
+    )

@@ -30,45 +30,75 @@ EXAMPLES = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="zoo-train", description=__doc__, epilog=EXAMPLES,
+        prog="zoo-train",
+        description=__doc__,
+        epilog=EXAMPLES,
         formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=36),
     )
     p.add_argument("model", nargs="?", help="registry name of the model (see --list)")
     p.add_argument("--all", action="store_true", help="train every registered model (optionally only --task)")
     p.add_argument("--task", help="with --all/--list: only models of this task kind")
     p.add_argument("--list", action="store_true", help="list the models with task, default dataset, parameters and extra presets")
-    p.add_argument("--preset", choices=PRESETS + OPTIONAL_PRESETS, default="quick",
-                   help="recipe size: smoke (seconds), quick (minutes on a CPU), full (quality; for a GPU), speedrun "
-                        "(the shortest schedule known to reach the target; only some models, see --list) "
-                        "(default: %(default)s)")
+    p.add_argument(
+        "--preset",
+        choices=PRESETS + OPTIONAL_PRESETS,
+        default="quick",
+        help="recipe size: smoke (seconds), quick (minutes on a CPU), full (quality; for a GPU), speedrun "
+        "(the shortest schedule known to reach the target; only some models, see --list) "
+        "(default: %(default)s)",
+    )
     p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
     p.add_argument("--text", dest="data", metavar="PATH", help="a UTF-8 text file for the text models (same as --data PATH)")
-    p.add_argument("--data-dir", type=existing_folder, help="where to look for datasets first (then $ZOO_DATA, ~/.cache/model-zoo, system copies)")
+    p.add_argument(
+        "--data-dir",
+        type=existing_folder,
+        help="where to look for datasets first (then $ZOO_DATA, ~/.cache/model-zoo, system copies)",
+    )
     p.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     p.add_argument("--batch-size", type=positive_int, help="override the recipe's global batch size")
     p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=Path("models_out"), help="output root; the run goes to OUT/RUN_NAME (default: %(default)s)")
+    p.add_argument(
+        "--out", type=Path, default=Path("models_out"), help="output root; the run goes to OUT/RUN_NAME (default: %(default)s)"
+    )
     p.add_argument("--run-name", help="run directory name (default: the model name)")
     again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue from the run's checkpoints/last.pt (a changed --epochs, --batch-size or --lr is "
-                            "reported and recomputes the learning-rate schedule from there, e.g. to train longer); "
-                            "with --all, also skip the models already trained with this preset and start those never started")
-    again.add_argument("--overwrite", action="store_true",
-                       help="delete a run already in OUT/RUN_NAME and train from scratch (without this or --resume, "
-                            "zoo-train refuses to train over an existing run)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="training arithmetic: auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 (also on a CPU: "
-                        "1.1-2.1x faster on CPUs with AMX, see benchmarks/RESULTS.md; possibly slower than fp32 on CPUs without "
-                        "bf16 instructions) or fp32 (default: %(default)s)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (falls back to eager if it cannot); summary.json gives the seconds "
-                        "spent compiling apart (compile_seconds)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model config field (VALUE parsed as JSON, else a string); repeatable")
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the run's checkpoints/last.pt (a changed --epochs, --batch-size or --lr is "
+        "reported and recomputes the learning-rate schedule from there, e.g. to train longer); "
+        "with --all, also skip the models already trained with this preset and start those never started",
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete a run already in OUT/RUN_NAME and train from scratch (without this or --resume, "
+        "zoo-train refuses to train over an existing run)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="training arithmetic: auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 (also on a CPU: "
+        "1.1-2.1x faster on CPUs with AMX, see benchmarks/RESULTS.md; possibly slower than fp32 on CPUs without "
+        "bf16 instructions) or fp32 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (falls back to eager if it cannot); summary.json gives the seconds "
+        "spent compiling apart (compile_seconds)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model config field (VALUE parsed as JSON, else a string); repeatable",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -131,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.model and args.model not in list_models():
         parser.error(f"unknown model {args.model!r}; known: {', '.join(list_models())}")
     # Classifiers first: the GAN's Frechet distance is measured in a trained classifier's feature space.
-    names = sorted(list_models(args.task), key=lambda n: get_entry(n).task != "image-classification") if args.all else [args.model]
+    names = (
+        sorted(list_models(args.task), key=lambda n: get_entry(n).task != "image-classification") if args.all else [args.model]
+    )
     if args.all and not names:
         parser.error(f"no models of task {args.task!r}")
     if args.preset in OPTIONAL_PRESETS:
@@ -147,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         # Checked for every model first: --all should not train half the zoo and then stop at a run it would destroy.
         in_the_way = [f"{run_dir}: {what}" for run_dir in run_dirs.values() if (what := existing_run(run_dir)) is not None]
         if in_the_way:
-            print("zoo-train: error: training would replace\n  " + "\n  ".join(in_the_way)
-                  + "\n--resume continues, --overwrite replaces, --out or --run-name trains elsewhere", file=sys.stderr)
+            print(
+                "zoo-train: error: training would replace\n  "
+                + "\n  ".join(in_the_way)
+                + "\n--resume continues, --overwrite replaces, --out or --run-name trains elsewhere",
+                file=sys.stderr,
+            )
             return 2
 
     failures: list[str] = []
@@ -162,18 +198,34 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             resume = plan == "resume"
         config = TrainConfig(
-            model=name, preset=args.preset, data=None if args.all else args.data, data_dir=args.data_dir,
-            out=args.out, run_name=None if args.all else args.run_name, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device, seed=args.seed,
-            resume=resume, overwrite=args.overwrite, precision=args.precision, compile=args.compile, show_progress=not args.quiet,
+            model=name,
+            preset=args.preset,
+            data=None if args.all else args.data,
+            data_dir=args.data_dir,
+            out=args.out,
+            run_name=None if args.all else args.run_name,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            max_steps=args.max_steps,
+            device=args.device,
+            seed=args.seed,
+            resume=resume,
+            overwrite=args.overwrite,
+            precision=args.precision,
+            compile=args.compile,
+            show_progress=not args.quiet,
             model_overrides=overrides,
         )
         try:
             run_dir = train(config)
         except KeyboardInterrupt:
             last = run_dirs[name] / "checkpoints" / "last.pt"
-            kept = (f"{last} holds the last finished epoch; add --resume to go on from it" if last.exists()
-                    else "no epoch had finished, so there is nothing to resume")
+            kept = (
+                f"{last} holds the last finished epoch; add --resume to go on from it"
+                if last.exists()
+                else "no epoch had finished, so there is nothing to resume"
+            )
             print(f"\nzoo-train: {name}: stopped; {kept}", file=sys.stderr)
             return 130
         except (DataError, CheckpointError) as exc:

@@ -1,9 +1,9 @@
 """Tables of what was trained and exported, built from the runs' own metrics files (never typed by hand).
 
-    python -m zoo_train.report --runs models_out                      print the table
-    python -m zoo_train.report --runs models_out --readme README.md   refresh the README's table
-    python -m zoo_train.report --runs runs_full models_out --quality docs/QUALITY.md
-                                          full runs where made, the demo's quick runs elsewhere
+python -m zoo_train.report --runs models_out                      print the table
+python -m zoo_train.report --runs models_out --readme README.md   refresh the README's table
+python -m zoo_train.report --runs runs_full models_out --quality docs/QUALITY.md
+                                      full runs where made, the demo's quick runs elsewhere
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import argparse
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from zoo_train.data.paths import output_file_problem
 from zoo_train.registry import BY_THOROUGHNESS, ModelEntry, get_entry, list_models
@@ -25,10 +26,25 @@ README_END = "<!-- zoo-table:end -->"
 # Tables a task writes beside its runs, comparing them; shown before the task's first model.
 SIDE_BY_SIDE = {"sequence-classification": "sequence-classification.md"}
 # Secondary figures worth a line in docs/QUALITY.md when a run reports them.
-DETAIL_KEYS = ("test_loss", "macro_f1", "majority_class_accuracy", "val_bpc", "val_perplexity", "markov_order",
-               "uniform_bpc", "chance_accuracy", "order_blind_ceiling", "seconds_per_epoch", "test_token_accuracy",
-               "fid_features", "fid_untrained", "fid_real_train", "fd_pixels", "fd_pixels_untrained",
-               "sample_class_counts")
+DETAIL_KEYS = (
+    "test_loss",
+    "macro_f1",
+    "majority_class_accuracy",
+    "val_bpc",
+    "val_perplexity",
+    "markov_order",
+    "uniform_bpc",
+    "chance_accuracy",
+    "order_blind_ceiling",
+    "seconds_per_epoch",
+    "test_token_accuracy",
+    "fid_features",
+    "fid_untrained",
+    "fid_real_train",
+    "fd_pixels",
+    "fd_pixels_untrained",
+    "sample_class_counts",
+)
 ARTEFACTS = ("curves.png", "confusion_matrix.png", "predictions.png", "samples.png", "samples.txt")
 
 
@@ -70,7 +86,7 @@ def headline(summary: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def device_label(summary: dict[str, Any]) -> str:
-    """"NVIDIA H100 80GB HBM3" for CUDA runs, "CPU (x86_64)" for CPU runs; ", bf16" for a CPU run in bf16."""
+    """ "NVIDIA H100 80GB HBM3" for CUDA runs, "CPU (x86_64)" for CPU runs; ", bf16" for a CPU run in bf16."""
     device, name = str(summary.get("device", "?")), summary.get("device_name")
     if device.startswith("cuda"):
         return name or device
@@ -95,8 +111,10 @@ def target_status(name: str, summary: dict[str, Any], explain_preset: bool = Fal
 
 
 def markdown_table(records: list[dict[str, Any]]) -> str:
-    rows = ["| model | task | data | params | metric | value | baseline | baseline value | target | train s | device | bundle |",
-            "|---|---|---|---:|---|---:|---|---:|---|---:|---|---|"]
+    rows = [
+        "| model | task | data | params | metric | value | baseline | baseline value | target | train s | device | bundle |",
+        "|---|---|---|---:|---|---:|---|---:|---|---:|---|---|",
+    ]
     for record in records:
         s = record["summary"]
         metric, value, base_name, base_value = headline(s)
@@ -115,9 +133,18 @@ def text_table(records: list[dict[str, Any]]) -> str:
     for record in records:
         s = record["summary"]
         metric, value, base_name, base_value = headline(s)
-        rows.append((record["name"], s.get("task", ""), f"{s.get('parameters', 0):,}", metric, value,
-                     f"{base_name} {base_value}" if base_name else "—", f"{s.get('train_seconds', 0):.0f}",
-                     bundle_status(record["manifest"])))
+        rows.append(
+            (
+                record["name"],
+                s.get("task", ""),
+                f"{s.get('parameters', 0):,}",
+                metric,
+                value,
+                f"{base_name} {base_value}" if base_name else "—",
+                f"{s.get('train_seconds', 0):.0f}",
+                bundle_status(record["manifest"]),
+            )
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
 
@@ -144,7 +171,7 @@ def update_readme(readme: Path, text: str, table: str) -> None:
 
 
 def preset_label(entry: ModelEntry, summary: dict[str, Any]) -> str:
-    """"full, 40 epochs", or "full, 4 of 25 epochs" for a run shorter than its recipe that did not stop early."""
+    """ "full, 40 epochs", or "full, 4 of 25 epochs" for a run shorter than its recipe that did not stop early."""
     preset, run = summary.get("preset"), summary.get("epochs_run") or 0
     if preset in entry.recipes and not summary.get("stopped_early") and run < entry.recipe(preset).epochs:
         return f"{preset}, {run} of {entry.recipe(preset).epochs} epochs"
@@ -208,17 +235,24 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> list[str]:
     assets = out.parent / "quality"
     assets.mkdir(parents=True, exist_ok=True)
     fresh = {record["name"] for record in records}
-    kept = {name: entry for name, entry in (previous_entries(out.read_text()) if out.exists() else {}).items()
-            if name not in fresh}
+    kept = {
+        name: entry for name, entry in (previous_entries(out.read_text()) if out.exists() else {}).items() if name not in fresh
+    }
     order = [name for name in list_models() if name in fresh or name in kept]
     overview = markdown_table(records).splitlines()
     rows = dict(zip([record["name"] for record in records], overview[2:]))
-    header = ["# Quality of the zoo", "",
-             "Generated by `python -m zoo_train.report --quality` from each run's `summary.json`; figures are on "
-             "held-out data (validation or test split as stated), never on training data. Each model's run is "
-             "its most thorough one found (a model with no run at hand keeps its entry from the last report); "
-             "the targets are those of the `full` recipe, so a quick run is not expected to meet them.", "",
-             *overview[:2], *(rows[name] if name in rows else kept[name][0] for name in order), ""]
+    header = [
+        "# Quality of the zoo",
+        "",
+        "Generated by `python -m zoo_train.report --quality` from each run's `summary.json`; figures are on "
+        "held-out data (validation or test split as stated), never on training data. Each model's run is "
+        "its most thorough one found (a model with no run at hand keeps its entry from the last report); "
+        "the targets are those of the `full` recipe, so a quick run is not expected to meet them.",
+        "",
+        *overview[:2],
+        *(rows[name] if name in rows else kept[name][0] for name in order),
+        "",
+    ]
     sections: dict[str, list[str]] = {name: [kept[name][1], ""] for name in kept}
     shown_tables: set[Path] = set()
     for record in records:
@@ -231,14 +265,21 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> list[str]:
         if entry.task in SIDE_BY_SIDE and table.is_file() and table not in shown_tables:
             shown_tables.add(table)
             lines += [table.read_text().replace("\n# ", "\n### ").replace("# ", "### ", 1).rstrip(), ""]
-        lines += [f"## {record['name']}", "", f"*{entry.description}*", "",
-                  f"- data: {s.get('data')}", f"- split: {s.get('split', 'see data line')}",
-                  f"- {metric}: **{value}**" + (f" (baseline {base_name}: {base_value})" if base_name else ""),
-                  f"- target: {target_status(record['name'], s, explain_preset=True)}",
-                  f"- preset {preset_label(entry, s)}, {s.get('steps')} steps, "
-                  f"{s.get('train_seconds', 0):.0f} s of training on {device_label(s)}"
-                  f" (world size {s.get('world_size', 1)})",
-                  f"- parameters: {s.get('parameters', 0):,}", f"- model: {trained_model(entry, record['dir'])}"]
+        lines += [
+            f"## {record['name']}",
+            "",
+            f"*{entry.description}*",
+            "",
+            f"- data: {s.get('data')}",
+            f"- split: {s.get('split', 'see data line')}",
+            f"- {metric}: **{value}**" + (f" (baseline {base_name}: {base_value})" if base_name else ""),
+            f"- target: {target_status(record['name'], s, explain_preset=True)}",
+            f"- preset {preset_label(entry, s)}, {s.get('steps')} steps, "
+            f"{s.get('train_seconds', 0):.0f} s of training on {device_label(s)}"
+            f" (world size {s.get('world_size', 1)})",
+            f"- parameters: {s.get('parameters', 0):,}",
+            f"- model: {trained_model(entry, record['dir'])}",
+        ]
         lines += [f"- {key}: {_fmt(s[key])}" for key in DETAIL_KEYS if key in s] + [""]
         for name in ARTEFACTS:
             source = record["dir"] / name
@@ -258,23 +299,29 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoo_train.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, nargs="+", default=[Path("models_out")],
-                        help="output roots of zoo-train; a model found in several is taken from its most thorough "
-                             "preset (full > quick > smoke) (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo_train.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        nargs="+",
+        default=[Path("models_out")],
+        help="output roots of zoo-train; a model found in several is taken from its most thorough "
+        "preset (full > quick > smoke) (default: %(default)s)",
+    )
     parser.add_argument("--readme", type=Path, help="rewrite the table between the zoo-table markers of this file")
     parser.add_argument("--quality", type=Path, help="write a quality report (markdown + pictures beside it)")
     args = parser.parse_args(argv)
     records = load_runs(args.runs)
     if not records:
-        print(f"{', '.join(map(str, args.runs))}: no trained runs (no */summary.json); run `zoo-train --all` first",
-              file=sys.stderr)
+        print(
+            f"{', '.join(map(str, args.runs))}: no trained runs (no */summary.json); run `zoo-train --all` first", file=sys.stderr
+        )
         return 2
     try:
         readme = readme_text(args.readme) if args.readme else None
-        quality_problem = args.quality and output_file_problem(
-            args.quality, "--quality", "markdown file (e.g. docs/QUALITY.md)")
+        quality_problem = args.quality and output_file_problem(args.quality, "--quality", "markdown file (e.g. docs/QUALITY.md)")
         if quality_problem:
             raise ReportError(quality_problem)
     except ReportError as exc:

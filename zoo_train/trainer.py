@@ -15,9 +15,10 @@ import shutil
 import sys
 import time
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -28,7 +29,6 @@ from zoo_train.checkpoint import load_checkpoint, save_checkpoint
 from zoo_train.data.paths import file_in_the_way
 from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, ResidentLoader, TaskData, get_task
-
 
 # Reading a loss on the host waits for the GPU to finish its step, so that it then idles while Python queues the
 # next one: for the zoo's small models that queueing is a large part of a step. Losses wait on the device and are
@@ -104,8 +104,8 @@ class GlobalBatchSampler(Sampler[int]):
         order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
         local = self.global_batch // self.world
         for start in range(0, self.length, self.global_batch):
-            chunk = order[start:start + self.global_batch]
-            yield from chunk[self.rank * local:(self.rank + 1) * local].tolist()
+            chunk = order[start : start + self.global_batch]
+            yield from chunk[self.rank * local : (self.rank + 1) * local].tolist()
 
     def __len__(self) -> int:
         local = self.global_batch // self.world
@@ -154,8 +154,12 @@ def _config_value_problem(kind: Any, name: str, value: Any) -> str | None:
     if typing.get_origin(kind) is tuple:
         args = typing.get_args(kind)
         length = None if Ellipsis in args else len(args)
-        ok = (isinstance(value, (list, tuple)) and len(value) >= 1 and (length is None or len(value) == length)
-              and all(_is_count(v, 1) for v in value))
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) >= 1
+            and (length is None or len(value) == length)
+            and all(_is_count(v, 1) for v in value)
+        )
         size = "one or more" if length is None else str(length)
         return None if ok else f"takes a list of {size} whole numbers, each at least 1 (e.g. [32, 64])"
     return None
@@ -176,8 +180,9 @@ def build_config(entry: ModelEntry, data: TaskData, recipe: Recipe, overrides: d
     return asdict(entry.config_cls(**config))
 
 
-def note_recipe_changes(resume_state: dict[str, Any], recipe: dict[str, Any], checkpoint: Path, step: int,
-                        lr_fraction: float, logger: RunLogger) -> None:
+def note_recipe_changes(
+    resume_state: dict[str, Any], recipe: dict[str, Any], checkpoint: Path, step: int, lr_fraction: float, logger: RunLogger
+) -> None:
     """Say on stderr and in metrics.jsonl how a resumed run's recipe differs from the checkpoint's.
 
     Training longer (--epochs) or with another batch size or learning rate on --resume is allowed, but
@@ -193,8 +198,11 @@ def note_recipe_changes(resume_state: dict[str, Any], recipe: dict[str, Any], ch
     if not changed:
         return
     listed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
-    print(f"{checkpoint}: resumed with a changed recipe ({listed}); the learning-rate schedule is recomputed "
-          f"for it, so from step {step} the learning rate is {lr_fraction:.0%} of its peak", file=sys.stderr)
+    print(
+        f"{checkpoint}: resumed with a changed recipe ({listed}); the learning-rate schedule is recomputed "
+        f"for it, so from step {step} the learning rate is {lr_fraction:.0%} of its peak",
+        file=sys.stderr,
+    )
     logger.log({"kind": "resume", "step": step, "changed": changed})
 
 
@@ -248,7 +256,9 @@ def plot_curves(out_dir: Path, records: list[dict[str, Any]]) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted({k for r in epochs for k, v in r.items() if isinstance(v, (int, float)) and k not in ("epoch", "step", "lr", "seconds")})
+    keys = sorted(
+        {k for r in epochs for k, v in r.items() if isinstance(v, (int, float)) and k not in ("epoch", "step", "lr", "seconds")}
+    )
     loss_keys = [k for k in keys if "loss" in k]
     other_keys = [k for k in keys if k not in loss_keys]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -272,7 +282,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """"bf16" or "fp32" for the training steps on ``device``.
+    """ "bf16" or "fp32" for the training steps on ``device``.
 
     "auto" is bf16 on CUDA only: on a CPU, bf16 autocast's speed depends on the CPU (1.1-2.1x faster
     with AMX, measured per model; emulated without bf16 instructions) and its numerics differ from a
@@ -356,8 +366,10 @@ def existing_run(run_dir: Path) -> str | None:
             return "holds a finished run"
         figure = f", {headline}" if (headline := headline_text(summary)) else ""
         epochs = summary.get("epochs_run")
-        return (f"holds a finished {summary.get('preset')} run of {summary.get('model')} "
-                f"({epochs} epoch{'' if epochs == 1 else 's'}{figure})")
+        return (
+            f"holds a finished {summary.get('preset')} run of {summary.get('model')} "
+            f"({epochs} epoch{'' if epochs == 1 else 's'}{figure})"
+        )
     if last_path.is_file():
         return f"holds an unfinished run ({last_path.relative_to(run_dir)})"
     return None  # at most a run stopped before its first epoch: nothing to lose
@@ -367,9 +379,7 @@ def train(cfg: TrainConfig) -> Path:
     """Train one registered model; returns its run directory."""
     entry = get_entry(cfg.model)
     task = get_task(entry.task)
-    recipe = entry.recipe(cfg.preset).replace(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.max_steps
-    )
+    recipe = entry.recipe(cfg.preset).replace(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.max_steps)
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     dist_info = init_distributed(device)
@@ -380,8 +390,9 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
     replaced = None if cfg.resume else existing_run(run_dir)
     if replaced is not None and not cfg.overwrite:
-        raise ValueError(f"{run_dir}: {replaced}; --resume continues it, --overwrite replaces it, "
-                         f"--run-name NAME trains beside it")
+        raise ValueError(
+            f"{run_dir}: {replaced}; --resume continues it, --overwrite replaces it, --run-name NAME trains beside it"
+        )
     if dist_info.world_size > 1:
         dist.barrier()  # every rank has looked at the run folder before the main one replaces it
 
@@ -441,10 +452,17 @@ def train(cfg: TrainConfig) -> Path:
     def batches(dataset: Any, batch_size: int, order: Sampler[int] | None, train: bool) -> BatchLoader:
         # Built once per run: a resident dataset is copied to the device once, not once an epoch.
         if cfg.resident_data and isinstance(dataset, TensorDataset):
-            return ResidentLoader(dataset.tensors, order if order is not None else range(len(dataset)), batch_size,
-                                  device, data.batch_transform, train=train)
-        loader = task.make_loader(dataset, batch_size, train=train, data=data, generator=None, sampler=order,
-                                  pin_memory=device.type == "cuda")
+            return ResidentLoader(
+                dataset.tensors,
+                order if order is not None else range(len(dataset)),
+                batch_size,
+                device,
+                data.batch_transform,
+                train=train,
+            )
+        loader = task.make_loader(
+            dataset, batch_size, train=train, data=data, generator=None, sampler=order, pin_memory=device.type == "cuda"
+        )
         return DeviceLoader(loader, device, data.batch_transform, train=train)
 
     train_loader = batches(data.train, per_rank_batch, sampler, train=True)
@@ -457,23 +475,50 @@ def train(cfg: TrainConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, dist_info.is_main, resume=cfg.resume)
     if dist_info.is_main:
-        (run_dir / "run.json").write_text(json.dumps({
-            "model": entry.name, "task": entry.task, "preset": cfg.preset, "recipe": recipe_record,
-            "config": config, "data": data.description, "device": str(device), "precision": precision, "seed": cfg.seed,
-            "world_size": dist_info.world_size, "parameters": count_parameters(model),
-        }, indent=2))
+        (run_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    "model": entry.name,
+                    "task": entry.task,
+                    "preset": cfg.preset,
+                    "recipe": recipe_record,
+                    "config": config,
+                    "data": data.description,
+                    "device": str(device),
+                    "precision": precision,
+                    "seed": cfg.seed,
+                    "world_size": dist_info.world_size,
+                    "parameters": count_parameters(model),
+                },
+                indent=2,
+            )
+        )
 
     if resume_state is not None and dist_info.is_main:
-        note_recipe_changes(resume_state, recipe_record, last_path, step,
-                            lr_factor(step, total_steps, recipe.warmup_steps, recipe.final_lr_fraction), logger)
+        note_recipe_changes(
+            resume_state,
+            recipe_record,
+            last_path,
+            step,
+            lr_factor(step, total_steps, recipe.warmup_steps, recipe.final_lr_fraction),
+            logger,
+        )
 
     def checkpoint_payload(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
-            "model": entry.name, "task": entry.task, "config": config,
+            "model": entry.name,
+            "task": entry.task,
+            "config": config,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "meta": data.meta, "metrics": metrics, "preset": cfg.preset, "recipe": recipe_record,
+            "meta": data.meta,
+            "metrics": metrics,
+            "preset": cfg.preset,
+            "recipe": recipe_record,
             "train_state": {
-                "epoch": epoch, "step": step, "best": best, "stale": stale,
+                "epoch": epoch,
+                "step": step,
+                "best": best,
+                "stale": stale,
                 "optimizers": [opt.state_dict() for opt in optimizers],
                 "rng_cpu": torch.get_rng_state(),
             },
@@ -492,7 +537,7 @@ def train(cfg: TrainConfig) -> Path:
         began = time.perf_counter()
         try:
             logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
-        except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
+        except Exception as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             print(f"torch.compile failed at step {step + 1} ({type(exc).__name__}: {first_line}); training eagerly")
             for opt in optimizers:
@@ -502,8 +547,15 @@ def train(cfg: TrainConfig) -> Path:
             return task.fit_batch(train_model, batch, optimizers, recipe, autocast)
         synchronize(device)
         compiled_shapes.add(shape)
-        logger.log({"kind": "compile", "step": step, "compiled": True, "batch_shape": [list(s) for s in shape],
-                    "seconds": round(time.perf_counter() - began, 3)})
+        logger.log(
+            {
+                "kind": "compile",
+                "step": step,
+                "compiled": True,
+                "batch_shape": [list(s) for s in shape],
+                "seconds": round(time.perf_counter() - began, 3),
+            }
+        )
         return logs
 
     def settle_losses(losses: list[torch.Tensor], epoch: int) -> float:
@@ -536,8 +588,9 @@ def train(cfg: TrainConfig) -> Path:
         epoch_start = time.perf_counter()
         epoch_first_step, loss_sum = step, 0.0
         pending: list[torch.Tensor] = []
-        bar = _progress(train_loader, steps_per_epoch, f"{entry.name} {epoch + 1}/{recipe.epochs}",
-                        cfg.show_progress and dist_info.is_main)
+        bar = _progress(
+            train_loader, steps_per_epoch, f"{entry.name} {epoch + 1}/{recipe.epochs}", cfg.show_progress and dist_info.is_main
+        )
         for batch_index, batch in enumerate(bar):
             if batch_index >= steps_per_epoch or step >= total_steps:
                 break
@@ -566,8 +619,14 @@ def train(cfg: TrainConfig) -> Path:
             best, stale = score, 0
         else:
             stale += 1
-        record = {"kind": "epoch", "epoch": epoch + 1, "step": step, "lr": optimizers[0].param_groups[0]["lr"],
-                  "seconds": round(time.perf_counter() - epoch_start, 3), **metrics}
+        record = {
+            "kind": "epoch",
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": optimizers[0].param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - epoch_start, 3),
+            **metrics,
+        }
         logger.log(record)
         if dist_info.is_main:
             task.epoch_end(model, data, run_dir, epoch + 1, device)
@@ -593,15 +652,26 @@ def train(cfg: TrainConfig) -> Path:
         report = task.final_report(model, data, run_dir, device, recipe)
         records = read_metrics(run_dir)
         summary = {
-            "model": entry.name, "task": entry.task, "preset": cfg.preset, "data": data.description,
-            "parameters": count_parameters(model), "device": str(device), "device_name": _device_name(device),
+            "model": entry.name,
+            "task": entry.task,
+            "preset": cfg.preset,
+            "data": data.description,
+            "parameters": count_parameters(model),
+            "device": str(device),
+            "device_name": _device_name(device),
             "precision": precision,
-            "world_size": dist_info.world_size, "epochs_run": epoch0 + epochs_this_run, "steps": step,
+            "world_size": dist_info.world_size,
+            "epochs_run": epoch0 + epochs_this_run,
+            "steps": step,
             "train_seconds": round(sum(r.get("seconds", 0.0) for r in records if r.get("kind") == "epoch"), 2),
             # Part of train_seconds: the steps in which torch.compile compiled.
             "compile_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "compile" and r["compiled"]), 2),
-            "wall_seconds_this_run": round(train_seconds, 2), "stopped_early": stopped_early,
-            "primary_metric": task.primary_metric, "best_val": best, "final_val": metrics, **report,
+            "wall_seconds_this_run": round(train_seconds, 2),
+            "stopped_early": stopped_early,
+            "primary_metric": task.primary_metric,
+            "best_val": best,
+            "final_val": metrics,
+            **report,
         }
         (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
         plot_curves(run_dir, records)
@@ -641,7 +711,7 @@ def compile_for_training(model: nn.Module) -> nn.Module:
     """``torch.compile(model)``, or ``model`` itself (with a message) where this machine cannot compile."""
     try:
         return torch.compile(model)
-    except Exception as exc:  # noqa: BLE001 - any backend failure means: run eager
+    except Exception as exc:
         print(f"torch.compile unavailable ({type(exc).__name__}: {exc}); training eagerly")
         return model
 

@@ -65,16 +65,24 @@ class ImageClassificationExporter(TaskExporter):
                 f"{k} labels expect [{EXPORT_BATCH}, {k}]"
             )
         cases = [ParityCase((torch.rand(n, c, h, w, generator=gen),), {"batch": n}) for n in PARITY_BATCHES]
-        return [GraphSpec(
-            role="model", module=wrapper,
-            inputs=[TensorSpec("image", "float32", ("batch", c, h, w))],
-            outputs=[TensorSpec("logits", "float32", ("batch", k), kind="logits")],
-            example=example, cases=cases,
-        )]
+        return [
+            GraphSpec(
+                role="model",
+                module=wrapper,
+                inputs=[TensorSpec("image", "float32", ("batch", c, h, w))],
+                outputs=[TensorSpec("logits", "float32", ("batch", k), kind="logits")],
+                example=example,
+                cases=cases,
+            )
+        ]
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
-        return {"labels": list(ctx.meta["labels"]), "vocab": None,
-                "preprocessing": {"image": dict(image_block(ctx))}, "generation": None}
+        return {
+            "labels": list(ctx.meta["labels"]),
+            "vocab": None,
+            "preprocessing": {"image": dict(image_block(ctx))},
+            "generation": None,
+        }
 
     def calibration_and_test(
         self, ctx: BundleContext, data_dir: Path | None, calibration: int, test: int

@@ -45,12 +45,16 @@ class ImageGenerationExporter(TaskExporter):
         c, h, w = self._output_shape(ctx)
         gen = generator_seed(ctx.name)
         cases = [ParityCase((torch.randn(n, z_dim, generator=gen),), {"batch": n}) for n in PARITY_BATCHES]
-        return [GraphSpec(
-            role="model", module=PixelGenerator(ctx.model).eval(),
-            inputs=[TensorSpec("z", "float32", ("batch", z_dim))],
-            outputs=[TensorSpec("image", "float32", ("batch", c, h, w), kind="image")],
-            example=(torch.randn(EXPORT_BATCH, z_dim, generator=gen),), cases=cases,
-        )]
+        return [
+            GraphSpec(
+                role="model",
+                module=PixelGenerator(ctx.model).eval(),
+                inputs=[TensorSpec("z", "float32", ("batch", z_dim))],
+                outputs=[TensorSpec("image", "float32", ("batch", c, h, w), kind="image")],
+                example=(torch.randn(EXPORT_BATCH, z_dim, generator=gen),),
+                cases=cases,
+            )
+        ]
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
         c, h, w = self._output_shape(ctx)

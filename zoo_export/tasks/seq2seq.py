@@ -42,7 +42,7 @@ class Decoder(nn.Module):
 
 
 def _specials(ctx: BundleContext) -> dict[str, int | None]:
-    specials = dict(((ctx.meta.get("vocab") or {}).get("specials") or {}))
+    specials = dict((ctx.meta.get("vocab") or {}).get("specials") or {})
     pad = specials.get("pad", getattr(ctx.model, "pad_id", 0))
     return {"pad": pad, "bos": specials.get("bos"), "eos": specials.get("eos")}
 
@@ -102,25 +102,36 @@ class Seq2SeqExporter(TaskExporter):
             enc_cases.append(ParityCase((src,), {"batch": batch, "src_time": s_len}))
             with torch.no_grad():
                 memory = encoder(src)
-            dec_cases.append(ParityCase((self._targets(ctx, batch, t_len, gen), memory, src),
-                                        {"batch": batch, "tgt_time": t_len, "src_time": s_len}))
+            dec_cases.append(
+                ParityCase(
+                    (self._targets(ctx, batch, t_len, gen), memory, src), {"batch": batch, "tgt_time": t_len, "src_time": s_len}
+                )
+            )
         with torch.no_grad():
             mem_ex = encoder(src_ex)
         bounds = {"src_time": max_len, "tgt_time": max_len}
         return [
             GraphSpec(
-                role="encoder", module=encoder,
+                role="encoder",
+                module=encoder,
                 inputs=[TensorSpec("src", "int64", ("batch", "src_time"))],
                 outputs=[TensorSpec("memory", "float32", ("batch", "src_time", d_model), kind="memory")],
-                example=(src_ex,), cases=enc_cases, dim_max=bounds,
+                example=(src_ex,),
+                cases=enc_cases,
+                dim_max=bounds,
             ),
             GraphSpec(
-                role="decoder", module=Decoder(model).eval(),
-                inputs=[TensorSpec("tgt", "int64", ("batch", "tgt_time")),
-                        TensorSpec("memory", "float32", ("batch", "src_time", d_model)),
-                        TensorSpec("src", "int64", ("batch", "src_time"))],
+                role="decoder",
+                module=Decoder(model).eval(),
+                inputs=[
+                    TensorSpec("tgt", "int64", ("batch", "tgt_time")),
+                    TensorSpec("memory", "float32", ("batch", "src_time", d_model)),
+                    TensorSpec("src", "int64", ("batch", "src_time")),
+                ],
                 outputs=[TensorSpec("logits", "float32", ("batch", "tgt_time", vocab), kind="logits")],
-                example=(self._targets(ctx, 2, min(4, max_len), gen), mem_ex, src_ex), cases=dec_cases, dim_max=bounds,
+                example=(self._targets(ctx, 2, min(4, max_len), gen), mem_ex, src_ex),
+                cases=dec_cases,
+                dim_max=bounds,
             ),
         ]
 
@@ -131,11 +142,22 @@ class Seq2SeqExporter(TaskExporter):
         vocab["specials"] = _specials(ctx)
         max_len = _max_len(ctx.model)
         decoding = ctx.meta.get("decoding") or {}
-        generation = {"kind": "encoder-decoder", "max_source": max_len, "max_target": max_len,
-                      "max_new_tokens": int(decoding.get("max_new_tokens", max_len - 1)),
-                      "bos": vocab["specials"]["bos"], "eos": vocab["specials"]["eos"], "pad": vocab["specials"]["pad"]}
-        return {"labels": None, "vocab": vocab, "preprocessing": ctx.meta.get("preprocessing") or {},
-                "generation": generation, "sampling": None}
+        generation = {
+            "kind": "encoder-decoder",
+            "max_source": max_len,
+            "max_target": max_len,
+            "max_new_tokens": int(decoding.get("max_new_tokens", max_len - 1)),
+            "bos": vocab["specials"]["bos"],
+            "eos": vocab["specials"]["eos"],
+            "pad": vocab["specials"]["pad"],
+        }
+        return {
+            "labels": None,
+            "vocab": vocab,
+            "preprocessing": ctx.meta.get("preprocessing") or {},
+            "generation": generation,
+            "sampling": None,
+        }
 
     def generation_checks(
         self, ctx: BundleContext, graphs: dict[str, GraphSpec], files: dict[str, Path], tol: Tolerances
@@ -165,8 +187,15 @@ class Seq2SeqExporter(TaskExporter):
         for _ in range(steps):
             logits = dec.run(None, {"tgt": out, "memory": mem, "src": src_np})[0][:, -1]
             out = np.concatenate([out, logits.argmax(-1)[:, None].astype(np.int64)], axis=1)
-        check = tokens_check("decoder", "greedy-decoding", "onnxruntime encoder + decoder vs torch encode/decode",
-                             ref, out[:, 1:], np.stack(ref_logits), tol)
+        check = tokens_check(
+            "decoder",
+            "greedy-decoding",
+            "onnxruntime encoder + decoder vs torch encode/decode",
+            ref,
+            out[:, 1:],
+            np.stack(ref_logits),
+            tol,
+        )
         check["total_tokens"] = int(ref.size)
         return [check]
 

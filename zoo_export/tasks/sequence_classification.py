@@ -27,7 +27,7 @@ class TokenClassifier(nn.Module):
 def _token_sampler(ctx: BundleContext, gen: torch.Generator):
     """Random ids that avoid the pad id (a real sequence has no padding inside it)."""
     vocab = vocab_size_of(ctx)
-    specials = ((ctx.meta.get("vocab") or {}).get("specials") or {})
+    specials = (ctx.meta.get("vocab") or {}).get("specials") or {}
     pad = specials.get("pad")
     allowed = torch.tensor([i for i in range(vocab) if i != pad])
 
@@ -55,19 +55,30 @@ class SequenceClassificationExporter(TaskExporter):
             out = wrapper(*example)
         if tuple(out.shape) != (EXPORT_SHAPE[0], k):
             raise ExportInputError(f"{ctx.checkpoint}: logits shape {list(out.shape)} does not fit {k} labels")
-        return [GraphSpec(
-            role="model", module=wrapper,
-            inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
-            outputs=[TensorSpec("logits", "float32", ("batch", k), kind="logits")],
-            example=example,
-            cases=[ParityCase((sample(n, t),), {"batch": n, "time": t}) for n, t in PARITY_SHAPES],
-        )]
+        return [
+            GraphSpec(
+                role="model",
+                module=wrapper,
+                inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
+                outputs=[TensorSpec("logits", "float32", ("batch", k), kind="logits")],
+                example=example,
+                cases=[ParityCase((sample(n, t),), {"batch": n, "time": t}) for n, t in PARITY_SHAPES],
+            )
+        ]
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
-        vocab = dict(ctx.meta["vocab"]) if isinstance(ctx.meta.get("vocab"), dict) else {
-            "kind": "ids", "size": vocab_size_of(ctx), "specials": {"pad": None, "bos": None, "eos": None}}
-        return {"labels": list(ctx.meta["labels"]), "vocab": vocab, "preprocessing": ctx.meta.get("preprocessing") or {},
-                "generation": None, "sampling": None}
+        vocab = (
+            dict(ctx.meta["vocab"])
+            if isinstance(ctx.meta.get("vocab"), dict)
+            else {"kind": "ids", "size": vocab_size_of(ctx), "specials": {"pad": None, "bos": None, "eos": None}}
+        )
+        return {
+            "labels": list(ctx.meta["labels"]),
+            "vocab": vocab,
+            "preprocessing": ctx.meta.get("preprocessing") or {},
+            "generation": None,
+            "sampling": None,
+        }
 
 
 register_exporter(SequenceClassificationExporter())

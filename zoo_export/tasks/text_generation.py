@@ -13,8 +13,9 @@ and a generation that recomputes the full graph each step must give them too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,9 +62,15 @@ class StepGraph(nn.Module):
 StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
 
 
-def greedy_with_step(step: StepFn, initial: Callable[[int], list[np.ndarray]], prompt: np.ndarray, n_new: int,
-                     max_context: int | None, step_tokens: Any, reset_keep: int | None = None,
-                     ) -> tuple[np.ndarray, int, np.ndarray]:
+def greedy_with_step(
+    step: StepFn,
+    initial: Callable[[int], list[np.ndarray]],
+    prompt: np.ndarray,
+    n_new: int,
+    max_context: int | None,
+    step_tokens: Any,
+    reset_keep: int | None = None,
+) -> tuple[np.ndarray, int, np.ndarray]:
     """Greedy generation with the step graph.
 
     After a reset (the cache would exceed ``max_context``) the last ``reset_keep`` ids are fed
@@ -79,7 +86,7 @@ def greedy_with_step(step: StepFn, initial: Callable[[int], list[np.ndarray]], p
     for _ in range(n_new):
         if step_tokens == 1:
             for i in range(feed.shape[1]):
-                logits, state = step(feed[:, i:i + 1], state)
+                logits, state = step(feed[:, i : i + 1], state)
         else:
             logits, state = step(feed, state)
         cached += feed.shape[1]
@@ -95,8 +102,13 @@ def greedy_with_step(step: StepFn, initial: Callable[[int], list[np.ndarray]], p
     return np.concatenate(out, axis=1), resets, np.stack(picked)
 
 
-def greedy_with_full(full: Callable[[np.ndarray], np.ndarray], prompt: np.ndarray, n_new: int,
-                     max_context: int | None, reset_keep: int | None = None) -> np.ndarray:
+def greedy_with_full(
+    full: Callable[[np.ndarray], np.ndarray],
+    prompt: np.ndarray,
+    n_new: int,
+    max_context: int | None,
+    reset_keep: int | None = None,
+) -> np.ndarray:
     """Greedy generation recomputing the full graph each step over exactly the context the step loop caches."""
     keep = reset_keep or max_context
     seq = prompt.copy()
@@ -144,9 +156,19 @@ def _state_layout(model: nn.Module) -> list[dict[str, Any]]:
     for t2, t3, (name_in, name_out), g in zip(two, three, names, grow):
         batch_axes = [i for i, (a, b) in enumerate(zip(t2.shape, t3.shape)) if a != b]
         if len(batch_axes) != 1 or t2.shape[batch_axes[0]] != 2:
-            raise ExportInputError(f"state {name_in!r}: cannot tell its batch axis from shapes {list(t2.shape)} / {list(t3.shape)}")
-        layout.append({"input": name_in, "output": name_out, "dtype": str(t2.dtype).replace("torch.", ""),
-                       "batch_axis": batch_axes[0], "grow_axis": g, "sizes": list(t2.shape)})
+            raise ExportInputError(
+                f"state {name_in!r}: cannot tell its batch axis from shapes {list(t2.shape)} / {list(t3.shape)}"
+            )
+        layout.append(
+            {
+                "input": name_in,
+                "output": name_out,
+                "dtype": str(t2.dtype).replace("torch.", ""),
+                "batch_axis": batch_axes[0],
+                "grow_axis": g,
+                "sizes": list(t2.shape),
+            }
+        )
     return layout
 
 
@@ -205,8 +227,7 @@ class TextGenerationExporter(TaskExporter):
         state_out = [TensorSpec(s["output"], s["dtype"], _state_shape(s, grow_out), kind="state") for s in layout]
         new_ex = 2 if any_tokens else 1
         example = (tokens(2, new_ex), *[_state_tensor(s, 2, 3, gen) for s in layout])
-        sizes = [(1, 1, 0), (3, 3 if any_tokens else 1, 4),
-                 (5, 1, (max_context - 1) if max_context else 9)]
+        sizes = [(1, 1, 0), (3, 3 if any_tokens else 1, 4), (5, 1, (max_context - 1) if max_context else 9)]
         if any_tokens and max_context:
             sizes.append((2, max_context, 0))  # a whole prompt in one call
         cases = []
@@ -219,33 +240,57 @@ class TextGenerationExporter(TaskExporter):
                 dims["past"] = past
             cases.append(ParityCase(inputs, dims))
         step = GraphSpec(
-            role="step", module=StepGraph(model).eval(),
+            role="step",
+            module=StepGraph(model).eval(),
             inputs=[TensorSpec("tokens", "int64", ("batch", new_name))] + state_in,
             outputs=[TensorSpec("logits", "float32", ("batch", new_name, vocab), kind="logits")] + state_out,
-            example=example, cases=cases,
+            example=example,
+            cases=cases,
         )
         specs = [step]
         if getattr(model, "full_graph", True):
             t_ex = 3  # short: torch.export of nn.LSTM costs time per step of the example
             lengths = [1, 4, max_context or 17]
-            specs.insert(0, GraphSpec(
-                role="model", module=FullGraph(model).eval(),
-                inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
-                outputs=[TensorSpec("logits", "float32", ("batch", "time", vocab), kind="logits")],
-                example=(tokens(2, t_ex),),
-                cases=[ParityCase((tokens(b, t),), {"batch": b, "time": t}) for b, t in zip((1, 3, 5), lengths) if t != t_ex],
-            ))
+            specs.insert(
+                0,
+                GraphSpec(
+                    role="model",
+                    module=FullGraph(model).eval(),
+                    inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
+                    outputs=[TensorSpec("logits", "float32", ("batch", "time", vocab), kind="logits")],
+                    example=(tokens(2, t_ex),),
+                    cases=[ParityCase((tokens(b, t),), {"batch": b, "time": t}) for b, t in zip((1, 3, 5), lengths) if t != t_ex],
+                ),
+            )
         return specs
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
         model = ctx.model
         layout = _state_layout(model)
-        state = [{"input": s["input"], "output": s["output"], "dtype": s["dtype"],
-                  "shape": list(_state_shape(s, "past")), "grow_axis": s["grow_axis"]} for s in layout]
-        generation = {"kind": model.generation_kind, "max_context": model.max_context,
-                      "reset_keep": reset_keep_of(model), "step_tokens": model.step_tokens, "state": state}
-        return {"labels": None, "vocab": dict(ctx.meta["vocab"]), "preprocessing": {}, "generation": generation,
-                "sampling": dict(ctx.meta.get("sampling") or DEFAULT_SAMPLING)}
+        state = [
+            {
+                "input": s["input"],
+                "output": s["output"],
+                "dtype": s["dtype"],
+                "shape": list(_state_shape(s, "past")),
+                "grow_axis": s["grow_axis"],
+            }
+            for s in layout
+        ]
+        generation = {
+            "kind": model.generation_kind,
+            "max_context": model.max_context,
+            "reset_keep": reset_keep_of(model),
+            "step_tokens": model.step_tokens,
+            "state": state,
+        }
+        return {
+            "labels": None,
+            "vocab": dict(ctx.meta["vocab"]),
+            "preprocessing": {},
+            "generation": generation,
+            "sampling": dict(ctx.meta.get("sampling") or DEFAULT_SAMPLING),
+        }
 
     def generation_checks(
         self, ctx: BundleContext, graphs: dict[str, GraphSpec], files: dict[str, Path], tol: Tolerances
@@ -275,22 +320,50 @@ class TextGenerationExporter(TaskExporter):
         args = (prompt, GENERATION_TOKENS, max_context, step_tokens, keep)
         ref, resets, ref_logits = greedy_with_step(torch_step, initial, *args)
         got, _, _ = greedy_with_step(ort_step, initial, *args)
-        checks = [tokens_check("step", "greedy-generation", "onnxruntime step graph vs torch step", ref, got,
-                               ref_logits, tol, context_resets=resets)]
+        checks = [
+            tokens_check(
+                "step",
+                "greedy-generation",
+                "onnxruntime step graph vs torch step",
+                ref,
+                got,
+                ref_logits,
+                tol,
+                context_resets=resets,
+            )
+        ]
         reference = _zoo_train_generate()
         if reference is not None:
             # The trainer's own torch loop (an independent implementation of the same contract).
             theirs = np.array([reference(model, row.tolist(), GENERATION_TOKENS, temperature=0.0) for row in prompt])
-            checks.append(tokens_check("step", "greedy-generation-vs-trainer",
-                                       "onnxruntime step graph vs zoo_train.tasks.text_generation.generate",
-                                       theirs, got, ref_logits, tol))
+            checks.append(
+                tokens_check(
+                    "step",
+                    "greedy-generation-vs-trainer",
+                    "onnxruntime step graph vs zoo_train.tasks.text_generation.generate",
+                    theirs,
+                    got,
+                    ref_logits,
+                    tol,
+                )
+            )
         if "model" in files:
             full_session = cpu_session(files["model"])
-            full = greedy_with_full(lambda t: full_session.run(None, {"tokens": t})[0], prompt, GENERATION_TOKENS,
-                                    max_context, keep)
-            checks.append(tokens_check("model", "greedy-generation-full-graph",
-                                       "onnxruntime full graph (recomputed each step) vs torch step", ref, full,
-                                       ref_logits, tol, context_resets=resets))
+            full = greedy_with_full(
+                lambda t: full_session.run(None, {"tokens": t})[0], prompt, GENERATION_TOKENS, max_context, keep
+            )
+            checks.append(
+                tokens_check(
+                    "model",
+                    "greedy-generation-full-graph",
+                    "onnxruntime full graph (recomputed each step) vs torch step",
+                    ref,
+                    full,
+                    ref_logits,
+                    tol,
+                    context_resets=resets,
+                )
+            )
         return checks
 
 
@@ -302,12 +375,20 @@ def _zoo_train_generate() -> Callable[..., list[int]] | None:
     return generate
 
 
-def tokens_check(graph: str, name: str, what: str, ref: np.ndarray, got: np.ndarray, ref_logits: np.ndarray,
-                 tol: Tolerances, **extra: Any) -> dict[str, Any]:
+def tokens_check(
+    graph: str, name: str, what: str, ref: np.ndarray, got: np.ndarray, ref_logits: np.ndarray, tol: Tolerances, **extra: Any
+) -> dict[str, Any]:
     """Compare two greedy generations token for token; a parting is forgiven only at a near-tie (fp16)."""
     at = first_divergence(ref, got)
-    check: dict[str, Any] = {"graph": graph, "check": name, "compared": what, "batch": int(ref.shape[0]),
-                             "tokens": int(ref.shape[1]), **extra, "identical": at is None}
+    check: dict[str, Any] = {
+        "graph": graph,
+        "check": name,
+        "compared": what,
+        "batch": int(ref.shape[0]),
+        "tokens": int(ref.shape[1]),
+        **extra,
+        "identical": at is None,
+    }
     if at is None:
         check["passed"] = True
         return check

@@ -17,4 +17,4 @@ def page_for_task(task: str | None) -> type[ModelPage] | None:
     return PAGE_FOR_TASK.get(task or "")
 
 
-__all__ = ["AppContext", "ModelPage", "PAGES", "PAGE_FOR_TASK", "page_for_task"]
+__all__ = ["PAGES", "PAGE_FOR_TASK", "AppContext", "ModelPage", "page_for_task"]

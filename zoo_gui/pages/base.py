@@ -3,8 +3,9 @@ the window's actions (open, run, stop, save) and error reporting."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStyle, QVBoxLayout, QWidget
@@ -182,6 +183,7 @@ class ModelPage(QWidget):
     def _changed(self) -> None:
         self.update_controls()
         emit(self.state_changed)
+
     # ----------------------------------------------------------- bundles and models
 
     def set_bundles(self, infos: list[BundleInfo]) -> None:

@@ -6,9 +6,10 @@ import csv
 import itertools
 import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QFont, QFontMetrics, QImage, QImageReader, QPainter, QPalette, QPen
@@ -120,7 +121,8 @@ class ResultsModel(QAbstractListModel):
         self.running = running
         if self.items:
             emit(self.dataChanged, self.index(0), self.index(len(self.items) - 1))
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.items)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -156,6 +158,7 @@ class ResultsModel(QAbstractListModel):
             item.predictions = item.error = None
         if self.items:
             emit(self.dataChanged, self.index(0), self.index(len(self.items) - 1))
+
     def update(self, rows: Iterable[tuple[int, QImage | None, list | None, str | None]]) -> None:
         for item_id, thumb, predictions, error in rows:
             row = self._rows.get(item_id)
@@ -166,6 +169,8 @@ class ResultsModel(QAbstractListModel):
             item.predictions, item.error = predictions, error
             index = self.index(row)
             emit(self.dataChanged, index, index)
+
+
 class ResultDelegate(QStyledItemDelegate):
     """A card: thumbnail, file name, top-5 probability bars (or the error)."""
 
@@ -175,7 +180,7 @@ class ResultDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.width = 460  # set by ResultsView to fill its rows
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         line = QFontMetrics(option.font).height()
         return QSize(self.width, max(THUMB, line + 6 + bars_height(TOP_K)) + 2 * self.PAD)
 
@@ -255,7 +260,7 @@ class ResultsView(QListView):
         self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.setAcceptDrops(False)  # the page takes the drops
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         # Room for the scroll bar even while it is hidden, so that its appearing does not
         # push the last column onto a new row.
         scrollbar = 0 if self.verticalScrollBar().isVisible() else self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
@@ -364,16 +369,16 @@ class ClassifyPage(ModelPage):
         self._changed()
         return len(files)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event) -> None:  # noqa: N802
+    def dragMoveEvent(self, event) -> None:
         self.dragEnterEvent(event)
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()

@@ -85,24 +85,25 @@ class SampleGrid(QWidget):
                 return i
         return -1
 
-    def heightForWidth(self, width: int) -> int:  # noqa: N802
+    def heightForWidth(self, width: int) -> int:
         rows = max(1, -(-len(self.images) // self.columns))
         cell = (width - self.gap * (self.columns + 1)) / self.columns
         return int(rows * cell + (rows + 1) * self.gap)
 
-    def hasHeightForWidth(self) -> bool:  # noqa: N802
+    def hasHeightForWidth(self) -> bool:
         return not self.selectable
 
     def sizeHint(self) -> QSize:
         return QSize(520, 520) if self.selectable else QSize(360, 60)
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802
+    def mousePressEvent(self, event) -> None:
         if not self.selectable or event.button() != Qt.MouseButton.LeftButton:
             return
         i = self.index_at(event.position())
         if i >= 0:
             emit(self.clicked, i)
-    def paintEvent(self, event) -> None:  # noqa: N802
+
+    def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)

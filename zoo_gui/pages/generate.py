@@ -305,7 +305,16 @@ class GeneratePage(ModelPage):
         busy = self.busy
         self.generate_button.setEnabled(self.model is not None and not busy)
         self.stop_button.setEnabled(busy)
-        for w in (self.prompt, self.temperature, self.top_k, self.top_p, self.seed, self.dice, self.max_tokens, self.defaults_button):
+        for w in (
+            self.prompt,
+            self.temperature,
+            self.top_k,
+            self.top_p,
+            self.seed,
+            self.dice,
+            self.max_tokens,
+            self.defaults_button,
+        ):
             w.setEnabled(not busy)
         has_text = bool(self._generated)
         self.copy_button.setEnabled(has_text)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import random
 import re
 import time
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
@@ -92,7 +93,7 @@ class SequencePanel(QWidget):
 
     input_hint: ClassVar[str] = ""
 
-    def __init__(self, page: "SequencePage") -> None:
+    def __init__(self, page: SequencePage) -> None:
         super().__init__()
         self.page = page
         self.vocab = Vocabulary(None)

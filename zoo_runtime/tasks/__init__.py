@@ -21,10 +21,10 @@ TASK_CLASSES: dict[str, type[BundleModel]] = {
 __all__ = [
     "TASK_CLASSES",
     "BundleModel",
-    "Prediction",
     "ImageClassifier",
-    "TextGenerator",
     "ImageGenerator",
+    "Prediction",
     "SequenceClassifier",
+    "TextGenerator",
     "Translator",
 ]

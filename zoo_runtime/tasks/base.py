@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -66,9 +67,7 @@ class BundleModel:
         declared = {t["name"] for t in self.graph(role)["inputs"]}
         actual = {i.name for i in session.get_inputs()}
         if declared != actual:
-            raise BundleError(
-                f"{where}: the graph's inputs {sorted(actual)} differ from the manifest's {sorted(declared)}"
-            )
+            raise BundleError(f"{where}: the graph's inputs {sorted(actual)} differ from the manifest's {sorted(declared)}")
         declared_out = {t["name"] for t in self.graph(role)["outputs"]}
         actual_out = {o.name for o in session.get_outputs()}
         if not declared_out <= actual_out:

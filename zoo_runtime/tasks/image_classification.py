@@ -44,7 +44,9 @@ def load_image(path: str | os.PathLike[str]) -> Any:
             img.load()
             return img.copy()
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        raise BundleError(f"{path}: not an image Pillow can read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise BundleError(
+            f"{path}: not an image Pillow can read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
 
 
 def _pil_to_chw(img: Any, spec: ImageSpec) -> np.ndarray:
@@ -105,7 +107,11 @@ def _hwc_to_chw(arr: np.ndarray, spec: ImageSpec, what: str) -> np.ndarray:
         from PIL import Image  # resizing uses Pillow's bilinear filter, as for files
 
         planes = [
-            np.asarray(Image.fromarray(np.ascontiguousarray(x[:, :, i], dtype=np.float32)).resize((spec.width, spec.height), Image.Resampling.BILINEAR))
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(x[:, :, i], dtype=np.float32)).resize(
+                    (spec.width, spec.height), Image.Resampling.BILINEAR
+                )
+            )
             for i in range(x.shape[2])
         ]
         x = np.clip(np.stack(planes, axis=2), 0.0, 1.0).astype(np.float32)

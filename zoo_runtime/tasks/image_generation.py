@@ -51,7 +51,9 @@ class ImageGenerator(BundleModel):
         if z.ndim == 1:
             z = z[None]
         if z.ndim != 2 or z.shape[1] != self.latent_dim or z.shape[0] < 1:
-            raise BundleError(f"{what}: wrong input shape {list(z.shape)}: expected [n, {self.latent_dim}] or [{self.latent_dim}]")
+            raise BundleError(
+                f"{what}: wrong input shape {list(z.shape)}: expected [n, {self.latent_dim}] or [{self.latent_dim}]"
+            )
         if not np.all(np.isfinite(z)):
             raise BundleError(f"{what}: holds NaN or infinite values")
         return z

@@ -6,7 +6,8 @@ torch reference (``zoo_train.tasks.text_generation.generate``) token for token.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

@@ -5,16 +5,30 @@ from __future__ import annotations
 from zoo_train.registry import Recipe
 
 
-def image_recipes(*, quick_epochs: int, full_epochs: int, lr: float, batch_size: int = 128,
-                  quick_limit: int | None = 12000, optimizer: str = "adamw", weight_decay: float = 5e-4,
-                  label_smoothing: float = 0.0, full_random_erasing: float = 0.0,
-                  full_overrides: dict | None = None) -> dict[str, Recipe]:
+def image_recipes(
+    *,
+    quick_epochs: int,
+    full_epochs: int,
+    lr: float,
+    batch_size: int = 128,
+    quick_limit: int | None = 12000,
+    optimizer: str = "adamw",
+    weight_decay: float = 5e-4,
+    label_smoothing: float = 0.0,
+    full_random_erasing: float = 0.0,
+    full_overrides: dict | None = None,
+) -> dict[str, Recipe]:
     """smoke: seconds, for tests; quick: minutes on 2 CPU cores (make demo); full: the quality target."""
-    common = dict(lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
-                  label_smoothing=label_smoothing)
+    common = dict(lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, label_smoothing=label_smoothing)
     return {
         "smoke": Recipe(epochs=1, limit_train=256, limit_eval=128, augment=False, **common),
         "quick": Recipe(epochs=quick_epochs, limit_train=quick_limit, limit_eval=2000, warmup_steps=50, **common),
-        "full": Recipe(epochs=full_epochs, warmup_steps=200, early_stop_patience=8, random_erasing=full_random_erasing,
-                       model_overrides=dict(full_overrides or {}), **common),
+        "full": Recipe(
+            epochs=full_epochs,
+            warmup_steps=200,
+            early_stop_patience=8,
+            random_erasing=full_random_erasing,
+            model_overrides=dict(full_overrides or {}),
+            **common,
+        ),
     }

@@ -27,8 +27,17 @@ class RecurrentLM(nn.Module):
     state_names: list[tuple[str, str]]
     state_grow_axes: list[int | None]
 
-    def __init__(self, embedding: nn.Embedding, rnn: nn.Module, fc: nn.Module, *, num_layers: int,
-                 hidden_size: int, cell: str, dropout: float = 0.0):
+    def __init__(
+        self,
+        embedding: nn.Embedding,
+        rnn: nn.Module,
+        fc: nn.Module,
+        *,
+        num_layers: int,
+        hidden_size: int,
+        cell: str,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if cell not in ("gru", "lstm"):
             raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
@@ -84,13 +93,17 @@ class CharLSTM(RecurrentLM):
     step_tokens = "any"
     full_graph = True
 
-    def __init__(self, input_size: int, embedding_size: int, hidden_size: int, num_layers: int, output_size: int,
-                 dropout: float = 0.0):
+    def __init__(
+        self, input_size: int, embedding_size: int, hidden_size: int, num_layers: int, output_size: int, dropout: float = 0.0
+    ):
         super().__init__(
             nn.Embedding(input_size, embedding_size),
             nn.LSTM(embedding_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0),
             nn.Linear(hidden_size, output_size),
-            num_layers=num_layers, hidden_size=hidden_size, cell="lstm", dropout=dropout,
+            num_layers=num_layers,
+            hidden_size=hidden_size,
+            cell="lstm",
+            dropout=dropout,
         )
 
 
@@ -98,19 +111,43 @@ TINY = {"embedding_size": 8, "hidden_size": 16, "num_layers": 1}
 
 
 @register_model(
-    "char-lstm", task="text-generation", config_cls=CharLSTMConfig, default_dataset="shakespeare",
+    "char-lstm",
+    task="text-generation",
+    config_cls=CharLSTMConfig,
+    default_dataset="shakespeare",
     recipes={
-        "smoke": Recipe(epochs=1, batch_size=8, lr=1e-2, steps_per_epoch=8, limit_eval=8, model_overrides=TINY,
-                        data_options={"block_size": 16, "sample_tokens": 24, "markov_max_order": 4,
-                                      "final_eval_windows": 8}),
+        "smoke": Recipe(
+            epochs=1,
+            batch_size=8,
+            lr=1e-2,
+            steps_per_epoch=8,
+            limit_eval=8,
+            model_overrides=TINY,
+            data_options={"block_size": 16, "sample_tokens": 24, "markov_max_order": 4, "final_eval_windows": 8},
+        ),
         # ~0.9M parameters, truncated back-propagation over 100 characters, 300 steps: ~120 CPU-seconds
         # (600 steps reached 1.79 nats/char, measured).
-        "quick": Recipe(epochs=2, batch_size=32, lr=3e-3, warmup_steps=30, steps_per_epoch=150, limit_eval=128,
-                        data_options={"block_size": 100, "final_eval_windows": 600}),
+        "quick": Recipe(
+            epochs=2,
+            batch_size=32,
+            lr=3e-3,
+            warmup_steps=30,
+            steps_per_epoch=150,
+            limit_eval=128,
+            data_options={"block_size": 100, "final_eval_windows": 600},
+        ),
         # Aim: <= 1.60 nats/char held out; 3 x 512 LSTM, ~5.4M parameters.
-        "full": Recipe(epochs=30, batch_size=64, lr=2e-3, warmup_steps=200, steps_per_epoch=500, limit_eval=1000,
-                       early_stop_patience=4, data_options={"block_size": 200},
-                       model_overrides={"embedding_size": 128, "hidden_size": 512, "num_layers": 3, "dropout": 0.2}),
+        "full": Recipe(
+            epochs=30,
+            batch_size=64,
+            lr=2e-3,
+            warmup_steps=200,
+            steps_per_epoch=500,
+            limit_eval=1000,
+            early_stop_patience=4,
+            data_options={"block_size": 200},
+            model_overrides={"embedding_size": 128, "hidden_size": 512, "num_layers": 3, "dropout": 0.2},
+        ),
     },
     description="CharLSTM (seed 000): embedding, 2-layer LSTM 256, linear; explicit (h, c) state",
     targets=(QualityTarget("val_loss", at_most=1.60), QualityTarget("val_loss", below="markov_nats")),

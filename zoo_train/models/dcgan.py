@@ -32,11 +32,13 @@ class Generator(nn.Module):
         width = 2 * c.g_features
         self.project = nn.Sequential(
             nn.Linear(c.latent_dim, width * self.side * self.side, bias=False),
-            nn.BatchNorm1d(width * self.side * self.side), nn.ReLU(inplace=True),
+            nn.BatchNorm1d(width * self.side * self.side),
+            nn.ReLU(inplace=True),
         )
         self.body = nn.Sequential(
             nn.ConvTranspose2d(width, c.g_features, 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c.g_features), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(c.g_features),
+            nn.ReLU(inplace=True),
             nn.ConvTranspose2d(c.g_features, c.channels, 4, stride=2, padding=1),
             nn.Tanh(),
         )
@@ -52,10 +54,13 @@ class Discriminator(nn.Module):
         super().__init__()
         side = c.image_size // 4
         self.body = nn.Sequential(
-            nn.Conv2d(c.channels, c.d_features, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(c.channels, c.d_features, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(c.d_features, 2 * c.d_features, 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(2 * c.d_features), nn.LeakyReLU(0.2, inplace=True),
-            nn.Flatten(), nn.Linear(2 * c.d_features * side * side, 1),
+            nn.BatchNorm2d(2 * c.d_features),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),
+            nn.Linear(2 * c.d_features * side * side, 1),
         )
 
     def forward(self, images: Tensor) -> Tensor:
@@ -95,15 +100,33 @@ TINY = {"latent_dim": 8, "g_features": 4, "d_features": 4}
 
 
 @register_model(
-    "dcgan", task="image-generation", config_cls=DCGANConfig, default_dataset="fashion-mnist",
+    "dcgan",
+    task="image-generation",
+    config_cls=DCGANConfig,
+    default_dataset="fashion-mnist",
     recipes={
-        "smoke": Recipe(epochs=1, batch_size=16, lr=2e-4, grad_clip=None, limit_train=64, limit_eval=32,
-                        model_overrides=TINY, data_options={"fid_samples": 64}),
+        "smoke": Recipe(
+            epochs=1,
+            batch_size=16,
+            lr=2e-4,
+            grad_clip=None,
+            limit_train=64,
+            limit_eval=32,
+            model_overrides=TINY,
+            data_options={"fid_samples": 64},
+        ),
         # ~1.1 minutes on 2 CPU cores: 12k images, 2 epochs, a narrower network.
-        "quick": Recipe(epochs=2, batch_size=64, lr=2e-4, grad_clip=None, limit_train=12000, limit_eval=1000,
-                        model_overrides={"g_features": 32, "d_features": 32}, data_options={"fid_samples": 2000}),
-        "full": Recipe(epochs=25, batch_size=128, lr=2e-4, grad_clip=None, limit_eval=2000,
-                       data_options={"fid_samples": 10000}),
+        "quick": Recipe(
+            epochs=2,
+            batch_size=64,
+            lr=2e-4,
+            grad_clip=None,
+            limit_train=12000,
+            limit_eval=1000,
+            model_overrides={"g_features": 32, "d_features": 32},
+            data_options={"fid_samples": 2000},
+        ),
+        "full": Recipe(epochs=25, batch_size=128, lr=2e-4, grad_clip=None, limit_eval=2000, data_options={"fid_samples": 10000}),
     },
     description="DCGAN (seed 002): transposed-conv generator, strided-conv discriminator, Fashion-MNIST",
     # "Far below" the untrained generator: at most a quarter of its distance; no mode collapse.

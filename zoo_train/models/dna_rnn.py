@@ -38,7 +38,10 @@ class DNARNN(RecurrentLM):
             nn.Embedding(config.vocab_size, config.embedding_size),
             layer_cls(config.embedding_size, config.hidden_size, config.num_layers, dropout=config.dropout, batch_first=True),
             nn_scratch.Linear(config.hidden_size, config.vocab_size),
-            num_layers=config.num_layers, hidden_size=config.hidden_size, cell=cell, dropout=config.dropout,
+            num_layers=config.num_layers,
+            hidden_size=config.hidden_size,
+            cell=cell,
+            dropout=config.dropout,
         )
         self.config = config
 
@@ -48,21 +51,46 @@ TINY = {"embedding_size": 4, "hidden_size": 8, "num_layers": 1}
 # preset sees ~0.5M bases in 200 steps (~50 CPU-seconds for the GRU, ~80 for the LSTM; the
 # Markov baseline trains on all 4M).
 RECIPES = {
-    "smoke": Recipe(epochs=1, batch_size=8, lr=1e-2, steps_per_epoch=6, limit_eval=6, model_overrides=TINY,
-                    data_options={"block_size": 12, "sample_tokens": 24, "markov_max_order": 4,
-                                  "final_eval_windows": 8}),
-    "quick": Recipe(epochs=2, batch_size=64, lr=3e-3, warmup_steps=20, steps_per_epoch=100, limit_eval=256,
-                    data_options={"block_size": 40, "final_eval_windows": 2000}),
+    "smoke": Recipe(
+        epochs=1,
+        batch_size=8,
+        lr=1e-2,
+        steps_per_epoch=6,
+        limit_eval=6,
+        model_overrides=TINY,
+        data_options={"block_size": 12, "sample_tokens": 24, "markov_max_order": 4, "final_eval_windows": 8},
+    ),
+    "quick": Recipe(
+        epochs=2,
+        batch_size=64,
+        lr=3e-3,
+        warmup_steps=20,
+        steps_per_epoch=100,
+        limit_eval=256,
+        data_options={"block_size": 40, "final_eval_windows": 2000},
+    ),
     # Aim: below the Markov baseline (~1.87 bits/base on M. tuberculosis, order 6).
-    "full": Recipe(epochs=30, batch_size=128, lr=2e-3, warmup_steps=200, steps_per_epoch=400, limit_eval=2000,
-                   early_stop_patience=4, data_options={"block_size": 100},
-                   model_overrides={"embedding_size": 32, "hidden_size": 256, "num_layers": 2, "dropout": 0.1}),
+    "full": Recipe(
+        epochs=30,
+        batch_size=128,
+        lr=2e-3,
+        warmup_steps=200,
+        steps_per_epoch=400,
+        limit_eval=2000,
+        early_stop_patience=4,
+        data_options={"block_size": 100},
+        model_overrides={"embedding_size": 32, "hidden_size": 256, "num_layers": 2, "dropout": 0.1},
+    ),
 }
 
 
 @register_model(
-    "dna-gru", task="text-generation", config_cls=DNARNNConfig, default_dataset="kmer-examples",
-    recipes=RECIPES, tiny_config=TINY,
+    "dna-gru",
+    task="text-generation",
+    config_cls=DNARNNConfig,
+    default_dataset="kmer-examples",
+    recipes=RECIPES,
+    tiny_config=TINY,
     description="DNA GRU (seed 001): from-scratch GRU cells, 2 x 128, on a bacterial genome",
     targets=(QualityTarget("val_bpc", below="markov_bpc"),),
 )
@@ -71,8 +99,12 @@ def dna_gru(**config: object) -> DNARNN:
 
 
 @register_model(
-    "dna-lstm", task="text-generation", config_cls=DNARNNConfig, default_dataset="kmer-examples",
-    recipes=RECIPES, tiny_config=TINY,
+    "dna-lstm",
+    task="text-generation",
+    config_cls=DNARNNConfig,
+    default_dataset="kmer-examples",
+    recipes=RECIPES,
+    tiny_config=TINY,
     description="DNA LSTM (seed 001): from-scratch LSTM cells, 2 x 128, on a bacterial genome",
     targets=(QualityTarget("val_bpc", below="markov_bpc"),),
 )

@@ -95,9 +95,7 @@ class Block(nn.Module):
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         return x + self.attn(h, k, v, mask), k, v
 
-    def forward(
-        self, x: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
         x, k, v = self.self_attend(x, mask, past)
         return x + self.mlp(self.ln2(x)), k, v
 
@@ -138,8 +136,7 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            Block(config.n_embd, config.n_head, 4 * config.n_embd, config.dropout, config.bias)
-            for _ in range(config.n_layer)
+            Block(config.n_embd, config.n_head, 4 * config.n_embd, config.dropout, config.bias) for _ in range(config.n_layer)
         )
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -184,19 +181,46 @@ TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": 16, "dropout": 0.
 
 
 @register_model(
-    "char-gpt", task="text-generation", config_cls=GPTConfig, default_dataset="shakespeare",
+    "char-gpt",
+    task="text-generation",
+    config_cls=GPTConfig,
+    default_dataset="shakespeare",
     recipes={
-        "smoke": Recipe(epochs=1, batch_size=8, lr=3e-3, steps_per_epoch=8, limit_eval=8, model_overrides=TINY,
-                        data_options={"sample_tokens": 24, "markov_max_order": 4, "final_eval_windows": 8}),
+        "smoke": Recipe(
+            epochs=1,
+            batch_size=8,
+            lr=3e-3,
+            steps_per_epoch=8,
+            limit_eval=8,
+            model_overrides=TINY,
+            data_options={"sample_tokens": 24, "markov_max_order": 4, "final_eval_windows": 8},
+        ),
         # Seed 003's model at batch 32, ~0.8M parameters, 400 steps: ~150 CPU-seconds. A higher peak lr and no
         # dropout than the seed's defaults: at lr 1e-3, 600 steps reached only 2.17 nats/char (measured).
-        "quick": Recipe(epochs=2, batch_size=32, lr=3e-3, warmup_steps=40, steps_per_epoch=200, limit_eval=256,
-                        weight_decay=0.1, model_overrides={"dropout": 0.0}, data_options={"final_eval_windows": 1000}),
+        "quick": Recipe(
+            epochs=2,
+            batch_size=32,
+            lr=3e-3,
+            warmup_steps=40,
+            steps_per_epoch=200,
+            limit_eval=256,
+            weight_decay=0.1,
+            model_overrides={"dropout": 0.0},
+            data_options={"final_eval_windows": 1000},
+        ),
         # Reaching <= 1.50 nats/char needs far more tokens than the seed's 2000 steps at batch 12
         # (1.88 measured there): 12k steps of 64 x 128 tokens with a wider model.
-        "full": Recipe(epochs=24, batch_size=64, lr=1e-3, warmup_steps=200, steps_per_epoch=500, limit_eval=2000,
-                       weight_decay=0.1, early_stop_patience=4,
-                       model_overrides={"n_embd": 256, "n_head": 4, "n_layer": 6, "block_size": 128, "dropout": 0.2}),
+        "full": Recipe(
+            epochs=24,
+            batch_size=64,
+            lr=1e-3,
+            warmup_steps=200,
+            steps_per_epoch=500,
+            limit_eval=2000,
+            weight_decay=0.1,
+            early_stop_patience=4,
+            model_overrides={"n_embd": 256, "n_head": 4, "n_layer": 6, "block_size": 128, "dropout": 0.2},
+        ),
     },
     description="Character GPT (seed 003): 4 layers, 4 heads, n_embd 128, block 64, KV cache, tied weights",
     targets=(QualityTarget("val_loss", at_most=1.50), QualityTarget("val_loss", below="markov_nats")),

@@ -51,8 +51,12 @@ class LeNet(nn.Module):
         k = config.kernel_size
         pool = nn.AvgPool2d(2) if config.pool == "avg" else nn.MaxPool2d(2)
         self.body = nn.Sequential(
-            nn.Conv2d(config.in_channels, c1, k), nn.ReLU(inplace=True), pool,
-            nn.Conv2d(c1, c2, k), nn.ReLU(inplace=True), pool,
+            nn.Conv2d(config.in_channels, c1, k),
+            nn.ReLU(inplace=True),
+            pool,
+            nn.Conv2d(c1, c2, k),
+            nn.ReLU(inplace=True),
+            pool,
             nn.Flatten(),
         )
         side = _conv_out(_conv_out(config.image_size, k, 2), k, 2)
@@ -60,8 +64,11 @@ class LeNet(nn.Module):
             raise ValueError(f"image_size {config.image_size} is too small for two {k}x{k} convolutions with pooling")
         f1, f2 = config.fc_sizes
         self.fc = nn.Sequential(
-            nn.Linear(c2 * side * side, f1), nn.ReLU(inplace=True), nn.Dropout(config.dropout),
-            nn.Linear(f1, f2), nn.ReLU(inplace=True),
+            nn.Linear(c2 * side * side, f1),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+            nn.Linear(f1, f2),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Linear(f2, config.num_classes)
 
@@ -73,11 +80,15 @@ class LeNet(nn.Module):
 
 
 @register_model(
-    "lenet5", task="image-classification", config_cls=LeNetConfig, default_dataset="fashion-mnist",
+    "lenet5",
+    task="image-classification",
+    config_cls=LeNetConfig,
+    default_dataset="fashion-mnist",
     # Full: LeNet-5's layout with max instead of average pooling and label smoothing; the paper's
     # average pooling stopped at 0.8986 test accuracy after 30 epochs (measured), short of 0.90.
-    recipes=image_recipes(quick_epochs=3, full_epochs=40, lr=2e-3, quick_limit=20000, label_smoothing=0.1,
-                          full_overrides={"pool": "max"}),
+    recipes=image_recipes(
+        quick_epochs=3, full_epochs=40, lr=2e-3, quick_limit=20000, label_smoothing=0.1, full_overrides={"pool": "max"}
+    ),
     description="LeNet-5 (seed 004): conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
 )
@@ -86,7 +97,10 @@ def lenet5(**config: object) -> LeNet:
 
 
 @register_model(
-    "cifar-lenet", task="image-classification", config_cls=CIFARLeNetConfig, default_dataset="fashion-mnist",
+    "cifar-lenet",
+    task="image-classification",
+    config_cls=CIFARLeNetConfig,
+    default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=40, lr=1e-3),
     description="CIFAR LeNet (seed 000): conv 64@5x5 x2 with max-pooling, FC 384-192-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.91),),

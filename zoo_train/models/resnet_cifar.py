@@ -32,9 +32,7 @@ class PreActBlock(nn.Module):
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.shortcut = (
-            nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if stride != 1 or cin != cout else nn.Identity()
-        )
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if stride != 1 or cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(x))
@@ -75,18 +73,39 @@ class ResNetCIFAR(nn.Module):
 
 
 @register_model(
-    "resnet-cifar", task="image-classification", config_cls=ResNetCIFARConfig, default_dataset="fashion-mnist",
+    "resnet-cifar",
+    task="image-classification",
+    config_cls=ResNetCIFARConfig,
+    default_dataset="fashion-mnist",
     # Random erasing in the full recipe: on Fashion-MNIST it took WRN-28-10 from 95.9% to 96.3% (ANCHORS.md), and a
     # 60-epoch ResNet is the zoo's model most able to overfit 54k images.
-    recipes={**image_recipes(quick_epochs=1, full_epochs=60, lr=0.1, optimizer="sgd", weight_decay=5e-4,
-                             quick_limit=8000, label_smoothing=0.1, full_random_erasing=0.5),
-             # The time-to-target recipe (benchmarks/train_speed.py). As airbench does: large batches for the GPU, a
-             # warm-up of one epoch, the rate annealed to 0, and no random erasing, which only pays back over a long
-             # schedule. Measured (benchmarks/RESULTS.md, "Time to target"): 0.9416-0.9429 test accuracy after these
-             # 20 epochs (two seeds), where the full recipe needs 40; 18 epochs at lr 0.4 decaying to a tenth only
-             # reached 0.9323.
-             "speedrun": Recipe(epochs=20, batch_size=512, lr=0.2, optimizer="sgd", weight_decay=5e-4,
-                                warmup_steps=105, final_lr_fraction=0.0, label_smoothing=0.1)},
+    recipes={
+        **image_recipes(
+            quick_epochs=1,
+            full_epochs=60,
+            lr=0.1,
+            optimizer="sgd",
+            weight_decay=5e-4,
+            quick_limit=8000,
+            label_smoothing=0.1,
+            full_random_erasing=0.5,
+        ),
+        # The time-to-target recipe (benchmarks/train_speed.py). As airbench does: large batches for the GPU, a
+        # warm-up of one epoch, the rate annealed to 0, and no random erasing, which only pays back over a long
+        # schedule. Measured (benchmarks/RESULTS.md, "Time to target"): 0.9416-0.9429 test accuracy after these
+        # 20 epochs (two seeds), where the full recipe needs 40; 18 epochs at lr 0.4 decaying to a tenth only
+        # reached 0.9323.
+        "speedrun": Recipe(
+            epochs=20,
+            batch_size=512,
+            lr=0.2,
+            optimizer="sgd",
+            weight_decay=5e-4,
+            warmup_steps=105,
+            final_lr_fraction=0.0,
+            label_smoothing=0.1,
+        ),
+    },
     description="ResNetCIFAR (seed 003): pre-activation ResNet, 3 stages (32/64/128) x 2 blocks",
     targets=(QualityTarget("test_accuracy", at_least=0.945),),
     tiny_config={"widths": (4, 8), "blocks": (1, 1)},

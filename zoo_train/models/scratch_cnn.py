@@ -30,8 +30,12 @@ class ScratchCNN(nn.Module):
         self.config = config
         c1, c2 = config.widths
         self.body = nn.Sequential(
-            Conv2D(config.in_channels, c1, 3, padding=1), ReLU(), MaxPool2D(2),
-            Conv2D(c1, c2, 3, padding=1), ReLU(), MaxPool2D(2),
+            Conv2D(config.in_channels, c1, 3, padding=1),
+            ReLU(),
+            MaxPool2D(2),
+            Conv2D(c1, c2, 3, padding=1),
+            ReLU(),
+            MaxPool2D(2),
             Flatten(),
         )
         side = config.image_size // 4
@@ -48,7 +52,10 @@ class ScratchCNN(nn.Module):
 
 
 @register_model(
-    "scratch-cnn", task="image-classification", config_cls=ScratchCNNConfig, default_dataset="fashion-mnist",
+    "scratch-cnn",
+    task="image-classification",
+    config_cls=ScratchCNNConfig,
+    default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=30, lr=2e-3, quick_limit=10000),
     description="ScratchCNN (seed 001): conv-relu-pool x2 + MLP, only from-scratch layers",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),

@@ -54,7 +54,9 @@ class Seq2SeqTransformer(nn.Module):
         self.embed = nn.Embedding(c.vocab_size, c.d_model)
         self.pos = nn.Embedding(c.max_len, c.d_model)
         self.drop = nn.Dropout(c.dropout)
-        self.encoder = nn.ModuleList(Block(c.d_model, c.n_head, c.dim_feedforward, c.dropout) for _ in range(c.num_encoder_layers))
+        self.encoder = nn.ModuleList(
+            Block(c.d_model, c.n_head, c.dim_feedforward, c.dropout) for _ in range(c.num_encoder_layers)
+        )
         self.ln_memory = nn.LayerNorm(c.d_model)
         self.decoder = nn.ModuleList(
             DecoderBlock(c.d_model, c.n_head, c.dim_feedforward, c.dropout) for _ in range(c.num_decoder_layers)
@@ -97,19 +99,30 @@ class Seq2SeqTransformer(nn.Module):
         return self.decode(tgt, self.encode(src), src)
 
 
-TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 32,
-        "dropout": 0.0}
+TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 32, "dropout": 0.0}
 
 
 @register_model(
-    "seq2seq-transformer", task="seq2seq", config_cls=Seq2SeqConfig, default_dataset="synthetic-reverse",
+    "seq2seq-transformer",
+    task="seq2seq",
+    config_cls=Seq2SeqConfig,
+    default_dataset="synthetic-reverse",
     recipes={
-        "smoke": Recipe(epochs=1, batch_size=16, lr=3e-3, limit_train=64, limit_eval=32, model_overrides=TINY,
-                        data_options={"max_length": 6}),
-        "quick": Recipe(epochs=5, batch_size=64, lr=1e-3, warmup_steps=50, limit_train=8000, limit_eval=500,
-                        model_overrides={"d_model": 64, "dim_feedforward": 128}),
-        "full": Recipe(epochs=40, batch_size=128, lr=5e-4, warmup_steps=300, early_stop_patience=6,
-                       data_options={"max_length": 20}),
+        "smoke": Recipe(
+            epochs=1, batch_size=16, lr=3e-3, limit_train=64, limit_eval=32, model_overrides=TINY, data_options={"max_length": 6}
+        ),
+        "quick": Recipe(
+            epochs=5,
+            batch_size=64,
+            lr=1e-3,
+            warmup_steps=50,
+            limit_train=8000,
+            limit_eval=500,
+            model_overrides={"d_model": 64, "dim_feedforward": 128},
+        ),
+        "full": Recipe(
+            epochs=40, batch_size=128, lr=5e-4, warmup_steps=300, early_stop_patience=6, data_options={"max_length": 20}
+        ),
     },
     description="Encoder-decoder transformer (seed 002), teacher forcing, greedy decoding; sequence reversal",
     targets=(QualityTarget("test_exact", at_least=0.95),),

@@ -28,8 +28,13 @@ class RNNClassifier(nn.Module):
         self.config = config
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
-        self.rnn = rnn_cls(config.embedding_size, config.hidden_size, config.num_layers, batch_first=True,
-                           dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.rnn = rnn_cls(
+            config.embedding_size,
+            config.hidden_size,
+            config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
         self.drop = nn.Dropout(config.dropout)
         self.fc = nn.Linear(config.hidden_size, config.num_classes)
         if cell == "lstm":
@@ -39,7 +44,7 @@ class RNNClassifier(nn.Module):
             h = config.hidden_size
             for name, bias in self.rnn.named_parameters():
                 if name.startswith("bias_ih"):
-                    nn.init.constant_(bias[h:2 * h], 1.0)
+                    nn.init.constant_(bias[h : 2 * h], 1.0)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens [N, T] -> logits [N, K]."""
@@ -54,18 +59,23 @@ TINY = {"embedding_size": 4, "hidden_size": 8}
 # 700, 60 still at chance after 1200), so quick trains at length 40 (~470 steps, ~20 CPU-seconds)
 # and full at 50 with 25x the steps.
 RECIPES = {
-    "smoke": Recipe(epochs=1, batch_size=16, lr=1e-2, limit_train=64, limit_eval=32, model_overrides=TINY,
-                    data_options={"length": 20}),
-    "quick": Recipe(epochs=5, batch_size=64, lr=1e-2, warmup_steps=20, limit_train=6000, limit_eval=1000,
-                    data_options={"length": 40}),
-    "full": Recipe(epochs=40, batch_size=64, lr=1e-2, warmup_steps=100, early_stop_patience=10,
-                   data_options={"length": 50}),
+    "smoke": Recipe(
+        epochs=1, batch_size=16, lr=1e-2, limit_train=64, limit_eval=32, model_overrides=TINY, data_options={"length": 20}
+    ),
+    "quick": Recipe(
+        epochs=5, batch_size=64, lr=1e-2, warmup_steps=20, limit_train=6000, limit_eval=1000, data_options={"length": 40}
+    ),
+    "full": Recipe(epochs=40, batch_size=64, lr=1e-2, warmup_steps=100, early_stop_patience=10, data_options={"length": 50}),
 }
 
 
 @register_model(
-    "lstm-classifier", task="sequence-classification", config_cls=SeqClassifierConfig, default_dataset="temporal-order",
-    recipes=RECIPES, tiny_config=TINY,
+    "lstm-classifier",
+    task="sequence-classification",
+    config_cls=SeqClassifierConfig,
+    default_dataset="temporal-order",
+    recipes=RECIPES,
+    tiny_config=TINY,
     description="LSTM sequence classifier (seed 002) on the temporal-order task",
     targets=(QualityTarget("test_accuracy", at_least=0.98),),
 )
@@ -74,8 +84,12 @@ def lstm_classifier(**config: object) -> RNNClassifier:
 
 
 @register_model(
-    "gru-classifier", task="sequence-classification", config_cls=SeqClassifierConfig, default_dataset="temporal-order",
-    recipes=RECIPES, tiny_config=TINY,
+    "gru-classifier",
+    task="sequence-classification",
+    config_cls=SeqClassifierConfig,
+    default_dataset="temporal-order",
+    recipes=RECIPES,
+    tiny_config=TINY,
     description="GRU sequence classifier (seed 002) on the temporal-order task",
     targets=(QualityTarget("test_accuracy", at_least=0.98),),
 )

@@ -11,15 +11,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "relu",
-    "sigmoid",
-    "tanh",
-    "softmax",
+    "conv2d",
     "dropout",
     "linear",
-    "conv2d",
     "max_pool2d",
     "pair",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
 ]
 
 

@@ -16,14 +16,14 @@ from . import functional as ops
 
 __all__ = [
     "Conv2D",
+    "Dropout",
+    "Flatten",
     "Linear",
+    "MaxPool2D",
     "ReLU",
     "Sigmoid",
-    "Tanh",
-    "Dropout",
     "Softmax",
-    "Flatten",
-    "MaxPool2D",
+    "Tanh",
 ]
 
 
@@ -93,10 +93,7 @@ class Linear(nn.Module):
         return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}"
-        )
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class ReLU(nn.Module):

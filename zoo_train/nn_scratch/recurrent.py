@@ -10,7 +10,8 @@ exported as a single-time-step graph.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -19,7 +20,7 @@ from torch import Tensor
 from . import functional as ops
 from .layers import Dropout
 
-__all__ = ["GRUCell", "LSTMCell", "GRU", "LSTM", "LSTMState"]
+__all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell", "LSTMState"]
 
 LSTMState = tuple[Tensor, Tensor]
 
@@ -118,8 +119,7 @@ class _StackedRNN(nn.Module):
         self.bias = bias
         self.dropout = float(dropout)
         self.cells = nn.ModuleList(
-            self.cell_cls(input_size if k == 0 else hidden_size, hidden_size, bias)
-            for k in range(num_layers)
+            self.cell_cls(input_size if k == 0 else hidden_size, hidden_size, bias) for k in range(num_layers)
         )
         # Applied to each layer's output except the last, in training only, as torch does.
         self.drop = Dropout(dropout)
@@ -153,15 +153,11 @@ class _StackedRNN(nn.Module):
     def load_torch_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
         """Copy weights from a state dict of torch's own GRU/LSTM (keys ``weight_ih_l{k}`` etc.)."""
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
-        mapped = {
-            f"cells.{k}.{name}": state_dict[f"{name}_l{k}"]
-            for k in range(self.num_layers)
-            for name in names
-        }
+        mapped = {f"cells.{k}.{name}": state_dict[f"{name}_l{k}"] for k in range(self.num_layers) for name in names}
         self.load_state_dict(mapped, strict=True)
 
     @classmethod
-    def load_from_torch(cls, module: nn.Module) -> "_StackedRNN":
+    def load_from_torch(cls, module: nn.Module) -> _StackedRNN:
         """Build a layer with the same configuration and weights as torch's GRU/LSTM ``module``."""
         if getattr(module, "bidirectional", False):
             raise ValueError("bidirectional recurrent layers are not supported")

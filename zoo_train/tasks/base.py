@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -74,7 +75,7 @@ def average_gradients(module: nn.Module) -> None:
     flat /= dist.get_world_size()
     offset = 0
     for grad in grads:
-        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
         offset += grad.numel()
 
 
@@ -100,8 +101,15 @@ class ResidentLoader:
     no host-to-device copy per batch. Yields exactly the batches DeviceLoader would.
     """
 
-    def __init__(self, tensors: Sequence[torch.Tensor], sampler: Any, batch_size: int, device: torch.device,
-                 transform: Callable[[Any, bool], Any] | None, train: bool):
+    def __init__(
+        self,
+        tensors: Sequence[torch.Tensor],
+        sampler: Any,
+        batch_size: int,
+        device: torch.device,
+        transform: Callable[[Any, bool], Any] | None,
+        train: bool,
+    ):
         self.tensors = [t.to(device) for t in tensors]
         self.sampler, self.batch_size, self.device = sampler, batch_size, device
         self.transform, self.train = transform, train
@@ -115,7 +123,7 @@ class ResidentLoader:
         torch.empty((), dtype=torch.int64).random_()
         order = torch.tensor(list(self.sampler), dtype=torch.long, device=self.device)
         for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size]
+            index = order[start : start + self.batch_size]
             batch = tuple(t[index] for t in self.tensors)
             yield self.transform(batch, self.train) if self.transform is not None else batch
 
@@ -131,9 +139,7 @@ class Task:
     primary_metric: str = "val_loss"
     mode: str = "min"  # "min" or "max": which way the primary metric improves
 
-    def load_data(
-        self, entry: ModelEntry, recipe: Recipe, data: str | None, data_dir: Path | None, seed: int
-    ) -> TaskData:
+    def load_data(self, entry: ModelEntry, recipe: Recipe, data: str | None, data_dir: Path | None, seed: int) -> TaskData:
         raise NotImplementedError
 
     def nominal_model_config(self, dataset: str) -> dict[str, Any]:
@@ -141,8 +147,15 @@ class Task:
         return {}
 
     def make_loader(
-        self, dataset: Dataset, batch_size: int, *, train: bool, data: TaskData, generator: torch.Generator | None,
-        sampler: Any = None, pin_memory: bool = False,
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        train: bool,
+        data: TaskData,
+        generator: torch.Generator | None,
+        sampler: Any = None,
+        pin_memory: bool = False,
     ) -> DataLoader:
         return DataLoader(
             dataset,

@@ -78,11 +78,18 @@ class ImageClassification(Task):
         meta = {
             "dataset": name,
             "labels": list(arrays.labels),
-            "preprocessing": {"image": {
-                "channels": arrays.channels, "height": arrays.height, "width": arrays.width,
-                "color": "L" if arrays.channels == 1 else "RGB", "mean": mean, "std": std,
-                "input_range": [0, 1], "normalisation": "in-graph",
-            }},
+            "preprocessing": {
+                "image": {
+                    "channels": arrays.channels,
+                    "height": arrays.height,
+                    "width": arrays.width,
+                    "color": "L" if arrays.channels == 1 else "RGB",
+                    "mean": mean,
+                    "std": std,
+                    "input_range": [0, 1],
+                    "normalisation": "in-graph",
+                }
+            },
         }
 
         def subset(idx: np.ndarray) -> TensorDataset:
@@ -90,12 +97,15 @@ class ImageClassification(Task):
 
         test = TensorDataset(to_nchw(test_images), torch.from_numpy(test_labels))
         return TaskData(
-            train=subset(train_idx), val=subset(val_idx), test=test,
+            train=subset(train_idx),
+            val=subset(val_idx),
+            test=test,
             model_config={"in_channels": arrays.channels, "num_classes": len(arrays.labels), "image_size": arrays.height},
             meta=meta,
             description=f"{name} ({arrays.source}): train {len(train_idx)} / val {len(val_idx)} (held out of train, seed {seed}) / test {len(test)}",
             batch_transform=ImageBatchTransform(
-                mean, std, dataclasses.replace(augmentation_for(name), erase=recipe.random_erasing), recipe.augment),
+                mean, std, dataclasses.replace(augmentation_for(name), erase=recipe.random_erasing), recipe.augment
+            ),
         )
 
     def loss(self, model: nn.Module, batch: Any, recipe: Recipe) -> torch.Tensor:
@@ -106,7 +116,9 @@ class ImageClassification(Task):
         y_true, y_pred, loss = predict_classes(model, loader)
         return {"val_loss": loss, "val_accuracy": (y_true == y_pred).float().mean().item()}
 
-    def final_report(self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe) -> dict[str, Any]:
+    def final_report(
+        self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe
+    ) -> dict[str, Any]:
         model.eval()
         loader = DeviceLoader(
             self.make_loader(data.test, 256, train=False, data=data, generator=None), device, data.batch_transform, train=False
@@ -119,11 +131,14 @@ class ImageClassification(Task):
         plot_confusion(confusion, labels, out_dir / "confusion_matrix.png")
         plot_predictions(data, model, device, out_dir / "predictions.png")
         return {
-            "test_loss": loss, "test_accuracy": float((y_true == y_pred).float().mean()),
+            "test_loss": loss,
+            "test_accuracy": float((y_true == y_pred).float().mean()),
             "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
             # The honest floor: always answer the most frequent training class.
             "majority_class_accuracy": float((y_true == int(torch.bincount(data.train.tensors[1]).argmax())).float().mean()),
-            "metric": "test_accuracy", "baseline_metric": "majority_class_accuracy", "split": "official test split",
+            "metric": "test_accuracy",
+            "baseline_metric": "majority_class_accuracy",
+            "split": "official test split",
         }
 
 
@@ -141,8 +156,12 @@ def per_class_report(confusion: np.ndarray, labels: list[str]) -> dict[str, dict
         precision = tp / max(1, confusion[:, i].sum())
         recall = tp / max(1, confusion[i, :].sum())
         f1 = 2 * precision * recall / max(1e-12, precision + recall)
-        report[label] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                         "support": int(confusion[i].sum())}
+        report[label] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(confusion[i].sum()),
+        }
     return report
 
 
@@ -160,8 +179,15 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> None
     if k <= 20:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(confusion[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if confusion[i, j] > confusion.max() / 2 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.tight_layout()

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -68,7 +69,7 @@ def sample_images(model: nn.Module, count: int, seed: int, device: torch.device,
     """``count`` images in [0, 1] from noise drawn with ``seed`` (the same noise for any model)."""
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(count, model.latent_dim, generator=generator)
-    return torch.cat([model.generate(z[i:i + batch].to(device)).float().cpu() for i in range(0, count, batch)])
+    return torch.cat([model.generate(z[i : i + batch].to(device)).float().cpu() for i in range(0, count, batch)])
 
 
 @torch.no_grad()
@@ -106,14 +107,21 @@ class ImageGeneration(Task):
             "dataset": name,
             "labels": None,
             "preprocessing": {
-                "image": {"channels": arrays.channels, "height": arrays.height, "width": arrays.width,
-                          "color": "L" if arrays.channels == 1 else "RGB", "output_range": [0, 1]},
+                "image": {
+                    "channels": arrays.channels,
+                    "height": arrays.height,
+                    "width": arrays.width,
+                    "color": "L" if arrays.channels == 1 else "RGB",
+                    "output_range": [0, 1],
+                },
                 # The latent size is the model's (``latent_dim``), which overrides may change after this.
                 "latent": {"distribution": "normal"},
             },
         }
         return TaskData(
-            train=TensorDataset(train), val=HeldOutImages(test[: recipe.limit_eval], seed), test=TensorDataset(test),
+            train=TensorDataset(train),
+            val=HeldOutImages(test[: recipe.limit_eval], seed),
+            test=TensorDataset(test),
             model_config={"channels": arrays.channels, "image_size": arrays.height},
             meta=meta,
             description=f"{name} ({arrays.source}): train {len(train)} images / held out {len(test)} (official test split)",
@@ -123,11 +131,19 @@ class ImageGeneration(Task):
 
     def make_optimizers(self, model: nn.Module, recipe: Recipe, device: torch.device) -> list[torch.optim.Optimizer]:
         # The DCGAN paper's Adam: beta1 0.5 keeps the adversarial game from oscillating.
-        return [torch.optim.Adam(part.parameters(), lr=recipe.lr, betas=(0.5, 0.999), fused=device.type == "cuda")
-                for part in (model.generator, model.discriminator)]
+        return [
+            torch.optim.Adam(part.parameters(), lr=recipe.lr, betas=(0.5, 0.999), fused=device.type == "cuda")
+            for part in (model.generator, model.discriminator)
+        ]
 
-    def fit_batch(self, model: nn.Module, batch: Any, optimizers: Sequence[torch.optim.Optimizer], recipe: Recipe,
-                  autocast: Callable[[], Any]) -> dict[str, torch.Tensor]:
+    def fit_batch(
+        self,
+        model: nn.Module,
+        batch: Any,
+        optimizers: Sequence[torch.optim.Optimizer],
+        recipe: Recipe,
+        autocast: Callable[[], Any],
+    ) -> dict[str, torch.Tensor]:
         net = getattr(model, "module", model)  # DDP wraps the model
         opt_g, opt_d = optimizers
         real = batch[0] * 2.0 - 1.0
@@ -160,8 +176,10 @@ class ImageGeneration(Task):
         d_fake = model.discriminator(fake.to(device) * 2 - 1).float()
         return {
             "val_fd_pixels": frechet_distance(pixel_features(real), pixel_features(fake)),
-            "val_d_loss": float(F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))),
+            "val_d_loss": float(
+                F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+            ),
             "val_d_real_score": float(torch.sigmoid(d_real).mean()),
             "val_d_fake_score": float(torch.sigmoid(d_fake).mean()),
         }
@@ -172,7 +190,9 @@ class ImageGeneration(Task):
         save_grid(model, data, out_dir / "samples" / f"epoch_{epoch:03d}.png", device)
 
     @torch.no_grad()
-    def final_report(self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe) -> dict[str, Any]:
+    def final_report(
+        self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe
+    ) -> dict[str, Any]:
         model.eval()
         save_grid(model, data, out_dir / "samples.png", device)
 
@@ -180,15 +200,22 @@ class ImageGeneration(Task):
         real_test = data.test.tensors[0][:count].float() / 255.0  # type: ignore[union-attr]
         real_train = data.extras["train_images"][:count].float() / 255.0
         untrained = type(model)(model.config).to(device).eval()
-        fakes = {"trained": sample_images(model, count, seed=1, device=device),
-                 "untrained": sample_images(untrained, count, seed=1, device=device)}
+        fakes = {
+            "trained": sample_images(model, count, seed=1, device=device),
+            "untrained": sample_images(untrained, count, seed=1, device=device),
+        }
         report: dict[str, Any] = {
             "fd_pixels": frechet_distance(pixel_features(real_test), pixel_features(fakes["trained"])),
             "fd_pixels_untrained": frechet_distance(pixel_features(real_test), pixel_features(fakes["untrained"])),
-            "fid_samples": count, "samples": "samples.png",
-            "metric": "fid", "baseline_metric": "fid_untrained", "split": "official test split",
+            "fid_samples": count,
+            "samples": "samples.png",
+            "metric": "fid",
+            "baseline_metric": "fid_untrained",
+            "split": "official test split",
         }
-        classifier_path = out_dir.parent / str(recipe.data_options.get("fid_classifier", FID_CLASSIFIER)) / "checkpoints" / "best.pt"
+        classifier_path = (
+            out_dir.parent / str(recipe.data_options.get("fid_classifier", FID_CLASSIFIER)) / "checkpoints" / "best.pt"
+        )
         features, problem = classifier_features(classifier_path, data.meta["preprocessing"]["image"], device)
         if features is None:
             return {**report, "fid": None, "fid_untrained": None, "fid_status": f"missing: {problem}"}
@@ -200,7 +227,8 @@ class ImageGeneration(Task):
             "fid": frechet_distance(reference, trained),
             "fid_untrained": frechet_distance(reference, features(fakes["untrained"])[0]),
             "fid_real_train": frechet_distance(reference, features(real_train)[0]),
-            "fid_status": "measured", "fid_features": classifier_provenance(classifier_path),
+            "fid_status": "measured",
+            "fid_features": classifier_provenance(classifier_path),
             # Mode collapse shows as samples the classifier puts in few classes.
             "sample_class_counts": class_counts,
             "sample_classes_covered": sum(1 for c in class_counts if c > 0),
@@ -236,7 +264,10 @@ def classifier_features(
     prep = payload["meta"].get("preprocessing", {}).get("image", {})
     shape = (prep.get("channels"), prep.get("height"), prep.get("width"))
     if shape != (image["channels"], image["height"], image["width"]) or not hasattr(classifier, "features"):
-        return None, f"{path}: classifier takes {shape} images or has no features(); the GAN makes {image['channels'], image['height'], image['width']}"
+        return (
+            None,
+            f"{path}: classifier takes {shape} images or has no features(); the GAN makes {image['channels'], image['height'], image['width']}",
+        )
     mean = torch.tensor(prep["mean"], device=device).view(1, -1, 1, 1)
     std = torch.tensor(prep["std"], device=device).view(1, -1, 1, 1)
 
@@ -244,7 +275,7 @@ def classifier_features(
     def features(images: torch.Tensor, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
         feats, logits = [], []
         for i in range(0, len(images), batch):
-            x = (images[i:i + batch].to(device) - mean) / std
+            x = (images[i : i + batch].to(device) - mean) / std
             feats.append(classifier.features(x).float().cpu())
             logits.append(classifier(x).float().cpu())
         return torch.cat(feats), torch.cat(logits)

@@ -60,8 +60,12 @@ class Seq2Seq(Task):
     def load_data(self, entry: ModelEntry, recipe: Recipe, data: str | None, data_dir: Path | None, seed: int) -> TaskData:
         name = data or entry.default_dataset
         options = recipe.data_options
-        spec = Seq2SeqSpec(op=seq2seq_op(name), num_symbols=int(options.get("num_symbols", 10)),
-                           min_length=int(options.get("min_length", 4)), max_length=int(options.get("max_length", 12)))
+        spec = Seq2SeqSpec(
+            op=seq2seq_op(name),
+            num_symbols=int(options.get("num_symbols", 10)),
+            min_length=int(options.get("min_length", 4)),
+            max_length=int(options.get("max_length", 12)),
+        )
         counts = {
             "train": min(SIZES["train"], recipe.limit_train or SIZES["train"]),
             "val": min(SIZES["val"], recipe.limit_eval or SIZES["val"]),
@@ -69,21 +73,34 @@ class Seq2Seq(Task):
         }
         sets = {split: TensorDataset(*seq2seq_pairs(spec, n, seed=[seed, i])) for i, (split, n) in enumerate(counts.items())}
         return TaskData(
-            train=sets["train"], val=sets["val"], test=sets["test"],
+            train=sets["train"],
+            val=sets["val"],
+            test=sets["test"],
             model_config={"vocab_size": spec.vocab_size, "max_len": spec.tgt_len, "pad_id": PAD},
-            meta={"vocab": ids_vocab(spec.vocab_size, SEQ2SEQ_SPECIALS),
-                  "generator": {"name": name, "op": spec.op, "num_symbols": spec.num_symbols,
-                                "min_length": spec.min_length, "max_length": spec.max_length, "seed": seed},
-                  "decoding": {"strategy": "greedy", "max_new_tokens": spec.tgt_len - 1}},
-            description=(f"{name} (generated, seed {seed}): {spec.op} strings of {spec.min_length}-{spec.max_length} "
-                         f"over {spec.num_symbols} symbols; train {counts['train']} / val {counts['val']} / test {counts['test']}"),
+            meta={
+                "vocab": ids_vocab(spec.vocab_size, SEQ2SEQ_SPECIALS),
+                "generator": {
+                    "name": name,
+                    "op": spec.op,
+                    "num_symbols": spec.num_symbols,
+                    "min_length": spec.min_length,
+                    "max_length": spec.max_length,
+                    "seed": seed,
+                },
+                "decoding": {"strategy": "greedy", "max_new_tokens": spec.tgt_len - 1},
+            },
+            description=(
+                f"{name} (generated, seed {seed}): {spec.op} strings of {spec.min_length}-{spec.max_length} "
+                f"over {spec.num_symbols} symbols; train {counts['train']} / val {counts['val']} / test {counts['test']}"
+            ),
         )
 
     def loss(self, model: nn.Module, batch: Any, recipe: Recipe) -> torch.Tensor:
         src, tgt = batch
         logits = model(src, tgt[:, :-1]).float()
-        return F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD,
-                               label_smoothing=recipe.label_smoothing)
+        return F.cross_entropy(
+            logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD, label_smoothing=recipe.label_smoothing
+        )
 
     @torch.no_grad()
     def _score(self, model: nn.Module, loader: BatchLoader) -> tuple[dict[str, float], list[torch.Tensor]]:
@@ -107,13 +124,19 @@ class Seq2Seq(Task):
         scores, _ = self._score(model, loader)
         return {f"val_{k}": v for k, v in scores.items()}
 
-    def final_report(self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe) -> dict[str, Any]:
+    def final_report(
+        self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe
+    ) -> dict[str, Any]:
         assert data.test is not None
         loader = DeviceLoader(self.make_loader(data.test, 256, train=False, data=data, generator=None), device, None, train=False)
         scores, preds = self._score(model, loader)
         write_decoded(data, preds[0], out_dir / "samples.txt")
-        return {**{f"test_{k}": v for k, v in scores.items()}, "metric": "test_exact",
-                "split": "generated test set", "samples": "samples.txt"}
+        return {
+            **{f"test_{k}": v for k, v in scores.items()},
+            "metric": "test_exact",
+            "split": "generated test set",
+            "samples": "samples.txt",
+        }
 
 
 def show(ids: torch.Tensor) -> str:

@@ -42,8 +42,7 @@ class SequenceClassification(Task):
         if name != DATASET:
             raise DataError(f"unknown sequence-classification dataset {name!r}; known: {DATASET} (generated)")
         options = recipe.data_options
-        spec = TemporalOrderSpec(length=int(options.get("length", 60)),
-                                 num_distractors=int(options.get("num_distractors", 6)))
+        spec = TemporalOrderSpec(length=int(options.get("length", 60)), num_distractors=int(options.get("num_distractors", 6)))
         counts = {
             "train": min(int(options.get("train_size", SIZES["train"])), recipe.limit_train or SIZES["train"]),
             "val": min(SIZES["val"], recipe.limit_eval or SIZES["val"]),
@@ -52,13 +51,25 @@ class SequenceClassification(Task):
         sets = {split: TensorDataset(*temporal_order(spec, n, seed=[seed, i])) for i, (split, n) in enumerate(counts.items())}
         d = spec.num_distractors
         return TaskData(
-            train=sets["train"], val=sets["val"], test=sets["test"],
+            train=sets["train"],
+            val=sets["val"],
+            test=sets["test"],
             model_config={"vocab_size": spec.vocab_size, "num_classes": spec.num_classes},
-            meta={"labels": list(ORDER_LABELS), "vocab": ids_vocab(spec.vocab_size),
-                  "generator": {"name": DATASET, "length": spec.length, "num_distractors": d,
-                                "signals": {"X": d, "Y": d + 1}, "seed": seed}},
-            description=(f"{DATASET} (generated, seed {seed}): length {spec.length}, {d} distractor symbols, classes "
-                         f"{'/'.join(ORDER_LABELS)}; train {counts['train']} / val {counts['val']} / test {counts['test']}"),
+            meta={
+                "labels": list(ORDER_LABELS),
+                "vocab": ids_vocab(spec.vocab_size),
+                "generator": {
+                    "name": DATASET,
+                    "length": spec.length,
+                    "num_distractors": d,
+                    "signals": {"X": d, "Y": d + 1},
+                    "seed": seed,
+                },
+            },
+            description=(
+                f"{DATASET} (generated, seed {seed}): length {spec.length}, {d} distractor symbols, classes "
+                f"{'/'.join(ORDER_LABELS)}; train {counts['train']} / val {counts['val']} / test {counts['test']}"
+            ),
         )
 
     def loss(self, model: nn.Module, batch: Any, recipe: Recipe) -> torch.Tensor:
@@ -69,7 +80,9 @@ class SequenceClassification(Task):
         true, pred, loss = predict_classes(model, loader)
         return {"val_loss": loss, "val_accuracy": float((pred == true).float().mean())}
 
-    def final_report(self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe) -> dict[str, Any]:
+    def final_report(
+        self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe
+    ) -> dict[str, Any]:
         assert data.test is not None
         loader = DeviceLoader(self.make_loader(data.test, 256, train=False, data=data, generator=None), device, None, train=False)
         true, pred, loss = predict_classes(model, loader)
@@ -77,10 +90,14 @@ class SequenceClassification(Task):
         write_examples(data, pred, out_dir / "samples.txt")
         epochs = [r for r in _read_jsonl(out_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
         report = {
-            "test_loss": loss, "test_accuracy": accuracy, "chance_accuracy": 1 / len(ORDER_LABELS),
+            "test_loss": loss,
+            "test_accuracy": accuracy,
+            "chance_accuracy": 1 / len(ORDER_LABELS),
             "order_blind_ceiling": ORDER_BLIND_CEILING,
             "seconds_per_epoch": sum(r["seconds"] for r in epochs) / max(1, len(epochs)),
-            "metric": "test_accuracy", "baseline_metric": "order_blind_ceiling", "split": "generated test set",
+            "metric": "test_accuracy",
+            "baseline_metric": "order_blind_ceiling",
+            "split": "generated test set",
             "samples": "samples.txt",
         }
         row = {"parameters": sum(p.numel() for p in model.parameters()), **report}

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,8 +46,9 @@ VOCAB_FIELDS = ("vocab_size", "input_size", "output_size")
 
 
 # ------------------------------------------------------------------------------------- sampling
-def pick_next(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
-              generator: torch.Generator) -> int:
+def pick_next(
+    logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator
+) -> int:
     """The next id from one row of logits [V]: argmax at temperature 0; else temperature,
     then top-k (ties with the k-th value kept), then top-p (keep the most likely ids while the
     mass before them is <= top_p), then a draw from the renormalised distribution."""
@@ -71,8 +73,13 @@ def pick_next(logits: torch.Tensor, temperature: float, top_k: int | None, top_p
 
 @torch.no_grad()
 def generate(
-    model: nn.Module, prompt_ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
-    top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+    model: nn.Module,
+    prompt_ids: Sequence[int],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
     stop_ids: Sequence[int] | None = None,
 ) -> list[int]:
     """The generation loop of docs/BUNDLE.md in torch; returns the new ids (a stop id, if hit, is the last).
@@ -108,7 +115,7 @@ def generate(
     torch.set_num_threads(1)
     try:
         for _ in range(max_new_tokens):
-            chunks = [feed[i:i + 1] for i in range(len(feed))] if model.step_tokens == 1 else [feed]
+            chunks = [feed[i : i + 1] for i in range(len(feed))] if model.step_tokens == 1 else [feed]
             for chunk in chunks:
                 logits, *state = model.step(torch.tensor([chunk], dtype=torch.long, device=device), *state)
             cached += len(feed)
@@ -147,7 +154,7 @@ class Windows(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         start = self.start(index)
-        return self.ids[start:start + self.length]
+        return self.ids[start : start + self.length]
 
 
 def burn_in(block: int) -> int:
@@ -195,7 +202,9 @@ class TextGeneration(Task):
         val = Windows(ids[split:], block + 1, stride=block - burn_in(block), limit=recipe.limit_eval)
         fields = config_fields(entry)
         return TaskData(
-            train=train, val=val, test=None,
+            train=train,
+            val=val,
+            test=None,
             model_config={f: corpus.vocab.size for f in VOCAB_FIELDS if f in fields},
             meta={"vocab": corpus.vocab.to_meta(), "sampling": {**SAMPLING_DEFAULTS, **corpus.sampling}, "block_size": block},
             description=f"{corpus.description}; train {split:,} / val {len(corpus.ids) - split:,} (last 10% by position)",
@@ -215,48 +224,66 @@ class TextGeneration(Task):
                 break
             logits, _ = model(batch[:, :-1])
             skip = burn_in(batch.shape[1] - 1)
-            targets = batch[:, 1 + skip:]
+            targets = batch[:, 1 + skip :]
             total += F.cross_entropy(logits[:, skip:].flatten(0, 1).float(), targets.flatten(), reduction="sum").item()
             count += targets.numel()
         nats = total / max(1, count)
         return {"val_loss": nats, "val_bpc": nats / math.log(2), "val_perplexity": math.exp(nats)}
 
-    def final_report(self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe) -> dict[str, Any]:
+    def final_report(
+        self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe
+    ) -> dict[str, Any]:
         model.eval()
         # The final figure uses more of the held-out tenth than the per-epoch check (all of it
         # unless the recipe caps it), and the Markov baseline is scored on exactly the same characters.
         ids, split, block = data.extras["ids"], data.extras["split"], data.meta["block_size"]
         skip = burn_in(block)
-        windows = Windows(torch.from_numpy(ids[split:]), block + 1, stride=block - skip,
-                          limit=recipe.data_options.get("final_eval_windows"))
-        loader = DeviceLoader(self.make_loader(windows, recipe.batch_size, train=False, data=data, generator=None),
-                              device, data.batch_transform, train=False)
+        windows = Windows(
+            torch.from_numpy(ids[split:]), block + 1, stride=block - skip, limit=recipe.data_options.get("final_eval_windows")
+        )
+        loader = DeviceLoader(
+            self.make_loader(windows, recipe.batch_size, train=False, data=data, generator=None),
+            device,
+            data.batch_transform,
+            train=False,
+        )
         val = self.evaluate(model, loader, device, dataclasses.replace(recipe, eval_batches=None))
         starts = np.array([windows.start(i) for i in range(len(windows))])
         scored = (split + 1 + skip + starts[:, None] + np.arange(block - skip)[None, :]).ravel()
         vocab = CharVocab.from_meta(data.meta["vocab"])
-        baseline = markov_baseline(ids, split, vocab.size, positions=scored,
-                                   max_order=int(recipe.data_options.get("markov_max_order", 8)))
-        samples = write_samples(model, vocab, data, out_dir / "samples.txt",
-                                int(recipe.data_options.get("sample_tokens", data.meta["sampling"]["max_new_tokens"])))
+        baseline = markov_baseline(
+            ids, split, vocab.size, positions=scored, max_order=int(recipe.data_options.get("markov_max_order", 8))
+        )
+        samples = write_samples(
+            model,
+            vocab,
+            data,
+            out_dir / "samples.txt",
+            int(recipe.data_options.get("sample_tokens", data.meta["sampling"]["max_new_tokens"])),
+        )
         return {
-            **val, **baseline.as_metrics(), "markov_by_order": baseline.by_order,
-            "uniform_bpc": math.log2(vocab.size), "beats_markov": val["val_bpc"] < baseline.bits_per_char,
+            **val,
+            **baseline.as_metrics(),
+            "markov_by_order": baseline.by_order,
+            "uniform_bpc": math.log2(vocab.size),
+            "beats_markov": val["val_bpc"] < baseline.bits_per_char,
             "val_chars_scored": len(scored),
-            "metric": "val_bpc", "baseline_metric": "markov_bpc", "split": "last 10% of the corpus by position",
+            "metric": "val_bpc",
+            "baseline_metric": "markov_bpc",
+            "split": "last 10% of the corpus by position",
             "samples": samples.name,
         }
 
 
 def prompt_from(data: TaskData, vocab: CharVocab, length: int) -> list[int]:
     """The first ``length`` ids of the held-out part, starting after a newline where there is one."""
-    held_out = data.extras["ids"][data.extras["split"]:]
+    held_out = data.extras["ids"][data.extras["split"] :]
     newline = vocab.tokens.index("\n") if "\n" in vocab.tokens else None
     start = 0
     if newline is not None:
         hits = np.flatnonzero(held_out[: 10 * length] == newline)
         start = int(hits[0]) + 1 if len(hits) else 0
-    return [int(i) for i in held_out[start:start + length]]
+    return [int(i) for i in held_out[start : start + length]]
 
 
 def write_samples(model: nn.Module, vocab: CharVocab, data: TaskData, path: Path, max_new_tokens: int) -> Path:
