@@ -7,7 +7,7 @@ OUT ?= models_out
 FULL ?= runs_full
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install test demo data full export quality screenshots bench clean
+.PHONY: install lint test demo data full export quality screenshots bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-test: $(STAMP)
+# Paths and settings live in pyproject.toml ([tool.ruff], [tool.mypy]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 data: $(STAMP)
