@@ -23,6 +23,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ from zoo_export.graphs import GraphSpec
 from zoo_export.synthetic import TASK_DATA, write_checkpoint
 from zoo_export.tasks.base import BundleContext, get_exporter
 from zoo_export.tasks.text_generation import greedy_with_full, greedy_with_step
+from zoo_train.models.char_lstm import RecurrentLM
+from zoo_train.models.gpt import GPT
+from zoo_train.models.seq2seq import Seq2SeqTransformer
 from zoo_train.registry import config_fields, get_entry, list_models
 from zoo_train.tasks.base import get_task
 
@@ -49,8 +53,7 @@ def quick_checkpoint(name: str, folder: Path) -> Path:
     entry = get_entry(name)
     fields = config_fields(entry)
     data = dict(TASK_DATA.get(entry.task, {}))
-    nominal = getattr(get_task(entry.task), "nominal_model_config", lambda d: {})(entry.default_dataset)
-    data.update(nominal)
+    data.update(get_task(entry.task).nominal_model_config(entry.default_dataset))
     if entry.default_dataset in REAL_VOCAB:
         data.update({k: REAL_VOCAB[entry.default_dataset] for k in ("vocab_size", "input_size", "output_size")})
     config = {k: v for k, v in data.items() if k in fields}
@@ -66,7 +69,7 @@ def timed(fns: list[Callable[[], Any]], min_seconds: float = 0.4, max_reps: int 
     times: list[list[float]] = [[] for _ in fns]
     start = time.perf_counter()
     while len(times[0]) < max_reps and (len(times[0]) < 5 or time.perf_counter() - start < min_seconds * len(fns)):
-        for fn, acc in zip(fns, times):
+        for fn, acc in zip(fns, times, strict=True):
             t = time.perf_counter()
             fn()
             acc.append(time.perf_counter() - t)
@@ -93,15 +96,20 @@ def session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def forward_no_grad(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    with torch.no_grad():
+        module(*inputs)
+
+
 def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens: int) -> dict[str, Any]:
     loaded = load_for_export(checkpoint)
     bundle = workdir / f"{name}-bundle"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = export_checkpoint(checkpoint, bundle, formats=("onnx",), check=False, loaded=loaded)
-    if not result.passed:
-        return {"model": name, "error": result.error}
     manifest = result.manifest
+    if not result.passed or manifest is None:
+        return {"model": name, "error": result.error}
     ctx = BundleContext(loaded.model, loaded.payload, checkpoint)
     specs = {s.role: s for s in get_exporter(loaded.payload["task"]).graphs(ctx)}
     vocab = manifest.get("vocab") or {}
@@ -117,14 +125,8 @@ def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens
         names = [t.name for t in spec.inputs]
         for batch in BATCHES:
             x = inputs_for(spec, batch, dims, vocab_size, g)
-            feeds = {n: v.numpy() for n, v in zip(names, x)}
-            module = spec.module.eval()
-
-            def run_torch() -> None:
-                with torch.no_grad():
-                    module(*x)
-
-            torch_ms, ort_ms = timed([run_torch, lambda: sess.run(None, feeds)])
+            feeds = {n: v.numpy() for n, v in zip(names, x, strict=True)}
+            torch_ms, ort_ms = timed([partial(forward_no_grad, spec.module.eval(), x), partial(sess.run, None, feeds)])
             rows.append(
                 {
                     "graph": role,
@@ -141,15 +143,18 @@ def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens
         "parameters": manifest["training"]["parameters"],
         "latency": rows,
     }
+    model = loaded.model
     if manifest["task"] == "text-generation":
-        out["generation"] = bench_generation(loaded.model, bundle, manifest, threads, tokens, vocab_size)
+        assert isinstance(model, (RecurrentLM, GPT)), type(model)
+        out["generation"] = bench_generation(model, bundle, manifest, threads, tokens, vocab_size)
     if manifest["task"] == "seq2seq":
-        out["generation"] = bench_decoding(loaded.model, bundle, manifest, threads, vocab_size)
+        assert isinstance(model, Seq2SeqTransformer), type(model)
+        out["generation"] = bench_decoding(model, bundle, manifest, threads, vocab_size)
     return out
 
 
 def bench_generation(
-    model: torch.nn.Module, bundle: Path, manifest: dict[str, Any], threads: int, tokens: int, vocab: int
+    model: RecurrentLM | GPT, bundle: Path, manifest: dict[str, Any], threads: int, tokens: int, vocab: int
 ) -> dict[str, Any]:
     gen = manifest["generation"]
     prompt = np.random.default_rng(0).integers(0, vocab, (1, 8)).astype(np.int64)
@@ -160,7 +165,7 @@ def bench_generation(
         return [t.numpy() for t in model.initial_state(batch, torch.device("cpu"))]
 
     def ort_step(feed: np.ndarray, state: list[np.ndarray]):
-        out = step_sess.run(None, dict(zip(state_names, [feed, *state])))
+        out = step_sess.run(None, dict(zip(state_names, [feed, *state], strict=True)))
         return out[0], list(out[1:])
 
     def torch_step(feed: np.ndarray, state: list[np.ndarray]):
@@ -212,7 +217,7 @@ def bench_generation(
     return result
 
 
-def bench_decoding(model: torch.nn.Module, bundle: Path, manifest: dict[str, Any], threads: int, vocab: int) -> dict[str, Any]:
+def bench_decoding(model: Seq2SeqTransformer, bundle: Path, manifest: dict[str, Any], threads: int, vocab: int) -> dict[str, Any]:
     gen = manifest["generation"]
     steps, bos = gen["max_new_tokens"], gen["bos"]
     src = np.random.default_rng(0).integers(3, vocab, (1, gen["max_source"] - 2)).astype(np.int64)
@@ -243,6 +248,10 @@ def bench_decoding(model: torch.nn.Module, bundle: Path, manifest: dict[str, Any
     }
 
 
+def figure(values: dict[str, float], key: str, template: str, missing: str) -> str:
+    return template.format(values[key]) if key in values else missing
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
         "| model | graph | torch b1 ms | ORT b1 ms | ORT speed-up b1 | torch b32 ms | ORT b32 ms | ORT speed-up b32 |",
@@ -271,8 +280,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         g = r.get("generation")
         if not g or "ort_step_tps" not in g:
             continue
-        full = lambda k: f"{g[k]:.0f}" if k in g else "n/a"  # noqa: E731
-        ratio = lambda k: f"{g[k]:.2f}x" if k in g else "n/a (no full graph)"  # noqa: E731
+        full = partial(figure, g, template="{:.0f}", missing="n/a")
+        ratio = partial(figure, g, template="{:.2f}x", missing="n/a (no full graph)")
         lines.append(
             f"| {r['model']} | {g['ort_step_tps']:.0f} | {full('ort_full_tps')} | {ratio('ort_step_over_full')} "
             f"| {g['torch_step_tps']:.0f} | {full('torch_full_tps')} | {ratio('torch_step_over_full')} "

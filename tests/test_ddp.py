@@ -82,17 +82,17 @@ def test_two_gloo_processes_match_one_process_also_when_resumed(tmp_path):
         textwrap.dedent(f"""
         from pathlib import Path
         from zoo_train.trainer import TrainConfig, train
-        train(TrainConfig(model="lenet5", preset="smoke", data_dir=Path({str(data_root)!r}), out=Path({str(tmp_path / "three")!r}),
-                          epochs=2, batch_size=16, device="cpu", seed=7, show_progress=False,
-                          model_overrides={{"dropout": 0.0}}, stop_after_epochs=1))
+        train(TrainConfig(model="lenet5", preset="smoke", data_dir=Path({str(data_root)!r}),
+                          out=Path({str(tmp_path / "three")!r}), epochs=2, batch_size=16, device="cpu", seed=7,
+                          show_progress=False, model_overrides={{"dropout": 0.0}}, stop_after_epochs=1))
     """)
     )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    first = subprocess.run(torchrun + [str(interrupt)], capture_output=True, text=True, timeout=300)
+    first = subprocess.run([*torchrun, str(interrupt)], capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     assert load_checkpoint(tmp_path / "three/lenet5/checkpoints/last.pt")["train_state"]["epoch"] == 1
     resumed = subprocess.run(
-        torchrun + ["-m", "zoo_train.cli", *common, "--out", str(tmp_path / "three"), "--resume"],
+        [*torchrun, "-m", "zoo_train.cli", *common, "--out", str(tmp_path / "three"), "--resume"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -115,7 +115,11 @@ def _average_on_rank(rank: int, init_file: str, results) -> None:
     for p in layer.parameters():
         p.grad = torch.full_like(p, float(rank + 1))  # rank 0 has 1s, rank 1 has 2s
     average_gradients(layer)
-    results[rank] = [p.grad.clone() for p in layer.parameters()]
+    grads = []
+    for p in layer.parameters():
+        assert p.grad is not None  # set above, averaged in place
+        grads.append(p.grad.clone())
+    results[rank] = grads
     dist.destroy_process_group()
 
 

@@ -31,12 +31,12 @@ def test_idx_truncated_and_foreign_files_are_refused(tmp_path):
     write_idx(good, np.zeros((4, 5, 5), np.uint8))
     truncated = tmp_path / "t.idx"
     truncated.write_bytes(good.read_bytes()[:-7])
-    with pytest.raises(DataError, match="t.idx: IDX file is truncated"):
+    with pytest.raises(DataError, match=r"t\.idx: IDX file is truncated"):
         read_idx(truncated)
     foreign = tmp_path / "f.idx.gz"
     with gzip.open(foreign, "wb") as f:
         f.write(b"PK\x03\x04 not an idx file")
-    with pytest.raises(DataError, match="f.idx.gz: not an IDX file"):
+    with pytest.raises(DataError, match=r"f\.idx\.gz: not an IDX file"):
         read_idx(foreign)
 
 

@@ -73,13 +73,13 @@ def test_lenet5_matches_seed_004_on_32px_grey():
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(1, 6, (5, 5)), (6, 16, (5, 5))]
-    assert [(l.in_features, l.out_features) for l in linears] == [(400, 120), (120, 84), (84, 10)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(400, 120), (120, 84), (84, 10)]
 
 
 def test_cifar_lenet_matches_seed_000():
     model = get_model("cifar-lenet", in_channels=3, num_classes=100, image_size=32)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(1600, 384), (384, 192), (192, 100)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(1600, 384), (384, 192), (192, 100)]
 
 
 def test_scratch_cnn_uses_no_torch_layers():

@@ -36,7 +36,7 @@ def gradcheck_module(module: nn.Module, *inputs: torch.Tensor, fast: bool = Fals
     n_in = len(inputs)
 
     def fn(*args: torch.Tensor):
-        return functional_call(module, dict(zip(names, args[n_in:])), args[:n_in])
+        return functional_call(module, dict(zip(names, args[n_in:], strict=True)), args[:n_in])
 
     assert torch.autograd.gradcheck(fn, inputs + tuple(params), eps=1e-6, atol=1e-5, fast_mode=fast)
 
@@ -157,7 +157,7 @@ def test_default_init_matches_torch() -> None:
         ours = make_ours()
         torch.manual_seed(1)
         ref = make_ref()
-        for (name, a), (_, b) in zip(ours.named_parameters(), ref.named_parameters()):
+        for (name, a), (_, b) in zip(ours.named_parameters(), ref.named_parameters(), strict=True):
             assert torch.equal(a, b), (type(ours).__name__, name)
     conv = ns.Conv2D(3, 5, 3)
     assert conv.weight.abs().max() <= 1 / math.sqrt(27)
@@ -187,7 +187,7 @@ def test_lstm_cell_matches_torch(bias: bool, with_state: bool) -> None:
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(3, 5)
     state = (torch.randn(3, 7), torch.randn(3, 7)) if with_state else None
-    for a, b in zip(ours(x, state), ref(x, state)):
+    for a, b in zip(ours(x, state), ref(x, state), strict=True):
         assert_close(a, b)
 
 
@@ -388,12 +388,12 @@ def _export_and_compare(module: nn.Module, make_inputs: Callable[[int], tuple], 
     names = [i.name for i in sess.get_inputs()]
     for n in (1, 3):
         inputs = make_inputs(n)
-        got = sess.run(None, {name: t.numpy() for name, t in zip(names, inputs)})
+        got = sess.run(None, {name: t.numpy() for name, t in zip(names, inputs, strict=True)})
         with torch.no_grad():
             want = module(*inputs)
         want = want if isinstance(want, tuple) else (want,)
         assert len(got) == len(want)
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=True):
             assert_close(torch.from_numpy(g), w)
 
 
@@ -431,5 +431,5 @@ def test_jit_trace_gru_step() -> None:
     step = _GRUStep(ns.GRU(5, 7, num_layers=2)).eval()
     traced = torch.jit.trace(step, (torch.randn(2, 5), torch.randn(2, 2, 7)))
     x, h = torch.randn(3, 5), torch.randn(2, 3, 7)
-    for a, b in zip(traced(x, h), step(x, h)):
+    for a, b in zip(traced(x, h), step(x, h), strict=True):
         assert_close(a, b)

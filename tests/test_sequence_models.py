@@ -83,11 +83,11 @@ def test_forward_shapes(name: str) -> None:
     tokens = torch.randint(0, VOCAB, (3, 7))
     logits, *state = model.step(tokens, *model.initial_state(3))
     assert logits.shape == (3, 7, VOCAB)
-    for s, axis in zip(state, model.state_grow_axes):
+    for s, axis in zip(state, model.state_grow_axes, strict=True):
         if axis is not None:
             assert s.shape[axis] == 7
         assert s.shape[1] == 3  # batch is axis 1 of every state tensor
-    out, hidden = model(tokens)  # the seed's forward(x, hidden) -> (out, hidden)
+    out, _hidden = model(tokens)  # the seed's forward(x, hidden) -> (out, hidden)
     torch.testing.assert_close(out, logits)
 
 
@@ -108,7 +108,7 @@ def test_state_round_trip(name: str) -> None:
             logits, *state = model.step(chunk, *state)
             pieces.append(logits)
     torch.testing.assert_close(torch.cat(pieces, dim=1), whole, atol=1e-5, rtol=1e-4)
-    for a, b in zip(state, whole_state):
+    for a, b in zip(state, whole_state, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     # forward(x, hidden) carries the same state.
     out_a, hidden = model(tokens[:, :4])

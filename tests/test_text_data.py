@@ -237,7 +237,7 @@ def test_temporal_order_is_deterministic_and_order_decides_the_class() -> None:
     assert torch.equal(x, x2) and torch.equal(y, y2)
     assert not torch.equal(x, temporal_order(spec, 400, seed=[3, 1])[0])
     assert set(y.tolist()) == set(range(len(ORDER_LABELS)))
-    for seq, label in zip(x, y):
+    for seq, label in zip(x, y, strict=True):
         signal_pos = (seq >= spec.num_distractors).nonzero().flatten()
         assert len(signal_pos) == 2
         first, second = (seq[signal_pos] - spec.num_distractors).tolist()
@@ -250,7 +250,7 @@ def test_seq2seq_pairs(op: str) -> None:
     spec = Seq2SeqSpec(op=op, num_symbols=5, min_length=2, max_length=6)
     src, tgt = seq2seq_pairs(spec, 50, seed=1)
     assert src.shape == (50, 6) and tgt.shape == (50, 8)
-    for s, t in zip(src, tgt):
+    for s, t in zip(src, tgt, strict=True):
         seq = s[s != PAD].tolist()
         assert 2 <= len(seq) <= 6 and all(3 <= v < 8 for v in seq)
         assert t[0] == BOS and t[len(seq) + 1] == EOS and (t[len(seq) + 2 :] == PAD).all()

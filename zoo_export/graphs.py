@@ -160,7 +160,7 @@ def _collect(caught: Sequence[warnings.WarningMessage], into: list[dict[str, str
 def bind_dims(specs: Sequence[TensorSpec], tensors: Sequence[Any]) -> dict[str, int]:
     """The values symbolic dims take for these inputs: {"batch": 3, "time": 7}."""
     dims: dict[str, int] = {}
-    for spec, tensor in zip(specs, tensors):
+    for spec, tensor in zip(specs, tensors, strict=True):
         for axis, dim in enumerate(spec.shape):
             if isinstance(dim, str) and _is_name(dim):
                 dims.setdefault(dim, int(tensor.shape[axis]))
@@ -207,7 +207,7 @@ def dynamic_shapes(spec: GraphSpec) -> tuple[Any, ...]:
     params = list(inspect.signature(spec.module.forward).parameters.values())
     fixed = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return tuple(out[: len(fixed)]) + (tuple(out[len(fixed) :]),)
+        return (*out[: len(fixed)], tuple(out[len(fixed) :]))
     return tuple(out)
 
 
@@ -236,7 +236,7 @@ def fix_io(model: onnx.ModelProto, spec: GraphSpec) -> onnx.ModelProto:
             f"graph {spec.role!r}: exported outputs {[o.name for o in graph.output]} differ from the declared "
             f"{[t.name for t in spec.outputs]}"
         )
-    for value, declared in zip(list(real_inputs) + list(graph.output), spec.inputs + spec.outputs):
+    for value, declared in zip([*real_inputs, *graph.output], spec.inputs + spec.outputs, strict=True):
         elem = value.type.tensor_type.elem_type
         if elem != ONNX_DTYPES[declared.dtype]:
             raise GraphExportError(

@@ -48,7 +48,7 @@ def latency_ms(sessions: list[Any], name: str, sample: np.ndarray, repeats: int 
             session.run(None, {name: sample})
     times: list[list[float]] = [[] for _ in sessions]
     for _ in range(repeats):
-        for session, acc in zip(sessions, times):
+        for session, acc in zip(sessions, times, strict=True):
             t = time.perf_counter()
             session.run(None, {name: sample})
             acc.append(time.perf_counter() - t)

@@ -19,13 +19,19 @@ def augment_batch(x: torch.Tensor, aug: Augmentation) -> torch.Tensor:
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if aug.translate or aug.rotate:
         angle = (torch.rand(n, device=device) * 2 - 1) * math.radians(aug.rotate)
-        shift = torch.randint(-aug.translate, aug.translate + 1, (n, 2), device=device).float() if aug.translate else torch.zeros(n, 2, device=device)
+        if aug.translate:
+            shift = torch.randint(-aug.translate, aug.translate + 1, (n, 2), device=device).float()
+        else:
+            shift = torch.zeros(n, 2, device=device)
         h, w = x.shape[-2:]
         cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack([
-            torch.stack([cos, -sin, shift[:, 0] * 2 / w], dim=1),
-            torch.stack([sin, cos, shift[:, 1] * 2 / h], dim=1),
-        ], dim=1)
+        theta = torch.stack(
+            [
+                torch.stack([cos, -sin, shift[:, 0] * 2 / w], dim=1),
+                torch.stack([sin, cos, shift[:, 1] * 2 / h], dim=1),
+            ],
+            dim=1,
+        )
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     if aug.brightness or aug.contrast:
@@ -39,8 +45,9 @@ def augment_batch(x: torch.Tensor, aug: Augmentation) -> torch.Tensor:
     return x
 
 
-def erase_rectangles(x: torch.Tensor, probability: float, area: tuple[float, float] = (0.02, 0.4),
-                     aspect: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+def erase_rectangles(
+    x: torch.Tensor, probability: float, area: tuple[float, float] = (0.02, 0.4), aspect: tuple[float, float] = (0.3, 3.3)
+) -> torch.Tensor:
     """Random erasing, batched: with ``probability`` per image, one rectangle of uniform noise.
 
     Area (a fraction of the image) and aspect ratio are drawn as in Zhong et al. 2017 and torchvision's
@@ -58,6 +65,11 @@ def erase_rectangles(x: torch.Tensor, probability: float, area: tuple[float, flo
     rows = torch.arange(h, device=device).view(1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, w)
     chosen = (torch.rand(n, device=device) < probability).view(n, 1, 1)
-    inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + height).view(n, 1, 1))
-              & (cols >= left.view(n, 1, 1)) & (cols < (left + width).view(n, 1, 1)) & chosen)
+    inside = (
+        (rows >= top.view(n, 1, 1))
+        & (rows < (top + height).view(n, 1, 1))
+        & (cols >= left.view(n, 1, 1))
+        & (cols < (left + width).view(n, 1, 1))
+        & chosen
+    )
     return torch.where(inside.unsqueeze(1), torch.rand_like(x), x)

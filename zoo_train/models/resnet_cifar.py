@@ -52,7 +52,7 @@ class ResNetCIFAR(nn.Module):
         self.stem = nn.Conv2d(config.in_channels, config.widths[0], 3, padding=1, bias=False)
         stages: list[nn.Module] = []
         cin = config.widths[0]
-        for index, (width, count) in enumerate(zip(config.widths, config.blocks)):
+        for index, (width, count) in enumerate(zip(config.widths, config.blocks, strict=True)):
             for block in range(count):
                 stride = 2 if index > 0 and block == 0 else 1
                 stages.append(PreActBlock(cin, width, stride))
