@@ -19,6 +19,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -60,8 +61,8 @@ FAMILIES = [
 TARGETS = {"resnet-cifar": ("test_accuracy", 0.94), "char-gpt": ("val_loss", 1.50)}
 
 
-def items_per_batch(batch: object) -> int:
-    first = batch[0] if isinstance(batch, (tuple, list)) else batch
+def items_per_batch(batch: torch.Tensor | Sequence[torch.Tensor]) -> int:
+    first = batch if isinstance(batch, torch.Tensor) else batch[0]
     return int(first.numel() if first.dtype == torch.long else first.shape[0])  # tokens for LMs, images else
 
 
@@ -80,7 +81,9 @@ def measure(
     optimizers = task.make_optimizers(model, recipe, device if fast else torch.device("cpu"))
     sampler = GlobalBatchSampler(len(data.train), recipe.batch_size, 0, 1, 0)
     if fast and isinstance(data.train, TensorDataset):
-        loader = ResidentLoader(data.train.tensors, sampler, recipe.batch_size, device, data.batch_transform, True)
+        loader: ResidentLoader | DeviceLoader = ResidentLoader(
+            data.train.tensors, sampler, recipe.batch_size, device, data.batch_transform, True
+        )
     else:
         loader = DeviceLoader(
             task.make_loader(data.train, recipe.batch_size, train=True, data=data, generator=None, sampler=sampler),

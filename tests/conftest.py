@@ -44,7 +44,7 @@ def tiny_bundle(tiny_checkpoint: Callable[[str], Path]) -> Callable[[str], Path]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # export warnings are recorded, with their meaning, in the manifest
                 result = export_checkpoint(tiny_checkpoint(model_name))
-            if not result.passed:
+            if not result.passed or result.bundle is None:
                 raise AssertionError(f"tiny export of {model_name} failed: {result.status}: {result.error}")
             made[model_name] = result.bundle
         return made[model_name]

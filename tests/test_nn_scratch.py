@@ -384,6 +384,7 @@ def _export_and_compare(module: nn.Module, make_inputs: Callable[[int], tuple], 
     args = make_inputs(2)  # not 1: the exporter would specialise a size-1 dim
     dynamic_shapes = tuple({axis: batch} for axis in batch_axes)
     program = torch.onnx.export(module, args, dynamo=True, external_data=False, dynamic_shapes=dynamic_shapes, verbose=False)
+    assert program is not None  # torch.onnx.export returns None only without dynamo
     sess = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     for n in (1, 3):

@@ -10,6 +10,7 @@ import math
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,12 +45,12 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny(name: str, **data_config: object) -> torch.nn.Module:
+def tiny(name: str, **data_config: object) -> Any:  # Any: the tests here check each task's duck-typed protocol
     entry = get_entry(name)
     return entry.build(**{**data_config, **entry.tiny_config}).eval()
 
 
-def tiny_lm(name: str) -> torch.nn.Module:
+def tiny_lm(name: str) -> Any:
     fields = config_fields(get_entry(name))
     return tiny(name, **{f: VOCAB for f in VOCAB_FIELDS if f in fields})
 
@@ -264,7 +265,7 @@ def test_dcgan_reports_fid_as_missing_without_a_classifier(smoke_run) -> None:
 
 def test_dcgan_keeps_every_epochs_sample_grid_across_a_resume(tmp_path: Path) -> None:
     data = str(write_idx_folder(tmp_path / "idx"))
-    settings = dict(model="dcgan", preset="smoke", data=data, out=tmp_path / "out", show_progress=False, epochs=3)
+    settings: dict[str, Any] = dict(model="dcgan", preset="smoke", data=data, out=tmp_path / "out", show_progress=False, epochs=3)
     train(TrainConfig(**settings, stop_after_epochs=2))
     run = train(TrainConfig(**settings, resume=True))
     grids = sorted(p.name for p in (run / "samples").iterdir())

@@ -16,8 +16,8 @@ other length (the graph computes right; only its annotation was static).
 from __future__ import annotations
 
 import inspect
-import io
 import re
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -273,6 +273,7 @@ def export_onnx(spec: GraphSpec, path: Path, opset: int | None = None) -> Export
                 verbose=False,
                 optimize=True,
             )
+            assert program is not None  # torch.onnx.export returns None only without dynamo
             model = program.model_proto
         except Exception as exc:
             note.exporter = "torchscript-exporter"
@@ -296,21 +297,22 @@ def _export_legacy(spec: GraphSpec, opset: int | None) -> onnx.ModelProto:
         t.name: {axis: dim for axis, dim in enumerate(t.shape) if isinstance(dim, str) and _is_name(dim)}
         for t in spec.inputs + spec.outputs
     }
-    buffer = io.BytesIO()
-    try:
-        torch.onnx.export(
-            spec.module,
-            spec.example,
-            buffer,
-            dynamo=False,
-            input_names=[t.name for t in spec.inputs],
-            output_names=[t.name for t in spec.outputs],
-            dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
-            opset_version=opset or 18,
-        )
-    except Exception as exc:
-        raise GraphExportError(f"graph {spec.role!r}: neither exporter could export it ({_first_line(exc)})") from None
-    return onnx.load_model_from_string(buffer.getvalue())
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / f"{spec.role}.onnx"  # the documented target of torch.onnx.export is a path
+        try:
+            torch.onnx.export(
+                spec.module,
+                spec.example,
+                target,
+                dynamo=False,
+                input_names=[t.name for t in spec.inputs],
+                output_names=[t.name for t in spec.outputs],
+                dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
+                opset_version=opset or 18,
+            )
+        except Exception as exc:
+            raise GraphExportError(f"graph {spec.role!r}: neither exporter could export it ({_first_line(exc)})") from None
+        return onnx.load_model(str(target))
 
 
 def _default_domain_opset(model: onnx.ModelProto) -> int:

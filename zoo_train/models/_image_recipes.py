@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from zoo_train.registry import Recipe
 
 
@@ -19,16 +21,17 @@ def image_recipes(
     full_overrides: dict | None = None,
 ) -> dict[str, Recipe]:
     """smoke: seconds, for tests; quick: minutes on 2 CPU cores (make demo); full: the quality target."""
-    common = dict(lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, label_smoothing=label_smoothing)
+    recipe = partial(
+        Recipe, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, label_smoothing=label_smoothing
+    )
     return {
-        "smoke": Recipe(epochs=1, limit_train=256, limit_eval=128, augment=False, **common),
-        "quick": Recipe(epochs=quick_epochs, limit_train=quick_limit, limit_eval=2000, warmup_steps=50, **common),
-        "full": Recipe(
+        "smoke": recipe(epochs=1, limit_train=256, limit_eval=128, augment=False),
+        "quick": recipe(epochs=quick_epochs, limit_train=quick_limit, limit_eval=2000, warmup_steps=50),
+        "full": recipe(
             epochs=full_epochs,
             warmup_steps=200,
             early_stop_patience=8,
             random_erasing=full_random_erasing,
             model_overrides=dict(full_overrides or {}),
-            **common,
         ),
     }

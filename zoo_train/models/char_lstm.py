@@ -9,6 +9,7 @@ the seed's ``forward(x, hidden) -> (out, hidden)``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -153,5 +154,5 @@ TINY = {"embedding_size": 8, "hidden_size": 16, "num_layers": 1}
     targets=(QualityTarget("val_loss", at_most=1.60), QualityTarget("val_loss", below="markov_nats")),
     tiny_config=TINY,
 )
-def char_lstm(**config: object) -> CharLSTM:
+def char_lstm(**config: Any) -> CharLSTM:
     return CharLSTM(**asdict(CharLSTMConfig(**config)))

@@ -9,6 +9,7 @@ to [0, 1], the bundle's image range.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch.nn as nn
 from torch import Tensor
@@ -133,5 +134,5 @@ TINY = {"latent_dim": 8, "g_features": 4, "d_features": 4}
     targets=(QualityTarget("fid", below="fid_untrained", fraction=0.25), QualityTarget("sample_classes_covered", at_least=10)),
     tiny_config=TINY,
 )
-def dcgan(**config: object) -> DCGAN:
+def dcgan(**config: Any) -> DCGAN:
     return DCGAN(DCGANConfig(**config))

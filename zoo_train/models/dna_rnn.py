@@ -9,6 +9,7 @@ and there is no full-sequence graph (``full_graph = False``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch.nn as nn
 
@@ -94,7 +95,7 @@ RECIPES = {
     description="DNA GRU (seed 001): from-scratch GRU cells, 2 x 128, on a bacterial genome",
     targets=(QualityTarget("val_bpc", below="markov_bpc"),),
 )
-def dna_gru(**config: object) -> DNARNN:
+def dna_gru(**config: Any) -> DNARNN:
     return DNARNN(DNARNNConfig(**config), "gru")
 
 
@@ -108,5 +109,5 @@ def dna_gru(**config: object) -> DNARNN:
     description="DNA LSTM (seed 001): from-scratch LSTM cells, 2 x 128, on a bacterial genome",
     targets=(QualityTarget("val_bpc", below="markov_bpc"),),
 )
-def dna_lstm(**config: object) -> DNARNN:
+def dna_lstm(**config: Any) -> DNARNN:
     return DNARNN(DNARNNConfig(**config), "lstm")

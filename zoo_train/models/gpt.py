@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -110,7 +111,7 @@ def init_transformer_weights(model: nn.Module, n_layer: int) -> None:
             nn.init.zeros_(p)
 
 
-def causal_mask(past: int | Tensor, new: int | Tensor, device: torch.device) -> Tensor:
+def causal_mask(past: int, new: int, device: torch.device) -> Tensor:
     """[new, past + new] boolean: query i (absolute position past + i) sees keys 0..past + i."""
     query_pos = torch.arange(new, device=device) + past
     return torch.arange(past + new, device=device)[None, :] <= query_pos[:, None]
@@ -226,5 +227,5 @@ TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": 16, "dropout": 0.
     targets=(QualityTarget("val_loss", at_most=1.50), QualityTarget("val_loss", below="markov_nats")),
     tiny_config=TINY,
 )
-def char_gpt(**config: object) -> GPT:
+def char_gpt(**config: Any) -> GPT:
     return GPT(GPTConfig(**config))

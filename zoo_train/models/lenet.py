@@ -7,6 +7,7 @@ flattened size is computed rather than hard-coded (seed 004's 16*5*5 holds for 3
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -92,7 +93,7 @@ class LeNet(nn.Module):
     description="LeNet-5 (seed 004): conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
 )
-def lenet5(**config: object) -> LeNet:
+def lenet5(**config: Any) -> LeNet:
     return LeNet(LeNetConfig(**config))
 
 
@@ -106,5 +107,5 @@ def lenet5(**config: object) -> LeNet:
     targets=(QualityTarget("test_accuracy", at_least=0.91),),
     tiny_config={"conv_channels": (8, 8), "fc_sizes": (16, 16)},
 )
-def cifar_lenet(**config: object) -> LeNet:
+def cifar_lenet(**config: Any) -> LeNet:
     return LeNet(CIFARLeNetConfig(**config))

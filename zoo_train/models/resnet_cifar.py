@@ -7,6 +7,7 @@ the CIFAR ResNets of He et al. with wider stages, as used in the Fashion-MNIST b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -110,5 +111,5 @@ class ResNetCIFAR(nn.Module):
     targets=(QualityTarget("test_accuracy", at_least=0.945),),
     tiny_config={"widths": (4, 8), "blocks": (1, 1)},
 )
-def resnet_cifar(**config: object) -> ResNetCIFAR:
+def resnet_cifar(**config: Any) -> ResNetCIFAR:
     return ResNetCIFAR(ResNetCIFARConfig(**config))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -61,5 +62,5 @@ class ScratchCNN(nn.Module):
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
     tiny_config={"widths": (4, 8), "hidden": 16},
 )
-def scratch_cnn(**config: object) -> ScratchCNN:
+def scratch_cnn(**config: Any) -> ScratchCNN:
     return ScratchCNN(ScratchCNNConfig(**config))

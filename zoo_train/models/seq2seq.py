@@ -9,6 +9,7 @@ the exported decoder needs no separate mask input (docs/BUNDLE.md, seq2seq).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -128,5 +129,5 @@ TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers
     targets=(QualityTarget("test_exact", at_least=0.95),),
     tiny_config=TINY,
 )
-def seq2seq_transformer(**config: object) -> Seq2SeqTransformer:
+def seq2seq_transformer(**config: Any) -> Seq2SeqTransformer:
     return Seq2SeqTransformer(Seq2SeqConfig(**config))

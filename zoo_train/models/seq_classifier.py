@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch.nn as nn
 from torch import Tensor
@@ -79,7 +80,7 @@ RECIPES = {
     description="LSTM sequence classifier (seed 002) on the temporal-order task",
     targets=(QualityTarget("test_accuracy", at_least=0.98),),
 )
-def lstm_classifier(**config: object) -> RNNClassifier:
+def lstm_classifier(**config: Any) -> RNNClassifier:
     return RNNClassifier(SeqClassifierConfig(**config), "lstm")
 
 
@@ -93,5 +94,5 @@ def lstm_classifier(**config: object) -> RNNClassifier:
     description="GRU sequence classifier (seed 002) on the temporal-order task",
     targets=(QualityTarget("test_accuracy", at_least=0.98),),
 )
-def gru_classifier(**config: object) -> RNNClassifier:
+def gru_classifier(**config: Any) -> RNNClassifier:
     return RNNClassifier(SeqClassifierConfig(**config), "gru")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -67,5 +68,5 @@ class SimpleCNN(nn.Module):
     targets=(QualityTarget("test_accuracy", at_least=0.93),),
     tiny_config={"widths": (4, 8, 8), "hidden": 16},
 )
-def simple_cnn(**config: object) -> SimpleCNN:
+def simple_cnn(**config: Any) -> SimpleCNN:
     return SimpleCNN(SimpleCNNConfig(**config))

@@ -157,11 +157,11 @@ class _StackedRNN(nn.Module):
         self.load_state_dict(mapped, strict=True)
 
     @classmethod
-    def load_from_torch(cls, module: nn.Module) -> _StackedRNN:
+    def load_from_torch(cls, module: nn.RNNBase) -> _StackedRNN:
         """Build a layer with the same configuration and weights as torch's GRU/LSTM ``module``."""
-        if getattr(module, "bidirectional", False):
+        if module.bidirectional:
             raise ValueError("bidirectional recurrent layers are not supported")
-        if getattr(module, "proj_size", 0):
+        if module.proj_size:
             raise ValueError("LSTM projections (proj_size > 0) are not supported")
         layer = cls(
             module.input_size,
