@@ -28,11 +28,11 @@ from zoo_export.export import (
 )
 from zoo_export.tasks.base import ExportInputError
 from zoo_runtime.cli import HelpFormatter, positive_int
-from zoo_runtime.rundir import CHECKPOINT_DIR, RunDir
+from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR
 from zoo_train.data.paths import existing_folder, output_file_problem
 from zoo_train.files import atomic_write_bytes
 
-CHECKPOINT = RunDir(Path()).best_checkpoint  # relative to a run directory
+CHECKPOINT = Path(CHECKPOINT_DIR, BEST_CHECKPOINT)  # in a run directory
 
 
 def build_parser() -> argparse.ArgumentParser:

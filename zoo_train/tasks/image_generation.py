@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from zoo_runtime.rundir import SUMMARY_FILE, RunDir
+from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR, SUMMARY_FILE, RunDir
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from zoo_train.data.images import load_image_arrays
 from zoo_train.registry import ModelEntry, Recipe, list_models
@@ -251,7 +251,7 @@ def fid_classifier_problem(spec: str) -> str | None:
     """Why ``--fid-classifier spec`` names no classifier, or None (a registry name's run is looked for after training)."""
     if spec in list_models() or fid_classifier_checkpoint(spec, Path()).is_file():
         return None
-    return f"{spec}: not a registry name, a checkpoint file, or a run folder holding {RunDir(Path()).best_checkpoint}"
+    return f"{spec}: not a registry name, a checkpoint file, or a run folder holding {CHECKPOINT_DIR}/{BEST_CHECKPOINT}"
 
 
 def classifier_provenance(path: Path) -> str:
