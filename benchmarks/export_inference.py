@@ -38,6 +38,7 @@ from zoo_export.graphs import GraphSpec
 from zoo_export.synthetic import TASK_DATA, write_checkpoint
 from zoo_export.tasks.base import BundleContext, get_exporter
 from zoo_export.tasks.text_generation import greedy_with_full, greedy_with_step
+from zoo_runtime.rundir import RunDir
 from zoo_train.models.char_lstm import RecurrentLM
 from zoo_train.models.gpt import GPT
 from zoo_train.models.seq2seq import Seq2SeqTransformer
@@ -58,7 +59,7 @@ def quick_checkpoint(name: str, folder: Path) -> Path:
         data.update({k: REAL_VOCAB[entry.default_dataset] for k in ("vocab_size", "input_size", "output_size")})
     config = {k: v for k, v in data.items() if k in fields}
     config.update(entry.recipe("quick").model_overrides)
-    return write_checkpoint(name, folder / name / "checkpoints" / "best.pt", config=config, preset="quick")
+    return write_checkpoint(name, RunDir(folder / name).best_checkpoint, config=config, preset="quick")
 
 
 def timed(fns: list[Callable[[], Any]], min_seconds: float = 0.4, max_reps: int = 200) -> list[float]:
@@ -319,10 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in names:
-            trained = args.runs / name / "checkpoints" / "best.pt"
+            run = RunDir(args.runs / name)
+            trained = run.best_checkpoint
             checkpoint = trained if trained.is_file() else quick_checkpoint(name, work / "runs")
             print(
-                f"{name}: {'trained run ' + str(trained.parent.parent) if trained.is_file() else 'quick-size, untrained'}",
+                f"{name}: {'trained run ' + str(run.path) if trained.is_file() else 'quick-size, untrained'}",
                 file=sys.stderr,
                 flush=True,
             )

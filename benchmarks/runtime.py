@@ -187,11 +187,11 @@ def torch_translate(net: Any, src: list[int], bos: int, eos: int | None, max_len
 
 
 def checkpoint_of(bundle: Path, manifest: dict[str, Any]) -> Path:
+    from zoo_runtime.rundir import RunDir  # here, not at the top: a child's cold start is timed from its first import
+
+    run = RunDir(bundle.parent)
     recorded = (manifest.get("checkpoint") or {}).get("path")
-    for candidate in ([Path(recorded)] if recorded else []) + [
-        bundle.parent / "checkpoints" / "best.pt",
-        bundle.parent / "checkpoints" / "last.pt",
-    ]:
+    for candidate in ([Path(recorded)] if recorded else []) + [run.best_checkpoint, run.last_checkpoint]:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{bundle}: no checkpoint beside the bundle")

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
+from zoo_runtime.rundir import RunDir
 from zoo_train.data.paths import existing_folder
 from zoo_train.registry import get_entry, list_models
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, get_task
@@ -143,7 +144,7 @@ def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, pre
     epochs = [r for r in records if r.get("kind") == "epoch"]
     # Steps that compiled (the first, and the first of a new batch shape) are reported apart, as #9 asks.
     compiles = [r for r in records if r.get("kind") == "compile" and r.get("compiled")]
-    summary = json.loads((run / "summary.json").read_text())
+    summary = json.loads(RunDir(run).summary.read_text())
     elapsed, compile_seconds, reached, epoch_first_step = 0.0, 0.0, None, 0
     for record in epochs:
         compiling = sum(c["seconds"] for c in compiles if epoch_first_step <= c["step"] < record["step"])

@@ -71,3 +71,25 @@ def _one_torch_thread():
 
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture
+def interrupt_after_epochs(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """``interrupt_after_epochs(n)``: training then stops as Ctrl-C stops it, once n epochs' checkpoints are written.
+
+    The Ctrl-C (KeyboardInterrupt) comes right after ``Run.end_epoch``, where the trainer saves checkpoints.
+    """
+    from zoo_train.trainer import Run
+
+    def interrupt_after(epochs: int) -> None:
+        real_end_epoch, ended = Run.end_epoch, []
+
+        def end_epoch_then_maybe_stop(run: Run, epoch: int, improved: bool) -> None:
+            real_end_epoch(run, epoch, improved)
+            ended.append(epoch)
+            if len(ended) == epochs:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(Run, "end_epoch", end_epoch_then_maybe_stop)
+
+    return interrupt_after

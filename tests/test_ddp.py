@@ -81,10 +81,18 @@ def test_two_gloo_processes_match_one_process_also_when_resumed(tmp_path):
     interrupt.write_text(
         textwrap.dedent(f"""
         from pathlib import Path
-        from zoo_train.trainer import TrainConfig, train
-        train(TrainConfig(model="lenet5", preset="smoke", data_dir=Path({str(data_root)!r}),
-                          out=Path({str(tmp_path / "three")!r}), epochs=2, batch_size=16, device="cpu", seed=7,
-                          show_progress=False, model_overrides={{"dropout": 0.0}}, stop_after_epochs=1))
+        from zoo_train.trainer import Run, TrainConfig, train
+        real_end_epoch = Run.end_epoch
+        def end_epoch_then_stop(run, epoch, improved):  # as Ctrl-C would, on every rank, once epoch 1 is saved
+            real_end_epoch(run, epoch, improved)
+            raise KeyboardInterrupt
+        Run.end_epoch = end_epoch_then_stop
+        try:
+            train(TrainConfig(model="lenet5", preset="smoke", data_dir=Path({str(data_root)!r}),
+                              out=Path({str(tmp_path / "three")!r}), epochs=2, batch_size=16, device="cpu", seed=7,
+                              show_progress=False, model_overrides={{"dropout": 0.0}}))
+        except KeyboardInterrupt:
+            pass
     """)
     )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]

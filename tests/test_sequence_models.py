@@ -9,6 +9,7 @@ import json
 import math
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -263,10 +264,15 @@ def test_dcgan_reports_fid_as_missing_without_a_classifier(smoke_run) -> None:
     assert summary["fd_pixels"] > 0 and summary["fd_pixels_untrained"] > 0
 
 
-def test_dcgan_keeps_every_epochs_sample_grid_across_a_resume(tmp_path: Path) -> None:
+def test_dcgan_keeps_every_epochs_sample_grid_across_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt_after_epochs: Callable[[int], None]
+) -> None:
     data = str(write_idx_folder(tmp_path / "idx"))
     settings: dict[str, Any] = dict(model="dcgan", preset="smoke", data=data, out=tmp_path / "out", show_progress=False, epochs=3)
-    train(TrainConfig(**settings, stop_after_epochs=2))
+    interrupt_after_epochs(2)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**settings))
+    monkeypatch.undo()
     run = train(TrainConfig(**settings, resume=True))
     grids = sorted(p.name for p in (run / "samples").iterdir())
     assert grids == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]

@@ -1,6 +1,5 @@
 """The trainer: learning, exact resume, NaN handling, checkpoint safety, CLI exit codes."""
 
-import dataclasses
 import json
 import pickle
 import shutil
@@ -19,6 +18,7 @@ from zoo_train.registry import get_entry, list_models
 from zoo_train.report import device_label
 from zoo_train.tasks.base import get_task
 from zoo_train.tasks.image_classification import ImageClassification
+from zoo_train.tasks.image_generation import fid_classifier_checkpoint
 from zoo_train.trainer import TrainConfig, TrainingError, autocast_for, lr_factor, read_metrics, resolve_precision, train
 
 TINY = {"widths": (8, 16, 16), "hidden": 32}
@@ -64,11 +64,13 @@ def test_training_learns_a_learnable_problem(tmp_path, idx_data):
     assert any((run / "tensorboard").iterdir())
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, idx_data):
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, idx_data, monkeypatch, interrupt_after_epochs):
     # Augmentation and dropout are on (quick preset), so the RNG state must be restored exactly.
     straight = train(config(tmp_path / "a", idx_data, epochs=3))
-    partial = config(tmp_path / "b", idx_data, epochs=3, stop_after_epochs=1)
-    train(partial)
+    interrupt_after_epochs(1)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path / "b", idx_data, epochs=3))
+    monkeypatch.undo()
     resumed = train(config(tmp_path / "b", idx_data, epochs=3, resume=True))
     a = load_checkpoint(straight / "checkpoints/last.pt")["state_dict"]
     b = load_checkpoint(resumed / "checkpoints/last.pt")["state_dict"]
@@ -289,13 +291,7 @@ def test_all_refuses_before_training_any_model_when_one_run_is_in_the_way(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gru-classifier"]  # lstm-classifier was not trained either
 
 
-def test_ctrl_c_says_what_can_be_resumed(tmp_path, idx_data, monkeypatch, capsys):
-    import zoo_train.cli as cli_module
-
-    def interrupted_after_one_epoch(cfg):
-        train(dataclasses.replace(cfg, stop_after_epochs=1))
-        raise KeyboardInterrupt
-
+def test_ctrl_c_says_what_can_be_resumed(tmp_path, idx_data, monkeypatch, capsys, interrupt_after_epochs):
     argv = [
         "simple-cnn",
         "--preset",
@@ -312,7 +308,7 @@ def test_ctrl_c_says_what_can_be_resumed(tmp_path, idx_data, monkeypatch, capsys
         "hidden=32",
         "--quiet",
     ]
-    monkeypatch.setattr(cli_module, "train", interrupted_after_one_epoch)
+    interrupt_after_epochs(1)
     assert zoo_train(argv) == 130
     last = tmp_path / "simple-cnn" / "checkpoints" / "last.pt"
     assert f"simple-cnn: stopped; {last} holds the last finished epoch; add --resume" in capsys.readouterr().err
@@ -549,3 +545,38 @@ def test_all_with_resume_skips_finished_runs_resumes_interrupted_ones_and_starts
     err = capsys.readouterr().err
     assert "gru-classifier/checkpoints/last.pt: a 'smoke' run; resume it with --preset smoke" in err
     assert "lstm-classifier: holds a finished smoke run of lstm-classifier" in err
+
+
+def test_dcgan_measures_fid_in_the_classifier_named_by_fid_classifier(tmp_path, idx_data, tiny_checkpoint, capsys):
+    # The classifier lies outside the GAN's --out: found because it is named, not because it is a sibling run folder.
+    classifier = tiny_checkpoint("simple-cnn")
+    argv = ["dcgan", "--preset", "smoke", "--data-dir", str(idx_data.parent), "--out", str(tmp_path), "--quiet"]
+    assert zoo_train([*argv, "--fid-classifier", str(classifier)]) == 0
+    summary = json.loads((tmp_path / "dcgan" / "summary.json").read_text())
+    assert summary["fid_status"] == "measured" and summary["fid"] > 0
+    assert summary["fid_features"].startswith(f"penultimate layer of {classifier.parent.parent.name} ")
+    assert json.loads((tmp_path / "dcgan" / "run.json").read_text())["recipe"]["data_options"]["fid_classifier"] == str(
+        classifier
+    )
+
+    # The default (simple-cnn's run beside this one) is absent here: said on stderr and in the summary.
+    capsys.readouterr()
+    assert zoo_train([*argv, "--overwrite"]) == 0
+    missing = f"no trained classifier at {tmp_path / 'simple-cnn' / 'checkpoints' / 'best.pt'} (train simple-cnn first"
+    assert f"dcgan: FID not measured: {missing}" in capsys.readouterr().err
+    assert json.loads((tmp_path / "dcgan" / "summary.json").read_text())["fid_status"].startswith(f"missing: {missing}")
+
+
+def test_fid_classifier_that_names_nothing_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as usage_error:
+        zoo_train(["dcgan", "--out", str(tmp_path), "--fid-classifier", str(tmp_path / "nowhere.pt")])
+    assert usage_error.value.code == 2
+    assert "--fid-classifier" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_fid_classifier_names_a_registry_entry_a_run_folder_or_a_file(tmp_path):
+    best = tmp_path / "elsewhere" / "checkpoints" / "best.pt"
+    assert fid_classifier_checkpoint("simple-cnn", tmp_path) == tmp_path / "simple-cnn" / "checkpoints" / "best.pt"
+    best.parent.mkdir(parents=True)
+    assert fid_classifier_checkpoint(str(tmp_path / "elsewhere"), tmp_path) == best
+    assert fid_classifier_checkpoint(str(best), tmp_path) == best

@@ -28,10 +28,11 @@ from zoo_export.export import (
 )
 from zoo_export.tasks.base import ExportInputError
 from zoo_runtime.cli import HelpFormatter, positive_int
+from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR
 from zoo_train.data.paths import existing_folder, output_file_problem
 from zoo_train.files import atomic_write_bytes
 
-CHECKPOINT = Path("checkpoints") / "best.pt"
+CHECKPOINT = Path(CHECKPOINT_DIR, BEST_CHECKPOINT)  # in a run directory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +100,7 @@ def resolve_input(arg: str) -> Path:
 
 
 def run_name(checkpoint: Path) -> str:
-    return checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
+    return checkpoint.parent.parent.name if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint.stem
 
 
 def main(argv: Sequence[str] | None = None) -> int:

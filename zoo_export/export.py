@@ -30,6 +30,7 @@ from zoo_export.graphs import GraphExportError, GraphSpec
 from zoo_export.parity import Tolerances, check_graph, summarise
 from zoo_export.tasks.base import BundleContext, ExportInputError, get_exporter
 from zoo_runtime import schema
+from zoo_runtime.rundir import RunDir
 
 FORMATS = ("onnx", "torchscript")
 DTYPES = ("fp32", "fp16")
@@ -108,9 +109,7 @@ def load_for_export(checkpoint_path: str | os.PathLike[str]) -> LoadedCheckpoint
 
 def default_bundle_dir(checkpoint: Path) -> Path:
     """``<run>/export`` for ``<run>/checkpoints/best.pt``; else ``export`` beside the file."""
-    checkpoint = Path(checkpoint)
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return run / schema.EXPORT_DIR
+    return RunDir.of_checkpoint(checkpoint).export
 
 
 # Kept in float32 inside fp16 graphs: onnxruntime has no fp16 LSTM/GRU kernels on CPU (1.32 crashed
@@ -197,12 +196,7 @@ def _metrics(payload: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]
 
 
 def _read_summary(checkpoint: Path) -> dict[str, Any]:
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    try:
-        data = json.loads((run / "summary.json").read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return RunDir.of_checkpoint(checkpoint).read_summary() or {}
 
 
 def export_checkpoint(

@@ -14,9 +14,11 @@ from typing import Any
 
 from zoo_runtime import schema
 
+RUN_RECORD_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "curves.png"
+TENSORBOARD_DIR = "tensorboard"
 SAMPLES_TEXT_FILE = "samples.txt"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
@@ -48,6 +50,11 @@ class RunDir:
         return self.path.name
 
     @property
+    def run_record(self) -> Path:
+        """What was trained, on what and how; written when training starts."""
+        return self.path / RUN_RECORD_FILE
+
+    @property
     def summary(self) -> Path:
         return self.path / SUMMARY_FILE
 
@@ -58,6 +65,10 @@ class RunDir:
     @property
     def curves(self) -> Path:
         return self.path / CURVES_FILE
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD_DIR
 
     @property
     def samples_text(self) -> Path:

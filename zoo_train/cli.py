@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from zoo_runtime.cli import positive_float, positive_int
+from zoo_runtime.rundir import RunDir
 from zoo_train.checkpoint import CheckpointError
 from zoo_train.data.paths import existing_folder
 from zoo_train.registry import OPTIONAL_PRESETS, PRESETS, get_entry, list_models
+from zoo_train.run_folder import existing_run, headline_text, resume_plan
 from zoo_train.tasks.base import DataError, get_task
-from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, existing_run, headline_text, train
+from zoo_train.tasks.image_generation import FID_CLASSIFIER, fid_classifier_problem
+from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, train
 
 EXAMPLES = """examples:
   zoo-train --list                                   what can be trained
@@ -99,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a model config field (VALUE parsed as JSON, else a string); repeatable",
     )
+    p.add_argument(
+        "--fid-classifier",
+        metavar="PATH_OR_NAME",
+        help="image generation: the trained classifier in whose features the FID is measured: a checkpoint, a run "
+        f"folder, or a registry name meaning its run under --out (default: {FID_CLASSIFIER}, so OUT/{FID_CLASSIFIER}; "
+        "without it the FID is reported as missing)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -131,24 +141,6 @@ def print_model_list(task: str | None) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[5])
 
 
-def resume_plan(run_dir: Path, preset: str) -> str:
-    """What ``--all --resume`` does with one model's run directory: "done", "resume" or "start".
-
-    A run is done when its summary (written after the last epoch) is of this preset and no
-    checkpoint was written after it (or the checkpoints were deleted since); an interrupted run
-    has only the checkpoint.
-    """
-    summary_path, last_path = run_dir / "summary.json", run_dir / "checkpoints" / "last.pt"
-    if summary_path.exists():
-        try:
-            finished_preset = json.loads(summary_path.read_text()).get("preset")
-        except (OSError, json.JSONDecodeError):
-            finished_preset = None
-        if finished_preset == preset and (not last_path.exists() or summary_path.stat().st_mtime >= last_path.stat().st_mtime):
-            return "done"
-    return "resume" if last_path.exists() else "start"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -160,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_overrides(args.set, parser)
     if args.model and args.model not in list_models():
         parser.error(f"unknown model {args.model!r}; known: {', '.join(list_models())}")
-    # Classifiers first: the GAN's Frechet distance is measured in a trained classifier's feature space.
+    if args.fid_classifier and (problem := fid_classifier_problem(args.fid_classifier)):
+        parser.error(f"--fid-classifier {problem}")
+    # Classifiers first: the GAN's FID is measured in a trained classifier's features, by default those of the
+    # simple-cnn run that --all trains beside it (--fid-classifier), so that run must be there when the GAN finishes.
     names = (
         sorted(list_models(args.task), key=lambda n: get_entry(n).task != "image-classification") if args.all else [args.model]
     )
@@ -174,10 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         if not names:
             parser.error(f"no models of task {args.task!r} have a {args.preset} recipe; models with one: {', '.join(having)}")
 
-    run_dirs = {name: Path(args.out) / (name if args.all else args.run_name or name) for name in names}
+    runs = {name: RunDir(Path(args.out) / (name if args.all else args.run_name or name)) for name in names}
     if not (args.resume or args.overwrite):
         # Checked for every model first: --all should not train half the zoo and then stop at a run it would destroy.
-        in_the_way = [f"{run_dir}: {what}" for run_dir in run_dirs.values() if (what := existing_run(run_dir)) is not None]
+        in_the_way = [f"{run.path}: {what}" for run in runs.values() if (what := existing_run(run)) is not None]
         if in_the_way:
             print(
                 "zoo-train: error: training would replace\n  "
@@ -192,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         resume = args.resume
         if args.all and args.resume:
-            plan = resume_plan(run_dirs[name], args.preset)
+            plan = resume_plan(runs[name], args.preset)
             if plan == "done":
-                print(f"{name}: already trained ({run_dirs[name] / 'summary.json'}), skipped")
+                print(f"{name}: already trained ({runs[name].summary}), skipped")
                 continue
             resume = plan == "resume"
         config = TrainConfig(
@@ -216,11 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             compile=args.compile,
             show_progress=not args.quiet,
             model_overrides=overrides,
+            data_options={"fid_classifier": args.fid_classifier} if args.fid_classifier else None,
         )
         try:
             run_dir = train(config)
         except KeyboardInterrupt:
-            last = run_dirs[name] / "checkpoints" / "last.pt"
+            last = runs[name].last_checkpoint
             kept = (
                 f"{last} holds the last finished epoch; add --resume to go on from it"
                 if last.exists()
@@ -240,10 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1 if isinstance(exc, TrainingError) else 2
             failures.append(f"{name}: {exc}")
             continue
-        summary_path = run_dir / "summary.json"
-        headline = ""
-        if summary_path.exists():
-            headline = headline_text(json.loads(summary_path.read_text()))
+        headline = headline_text(RunDir(run_dir).read_summary() or {})
         print(f"{name}: {headline}  ({time.perf_counter() - started:.0f} s) -> {run_dir}")
     if failures:
         print("zoo-train: some models did not train:\n  " + "\n  ".join(failures), file=sys.stderr)

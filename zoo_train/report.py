@@ -17,9 +17,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from zoo_runtime.rundir import CURVES_FILE, SAMPLES_TEXT_FILE, RunDir
 from zoo_train.data.paths import output_file_problem
 from zoo_train.registry import BY_THOROUGHNESS, ModelEntry, get_entry, list_models
-from zoo_train.trainer import headline_figure
+from zoo_train.run_folder import headline_figure
 
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
@@ -45,7 +46,7 @@ DETAIL_KEYS = (
     "fd_pixels_untrained",
     "sample_class_counts",
 )
-ARTEFACTS = ("curves.png", "confusion_matrix.png", "predictions.png", "samples.png", "samples.txt")
+ARTEFACTS = (CURVES_FILE, "confusion_matrix.png", "predictions.png", "samples.png", SAMPLES_TEXT_FILE)
 
 
 def load_runs(roots: Sequence[Path]) -> list[dict[str, Any]]:
@@ -58,17 +59,16 @@ def load_runs(roots: Sequence[Path]) -> list[dict[str, Any]]:
     for name in list_models():
         found = []
         for root in roots:
-            summary_path = root / name / "summary.json"
-            if summary_path.exists():
-                summary = json.loads(summary_path.read_text())
+            run = RunDir(root / name)
+            summary = run.read_summary()
+            if summary is not None:
                 preset = summary.get("preset")
-                found.append((BY_THOROUGHNESS.index(preset) if preset in BY_THOROUGHNESS else -1, root, summary))
+                found.append((BY_THOROUGHNESS.index(preset) if preset in BY_THOROUGHNESS else -1, run, summary))
         if not found:
             continue
-        _, root, summary = max(found, key=lambda item: item[0])
-        manifest_path = root / name / "export" / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-        records.append({"name": name, "dir": root / name, "summary": summary, "manifest": manifest})
+        _, run, summary = max(found, key=lambda item: item[0])
+        manifest = json.loads(run.manifest.read_text()) if run.manifest.exists() else None
+        records.append({"name": name, "dir": run.path, "summary": summary, "manifest": manifest})
     return records
 
 
@@ -214,7 +214,7 @@ def trained_model(entry: ModelEntry, run_dir: Path) -> str:
     sets sizes such as the vocabulary, and `zoo-train --set` changes any field, so the configuration
     the run built (run.json) is compared with the defaults rather than the recipe's overrides alone.
     """
-    run_record = run_dir / "run.json"
+    run_record = RunDir(run_dir).run_record
     if not run_record.is_file():
         return "configuration not recorded (no run.json)"
     built = json.loads(run_record.read_text()).get("config") or {}

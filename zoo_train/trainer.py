@@ -1,7 +1,7 @@
 """One trainer for every task: device, AMP, clipping, warm-up + cosine LR, early stopping, logs, checkpoints.
 
-The loop is deliberately plain (nanoGPT-style). Task-specific work (loss, metrics,
-samples) is delegated to the task object; the trainer never asks which task it runs.
+The loop is deliberately plain (nanoGPT-style): ``train`` runs the steps of a ``Run`` in order. Task-specific
+work (loss, metrics, samples) is delegated to the task object; the trainer never asks which task it runs.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import Sampler, TensorDataset
 
+from zoo_runtime.rundir import RunDir
 from zoo_train.checkpoint import load_checkpoint, save_checkpoint
-from zoo_train.data.paths import file_in_the_way
 from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
+from zoo_train.run_folder import checked_run_dir, run_to_replace
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, ResidentLoader, TaskData, get_task
 
 # Reading a loss on the host waits for the GPU to finish its step, so that it then idles while Python queues the
@@ -209,9 +210,9 @@ def note_recipe_changes(
 class RunLogger:
     """metrics.jsonl + TensorBoard, written by the main process only."""
 
-    def __init__(self, out_dir: Path, enabled: bool, resume: bool):
+    def __init__(self, run: RunDir, enabled: bool, resume: bool):
         self.enabled = enabled
-        self.path = out_dir / "metrics.jsonl"
+        self.path = run.metrics
         self.tb = None
         if not enabled:
             return
@@ -220,7 +221,7 @@ class RunLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+            self.tb = SummaryWriter(str(run.tensorboard))
         except ImportError:  # tensorboard is optional at run time; the JSONL log is the record
             self.tb = None
 
@@ -240,7 +241,7 @@ class RunLogger:
 
 
 def read_metrics(out_dir: Path) -> list[dict[str, Any]]:
-    path = Path(out_dir) / "metrics.jsonl"
+    path = RunDir(Path(out_dir)).metrics
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -272,7 +273,7 @@ def plot_curves(out_dir: Path, records: list[dict[str, Any]]) -> Path | None:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(out_dir) / "curves.png"
+    path = RunDir(Path(out_dir)).curves
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -330,235 +331,264 @@ class TrainConfig:
     # Keep in-memory tensor datasets on the device and gather batches there by index; False: a DataLoader.
     # On a CPU too: no copy, and no per-example indexing and collating (5-30% faster steps for the image models).
     resident_data: bool = True
-    # Stop (as if interrupted) after this many epochs of this process; used to test --resume.
-    stop_after_epochs: int | None = None
+    # Added to the recipe's data_options: inputs a task takes from outside the run, e.g. the GAN's
+    # {"fid_classifier": "simple-cnn"} (zoo-train --fid-classifier; see zoo_train.tasks.image_generation).
+    data_options: dict[str, Any] | None = None
 
 
-def checked_run_dir(out: Path, run_name: str) -> Path:
-    """``out/run_name``, refused (ValueError) before any work where it could not hold a run or would leave ``out``."""
-    if run_name in (".", "..") or Path(run_name).name != run_name:
-        raise ValueError(f"run name {run_name!r}: must be a plain folder name (no '/', '.' or '..'), as it goes under {out}")
-    blocking = file_in_the_way(out)
-    if blocking is not None:
-        raise ValueError(f"{blocking}: exists and is not a folder, so {out} cannot hold the runs; give another --out")
-    return out / run_name
+class Run:
+    """One training run, in the order ``train`` calls its steps.
 
+    ``Run(cfg)`` settles what is trained where and refuses a bad run folder or resume before any work;
+    ``prepare`` loads the data and builds the model (``restore`` puts a resumed checkpoint back into it);
+    ``train_epochs`` runs ``run_epoch`` then ``end_epoch`` (checkpoints) per epoch; ``finish`` writes the summary.
+    """
 
-def headline_figure(summary: dict[str, Any]) -> tuple[str, Any]:
-    """A summary's headline (metric name, value): the task's final-report metric, else the best validation value."""
-    metric = summary.get("metric") or summary.get("primary_metric") or ""
-    return metric, summary.get(metric, summary.get("best_val"))
-
-
-def headline_text(summary: dict[str, Any]) -> str:
-    """The headline as zoo-train says it, e.g. "test_accuracy 0.9425"; empty where the summary has no figure."""
-    metric, value = headline_figure(summary)
-    return f"{metric} {value:.4f}" if isinstance(value, (int, float)) else ""
-
-
-def existing_run(run_dir: Path) -> str | None:
-    """What a fresh run in ``run_dir`` would destroy, in words, or None where it holds no run."""
-    summary_path, last_path = run_dir / "summary.json", run_dir / "checkpoints" / "last.pt"
-    if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return "holds a finished run"
-        figure = f", {headline}" if (headline := headline_text(summary)) else ""
-        epochs = summary.get("epochs_run")
-        return (
-            f"holds a finished {summary.get('preset')} run of {summary.get('model')} "
-            f"({epochs} epoch{'' if epochs == 1 else 's'}{figure})"
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.entry = get_entry(cfg.model)
+        self.task = get_task(self.entry.task)
+        recipe = self.entry.recipe(cfg.preset)
+        self.recipe = recipe.replace(
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            max_steps=cfg.max_steps,
+            data_options={**recipe.data_options, **cfg.data_options} if cfg.data_options else None,
         )
-    if last_path.is_file():
-        return f"holds an unfinished run ({last_path.relative_to(run_dir)})"
-    return None  # at most a run stopped before its first epoch: nothing to lose
+        self.device = pick_device(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.dist = init_distributed(self.device)
+        self.folder = checked_run_dir(Path(cfg.out), cfg.run_name or self.entry.name)
+        self.replaces_a_run = run_to_replace(self.folder, cfg.resume, cfg.overwrite)
+        if self.dist.world_size > 1:
+            dist.barrier()  # every rank has looked at the run folder before the main one replaces it
+        self.resumed = self.resume_checkpoint() if cfg.resume else None
+        # A mistyped --set field is a usage error: say so before minutes of data loading, or a missing dataset, hide it.
+        check_config_fields(self.entry, cfg.model_overrides or {})
+        check_config_values(self.entry, cfg.model_overrides or {})
+        # Where training stands: epochs and optimiser steps done, the best validation score and epochs since it.
+        self.first_epoch, self.step, self.stale = 0, 0, 0
+        self.best: float | None = None
+        self.metrics: dict[str, Any] = {}  # the last validation's
+        self.epochs_this_run, self.stopped_early, self.wall_seconds = 0, False, 0.0
 
-
-def train(cfg: TrainConfig) -> Path:
-    """Train one registered model; returns its run directory."""
-    entry = get_entry(cfg.model)
-    task = get_task(entry.task)
-    recipe = entry.recipe(cfg.preset).replace(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.max_steps)
-    device = pick_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    dist_info = init_distributed(device)
-    run_dir = checked_run_dir(Path(cfg.out), cfg.run_name or entry.name)
-    ckpt_dir = run_dir / "checkpoints"
-    last_path = ckpt_dir / "last.pt"
-    if cfg.resume and cfg.overwrite:
-        raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
-    replaced = None if cfg.resume else existing_run(run_dir)
-    if replaced is not None and not cfg.overwrite:
-        raise ValueError(
-            f"{run_dir}: {replaced}; --resume continues it, --overwrite replaces it, --run-name NAME trains beside it"
-        )
-    if dist_info.world_size > 1:
-        dist.barrier()  # every rank has looked at the run folder before the main one replaces it
-
-    resume_state = None
-    if cfg.resume:
-        if not last_path.exists():
-            raise TrainingError(f"{last_path}: --resume asked, but there is no checkpoint to resume from")
-        resume_state = load_checkpoint(last_path)
-        if resume_state["model"] != entry.name:
-            raise TrainingError(f"{last_path}: holds model {resume_state['model']!r}, not {entry.name!r}")
+    def resume_checkpoint(self) -> dict[str, Any]:
+        """The run's last checkpoint, refused (TrainingError) when missing or of another model or preset."""
+        last = self.folder.last_checkpoint
+        if not last.exists():
+            raise TrainingError(f"{last}: --resume asked, but there is no checkpoint to resume from")
+        state = load_checkpoint(last)
+        if state["model"] != self.entry.name:
+            raise TrainingError(f"{last}: holds model {state['model']!r}, not {self.entry.name!r}")
         # Another preset's checkpoint holds another model size and schedule: continuing it would mix the two.
-        if resume_state.get("preset") != cfg.preset:
+        if state.get("preset") != self.cfg.preset:
             raise TrainingError(
-                f"{last_path}: a {resume_state.get('preset')!r} run; resume it with --preset {resume_state.get('preset')}, "
-                f"or train --preset {cfg.preset} into another --out"
+                f"{last}: a {state.get('preset')!r} run; resume it with --preset {state.get('preset')}, "
+                f"or train --preset {self.cfg.preset} into another --out"
             )
+        return state
 
-    # A mistyped --set field is a usage error: say so before minutes of data loading, or a missing dataset, hide it.
-    check_config_fields(entry, cfg.model_overrides or {})
-    check_config_values(entry, cfg.model_overrides or {})
-    torch.manual_seed(cfg.seed)
-    data = task.load_data(entry, recipe, cfg.data, cfg.data_dir, cfg.seed)
-    config = build_config(entry, data, recipe, dict(cfg.model_overrides or {}))
-    if resume_state is not None:
-        config = resume_state["config"]
-    model = entry.build(**config).to(device)
-    if channels_last_suits(model, device):
-        model = model.to(memory_format=torch.channels_last)
-    optimizers = task.make_optimizers(model, recipe, device)
+    def prepare(self) -> None:
+        """Data, model and optimisers (restored on --resume), the training schedule, then the run folder."""
+        cfg, recipe = self.cfg, self.recipe
+        torch.manual_seed(cfg.seed)
+        self.data = self.task.load_data(self.entry, recipe, cfg.data, cfg.data_dir, cfg.seed)
+        config = build_config(self.entry, self.data, recipe, dict(cfg.model_overrides or {}))
+        self.config = self.resumed["config"] if self.resumed is not None else config
+        self.model = self.entry.build(**self.config).to(self.device)
+        if channels_last_suits(self.model, self.device):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizers = self.task.make_optimizers(self.model, recipe, self.device)
+        if self.resumed is not None:
+            self.restore(self.resumed)
+        self.prepare_steps()
+        self.open_folder()
 
-    epoch0, step, best, stale = 0, 0, None, 0
-    if resume_state is not None:
-        model.load_state_dict(resume_state["state_dict"])
-        train_state = resume_state["train_state"]
-        for opt, state in zip(optimizers, train_state["optimizers"]):
-            opt.load_state_dict(state)
-        epoch0, step = train_state["epoch"], train_state["step"]
-        best, stale = train_state["best"], train_state["stale"]
+    def restore(self, state: dict[str, Any]) -> None:
+        """A checkpoint's weights, optimiser states, place in training and CPU random state."""
+        self.model.load_state_dict(state["state_dict"])
+        train_state = state["train_state"]
+        for opt, saved in zip(self.optimizers, train_state["optimizers"], strict=True):
+            opt.load_state_dict(saved)
+        self.first_epoch, self.step = train_state["epoch"], train_state["step"]
+        self.best, self.stale = train_state["best"], train_state["stale"]
         torch.set_rng_state(train_state["rng_cpu"])
 
-    train_model: nn.Module = model
-    if dist_info.world_size > 1:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if recipe.batch_size % dist_info.world_size:
-        raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {dist_info.world_size} processes")
-    per_rank_batch = recipe.batch_size // dist_info.world_size
-    sampler = GlobalBatchSampler(len(data.train), recipe.batch_size, dist_info.rank, dist_info.world_size, cfg.seed)
-    steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(data.train) / recipe.batch_size)
+    def prepare_steps(self) -> None:
+        """The model as the steps run it (DDP, torch.compile), the batch order and the loaders."""
+        recipe, world = self.recipe, self.dist.world_size
+        self.train_model: nn.Module = self.model
+        if world > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        if recipe.batch_size % world:
+            raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {world} processes")
+        self.sampler = GlobalBatchSampler(len(self.data.train), recipe.batch_size, self.dist.rank, world, self.cfg.seed)
+        self.steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(self.data.train) / recipe.batch_size)
+        self.total_steps = recipe.max_steps or self.steps_per_epoch * recipe.epochs
+        # Kept to fall back to when torch.compile fails at a step; compiled_shapes: the batch shapes compiled for.
+        self.eager_model = self.train_model
+        self.compiled_shapes: set[tuple[tuple[int, ...], ...]] = set()
+        if self.cfg.compile:
+            self.train_model = compile_for_training(self.train_model)
+        self.autocast = autocast_for(self.device, self.precision)
+        self.train_loader = self.loader(self.data.train, recipe.batch_size // world, self.sampler, train=True)
+        self.val_loader = self.loader(self.data.val, recipe.batch_size, None, train=False)
 
-    eager_model = train_model
-    if cfg.compile:
-        train_model = compile_for_training(train_model)
-    compiled_shapes: set[tuple] = set()
-    total_steps = recipe.max_steps or steps_per_epoch * recipe.epochs
-    autocast = autocast_for(device, precision)
-
-    def batches(dataset: Any, batch_size: int, order: Sampler[int] | None, train: bool) -> BatchLoader:
-        # Built once per run: a resident dataset is copied to the device once, not once an epoch.
-        if cfg.resident_data and isinstance(dataset, TensorDataset):
-            return ResidentLoader(
-                dataset.tensors,
-                order if order is not None else range(len(dataset)),
-                batch_size,
-                device,
-                data.batch_transform,
-                train=train,
-            )
-        loader = task.make_loader(
-            dataset, batch_size, train=train, data=data, generator=None, sampler=order, pin_memory=device.type == "cuda"
+    def loader(self, dataset: Any, batch_size: int, order: Sampler[int] | None, train: bool) -> BatchLoader:
+        """Batches on the device. Built once per run: a resident dataset is copied to the device once, not once an epoch."""
+        if self.cfg.resident_data and isinstance(dataset, TensorDataset):
+            indices = order if order is not None else range(len(dataset))
+            return ResidentLoader(dataset.tensors, indices, batch_size, self.device, self.data.batch_transform, train=train)
+        loader = self.task.make_loader(
+            dataset, batch_size, train=train, data=self.data, generator=None, sampler=order, pin_memory=self.device.type == "cuda"
         )
-        return DeviceLoader(loader, device, data.batch_transform, train=train)
+        return DeviceLoader(loader, self.device, self.data.batch_transform, train=train)
 
-    train_loader = batches(data.train, per_rank_batch, sampler, train=True)
-    val_loader = batches(data.val, recipe.batch_size, None, train=False)
+    def open_folder(self) -> None:
+        """The run folder (a replaced run deleted first), its logger and run.json; a resume says what changed."""
+        self.recipe_record = _jsonable(asdict(self.recipe))
+        if self.replaces_a_run and self.dist.is_main:
+            # Whole, so that no checkpoint, TensorBoard event, plot or exported bundle of the old run survives beside the new one.
+            shutil.rmtree(self.folder.path)
+        self.folder.path.mkdir(parents=True, exist_ok=True)
+        self.logger = RunLogger(self.folder, self.dist.is_main, resume=self.cfg.resume)
+        if not self.dist.is_main:
+            return
+        self.folder.run_record.write_text(json.dumps(self.run_record(), indent=2))
+        if self.resumed is not None:
+            factor = lr_factor(self.step, self.total_steps, self.recipe.warmup_steps, self.recipe.final_lr_fraction)
+            note_recipe_changes(self.resumed, self.recipe_record, self.folder.last_checkpoint, self.step, factor, self.logger)
 
-    recipe_record = _jsonable(asdict(recipe))
-    if replaced is not None and dist_info.is_main:
-        # Whole, so that no checkpoint, TensorBoard event, plot or exported bundle of the old run survives beside the new one.
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    logger = RunLogger(run_dir, dist_info.is_main, resume=cfg.resume)
-    if dist_info.is_main:
-        (run_dir / "run.json").write_text(
-            json.dumps(
-                {
-                    "model": entry.name,
-                    "task": entry.task,
-                    "preset": cfg.preset,
-                    "recipe": recipe_record,
-                    "config": config,
-                    "data": data.description,
-                    "device": str(device),
-                    "precision": precision,
-                    "seed": cfg.seed,
-                    "world_size": dist_info.world_size,
-                    "parameters": count_parameters(model),
-                },
-                indent=2,
-            )
-        )
-
-    if resume_state is not None and dist_info.is_main:
-        note_recipe_changes(
-            resume_state,
-            recipe_record,
-            last_path,
-            step,
-            lr_factor(step, total_steps, recipe.warmup_steps, recipe.final_lr_fraction),
-            logger,
-        )
-
-    def checkpoint_payload(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    def run_record(self) -> dict[str, Any]:
+        """run.json: what is trained, on what, how; written before the first step."""
         return {
-            "model": entry.name,
-            "task": entry.task,
-            "config": config,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "meta": data.meta,
-            "metrics": metrics,
-            "preset": cfg.preset,
-            "recipe": recipe_record,
-            "train_state": {
-                "epoch": epoch,
-                "step": step,
-                "best": best,
-                "stale": stale,
-                "optimizers": [opt.state_dict() for opt in optimizers],
-                "rng_cpu": torch.get_rng_state(),
-            },
+            "model": self.entry.name,
+            "task": self.entry.task,
+            "preset": self.cfg.preset,
+            "recipe": self.recipe_record,
+            "config": self.config,
+            "data": self.data.description,
+            "device": str(self.device),
+            "precision": self.precision,
+            "seed": self.cfg.seed,
+            "world_size": self.dist.world_size,
+            "parameters": count_parameters(self.model),
         }
 
-    def first_compiled_step(batch: Any, step: int) -> dict[str, torch.Tensor]:
+    def train_epochs(self) -> None:
+        """Epochs until the recipe's end, its step budget, early stopping or the --target."""
+        started = time.perf_counter()
+        for epoch in range(self.first_epoch, self.recipe.epochs):
+            if self.step >= self.total_steps:
+                break
+            improved = self.run_epoch(epoch)
+            self.end_epoch(epoch, improved)
+            if self.recipe.early_stop_patience and self.stale >= self.recipe.early_stop_patience:
+                self.stopped_early = True
+                break
+            if self.cfg.target and _reached(self.metrics[self.cfg.target[0]], self.cfg.target[1], self.task.mode):
+                break
+        self.wall_seconds = time.perf_counter() - started
+
+    def run_epoch(self, epoch: int) -> bool:
+        """One epoch's steps and validation, logged; returns whether the validation score is the best yet."""
+        began = time.perf_counter()
+        train_loss = self.fit_epoch(epoch)
+        self.train_model.eval()
+        self.metrics = {**self.task.evaluate(self.model, self.val_loader, self.device, self.recipe), "train_loss": train_loss}
+        score = self.metrics[self.task.primary_metric]
+        improved = self.best is None or (score > self.best if self.task.mode == "max" else score < self.best)
+        if improved:
+            self.best, self.stale = score, 0
+        else:
+            self.stale += 1
+        self.logger.log(
+            {
+                "kind": "epoch",
+                "epoch": epoch + 1,
+                "step": self.step,
+                "lr": self.optimizers[0].param_groups[0]["lr"],
+                "seconds": round(time.perf_counter() - began, 3),
+                **self.metrics,
+            }
+        )
+        return improved
+
+    def end_epoch(self, epoch: int, improved: bool) -> None:
+        """The task's per-epoch output and the checkpoints (last.pt, and best.pt when ``improved``), by the main process."""
+        if self.dist.is_main:
+            self.task.epoch_end(self.model, self.data, self.folder.path, epoch + 1, self.device)
+            payload = self.checkpoint(epoch + 1)
+            if improved:
+                save_checkpoint(self.folder.best_checkpoint, payload)
+            save_checkpoint(self.folder.last_checkpoint, payload)
+        self.epochs_this_run += 1
+
+    def fit_epoch(self, epoch: int) -> float:
+        """The optimiser steps of one epoch; returns their mean loss."""
+        self.sampler.set_epoch(epoch)
+        self.train_model.train()
+        first_step, loss_sum = self.step, 0.0
+        pending: list[torch.Tensor] = []
+        show = self.cfg.show_progress and self.dist.is_main
+        bar = _progress(self.train_loader, self.steps_per_epoch, f"{self.entry.name} {epoch + 1}/{self.recipe.epochs}", show)
+        for batch_index, batch in enumerate(bar):
+            if batch_index >= self.steps_per_epoch or self.step >= self.total_steps:
+                break
+            self.set_learning_rate()
+            pending.append(self.fit_batch(batch)["loss"])
+            self.step += 1
+            if len(pending) == LOSS_READ_EVERY:
+                loss_sum += self.settle_losses(pending, epoch)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{loss_sum / (self.step - first_step):.4f}")
+        loss_sum += self.settle_losses(pending, epoch)
+        return loss_sum / max(1, self.step - first_step)
+
+    def set_learning_rate(self) -> None:
+        """Every optimiser's groups at the schedule's share of their peak (a GAN's two optimisers keep their own peaks)."""
+        factor = lr_factor(self.step, self.total_steps, self.recipe.warmup_steps, self.recipe.final_lr_fraction)
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", self.recipe.lr if len(self.optimizers) == 1 else group["lr"])
+                group["lr"] = group["initial_lr"] * factor
+
+    def fit_batch(self, batch: Any) -> dict[str, torch.Tensor]:
+        if self.train_model is not self.eager_model and batch_shape(batch) not in self.compiled_shapes:
+            return self.first_compiled_step(batch)
+        return self.task.fit_batch(self.train_model, batch, self.optimizers, self.recipe, self.autocast)
+
+    def first_compiled_step(self, batch: Any) -> dict[str, torch.Tensor]:
         """A step of the compiled model at a batch shape it has not run: torch.compile compiles for it here.
 
         Its seconds are logged apart from the epoch's throughput: the first step compiles, and so, once, does
         the first of an epoch's short last batch. torch.compile is lazy, so most backend failures surface here
         too: the run then goes on eagerly from this same batch.
         """
-        nonlocal train_model
         shape = batch_shape(batch)
-        synchronize(device)
+        synchronize(self.device)
         began = time.perf_counter()
         try:
-            logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
+            logs = self.task.fit_batch(self.train_model, batch, self.optimizers, self.recipe, self.autocast)
         except Exception as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            print(f"torch.compile failed at step {step + 1} ({type(exc).__name__}: {first_line}); training eagerly")
-            for opt in optimizers:
+            print(f"torch.compile failed at step {self.step + 1} ({type(exc).__name__}: {first_line}); training eagerly")
+            for opt in self.optimizers:
                 opt.zero_grad(set_to_none=True)
-            train_model = eager_model
-            logger.log({"kind": "compile", "step": step, "compiled": False, "reason": type(exc).__name__})
-            return task.fit_batch(train_model, batch, optimizers, recipe, autocast)
-        synchronize(device)
-        compiled_shapes.add(shape)
-        logger.log(
-            {
-                "kind": "compile",
-                "step": step,
-                "compiled": True,
-                "batch_shape": [list(s) for s in shape],
-                "seconds": round(time.perf_counter() - began, 3),
-            }
+            self.train_model = self.eager_model
+            self.logger.log({"kind": "compile", "step": self.step, "compiled": False, "reason": type(exc).__name__})
+            return self.task.fit_batch(self.train_model, batch, self.optimizers, self.recipe, self.autocast)
+        synchronize(self.device)
+        self.compiled_shapes.add(shape)
+        seconds = round(time.perf_counter() - began, 3)
+        self.logger.log(
+            {"kind": "compile", "step": self.step, "compiled": True, "batch_shape": [list(s) for s in shape], "seconds": seconds}
         )
         return logs
 
-    def settle_losses(losses: list[torch.Tensor], epoch: int) -> float:
+    def settle_losses(self, losses: list[torch.Tensor], epoch: int) -> float:
         """The sum of the last ``len(losses)`` steps' losses, read in one device sync, and ``losses`` emptied;
         a non-finite one ends the run."""
         if not losses:
@@ -567,118 +597,86 @@ def train(cfg: TrainConfig) -> Path:
         finite = torch.isfinite(values)
         if not finite.all():
             first_bad = int((~finite).nonzero()[0])
-            logger.close()
-            where = f"{last_path} keeps the last good weights" if last_path.exists() else "no checkpoint was written"
+            last = self.folder.last_checkpoint
+            where = f"{last} keeps the last good weights" if last.exists() else "no checkpoint was written"
             raise TrainingError(
-                f"{entry.name}: loss became {values[first_bad].item()} at epoch {epoch + 1}, "
-                f"step {step - len(losses) + first_bad + 1}; training stopped ({where}). Try a lower --lr."
+                f"{self.entry.name}: loss became {values[first_bad].item()} at epoch {epoch + 1}, "
+                f"step {self.step - len(losses) + first_bad + 1}; training stopped ({where}). Try a lower --lr."
             )
         losses.clear()
         return float(values.sum())
 
-    started = time.perf_counter()
-    epochs_this_run = 0
-    metrics: dict[str, Any] = {}
-    stopped_early = False
-    for epoch in range(epoch0, recipe.epochs):
-        if step >= total_steps:
-            break
-        sampler.set_epoch(epoch)
-        train_model.train()
-        epoch_start = time.perf_counter()
-        epoch_first_step, loss_sum = step, 0.0
-        pending: list[torch.Tensor] = []
-        bar = _progress(
-            train_loader, steps_per_epoch, f"{entry.name} {epoch + 1}/{recipe.epochs}", cfg.show_progress and dist_info.is_main
-        )
-        for batch_index, batch in enumerate(bar):
-            if batch_index >= steps_per_epoch or step >= total_steps:
-                break
-            factor = lr_factor(step, total_steps, recipe.warmup_steps, recipe.final_lr_fraction)
-            for opt in optimizers:
-                for group in opt.param_groups:
-                    group.setdefault("initial_lr", recipe.lr if len(optimizers) == 1 else group["lr"])
-                    group["lr"] = group["initial_lr"] * factor
-            if train_model is not eager_model and batch_shape(batch) not in compiled_shapes:
-                logs = first_compiled_step(batch, step)
-            else:
-                logs = task.fit_batch(train_model, batch, optimizers, recipe, autocast)
-            pending.append(logs["loss"])
-            step += 1
-            if len(pending) == LOSS_READ_EVERY:
-                loss_sum += settle_losses(pending, epoch)
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{loss_sum / (step - epoch_first_step):.4f}")
-        loss_sum += settle_losses(pending, epoch)
-        train_model.eval()
-        metrics = task.evaluate(model, val_loader, device, recipe)
-        metrics.update({"train_loss": loss_sum / max(1, step - epoch_first_step)})
-        score = metrics[task.primary_metric]
-        improved = best is None or (score > best if task.mode == "max" else score < best)
-        if improved:
-            best, stale = score, 0
-        else:
-            stale += 1
-        record = {
-            "kind": "epoch",
-            "epoch": epoch + 1,
-            "step": step,
-            "lr": optimizers[0].param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - epoch_start, 3),
-            **metrics,
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        """The checkpoint after ``epoch`` epochs: the model (with what rebuilds it) and all that resuming needs."""
+        return {
+            "model": self.entry.name,
+            "task": self.entry.task,
+            "config": self.config,
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "meta": self.data.meta,
+            "metrics": self.metrics,
+            "preset": self.cfg.preset,
+            "recipe": self.recipe_record,
+            "train_state": {
+                "epoch": epoch,
+                "step": self.step,
+                "best": self.best,
+                "stale": self.stale,
+                "optimizers": [opt.state_dict() for opt in self.optimizers],
+                "rng_cpu": torch.get_rng_state(),
+            },
         }
-        logger.log(record)
-        if dist_info.is_main:
-            task.epoch_end(model, data, run_dir, epoch + 1, device)
-            payload = checkpoint_payload(epoch + 1, metrics)
-            if improved:
-                save_checkpoint(ckpt_dir / "best.pt", payload)
-            save_checkpoint(last_path, payload)
-        epochs_this_run += 1
-        if recipe.early_stop_patience and stale >= recipe.early_stop_patience:
-            stopped_early = True
-            break
-        if cfg.target and _reached(metrics[cfg.target[0]], cfg.target[1], task.mode):
-            break
-        if cfg.stop_after_epochs and epochs_this_run >= cfg.stop_after_epochs:
-            logger.close()
-            return run_dir
 
-    train_seconds = time.perf_counter() - started
-    if dist_info.is_main:
-        best_path = ckpt_dir / "best.pt"
-        if best_path.exists():
-            model.load_state_dict(load_checkpoint(best_path)["state_dict"])
-        report = task.final_report(model, data, run_dir, device, recipe)
-        records = read_metrics(run_dir)
-        summary = {
-            "model": entry.name,
-            "task": entry.task,
-            "preset": cfg.preset,
-            "data": data.description,
-            "parameters": count_parameters(model),
-            "device": str(device),
-            "device_name": _device_name(device),
-            "precision": precision,
-            "world_size": dist_info.world_size,
-            "epochs_run": epoch0 + epochs_this_run,
-            "steps": step,
-            "train_seconds": round(sum(r.get("seconds", 0.0) for r in records if r.get("kind") == "epoch"), 2),
+    def finish(self) -> None:
+        """The task's final report on the best weights, summary.json and the curves (main process); then all ranks meet."""
+        if self.dist.is_main:
+            if self.folder.best_checkpoint.exists():
+                self.model.load_state_dict(load_checkpoint(self.folder.best_checkpoint)["state_dict"])
+            report = self.task.final_report(self.model, self.data, self.folder.path, self.device, self.recipe)
+            records = read_metrics(self.folder.path)
+            self.folder.summary.write_text(json.dumps(_jsonable(self.summary(records, report)), indent=2))
+            plot_curves(self.folder.path, records)
+        if self.dist.world_size > 1:
+            dist.barrier()
+
+    def summary(self, records: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, Any]:
+        """summary.json: the run as a whole (time from the metrics log, so a resumed run counts every epoch once)."""
+        epochs = [r for r in records if r.get("kind") == "epoch"]
+        compiles = [r for r in records if r.get("kind") == "compile" and r["compiled"]]
+        return {
+            "model": self.entry.name,
+            "task": self.entry.task,
+            "preset": self.cfg.preset,
+            "data": self.data.description,
+            "parameters": count_parameters(self.model),
+            "device": str(self.device),
+            "device_name": _device_name(self.device),
+            "precision": self.precision,
+            "world_size": self.dist.world_size,
+            "epochs_run": self.first_epoch + self.epochs_this_run,
+            "steps": self.step,
+            "train_seconds": round(sum(r.get("seconds", 0.0) for r in epochs), 2),
             # Part of train_seconds: the steps in which torch.compile compiled.
-            "compile_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "compile" and r["compiled"]), 2),
-            "wall_seconds_this_run": round(train_seconds, 2),
-            "stopped_early": stopped_early,
-            "primary_metric": task.primary_metric,
-            "best_val": best,
-            "final_val": metrics,
+            "compile_seconds": round(sum(r["seconds"] for r in compiles), 2),
+            "wall_seconds_this_run": round(self.wall_seconds, 2),
+            "stopped_early": self.stopped_early,
+            "primary_metric": self.task.primary_metric,
+            "best_val": self.best,
+            "final_val": self.metrics,
             **report,
         }
-        (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
-        plot_curves(run_dir, records)
-    logger.close()
-    if dist_info.world_size > 1:
-        dist.barrier()
-    return run_dir
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train one registered model; returns its run directory."""
+    run = Run(cfg)
+    run.prepare()
+    try:
+        run.train_epochs()
+        run.finish()
+    finally:
+        run.logger.close()
+    return run.folder.path
 
 
 def _reached(value: float, target: float, mode: str) -> bool:

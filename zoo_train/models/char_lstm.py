@@ -1,9 +1,9 @@
-"""CharLSTM (seed 000): embedding -> stacked LSTM -> linear, with explicit (h, c) state.
+"""CharLSTM: embedding -> stacked LSTM -> linear, with explicit (h, c) state.
 
 ``RecurrentLM`` is the shape shared by every recurrent character model here (this one, on
 torch's ``nn.LSTM``, and the DNA GRU/LSTM built from ``zoo_train.nn_scratch``): it gives them
 the text-generator protocol of docs/BUNDLE.md (``initial_state``, ``step``, state names) and
-the seed's ``forward(x, hidden) -> (out, hidden)``.
+the usual ``forward(x, hidden) -> (out, hidden)``.
 """
 
 from __future__ import annotations
@@ -126,8 +126,7 @@ TINY = {"embedding_size": 8, "hidden_size": 16, "num_layers": 1}
             model_overrides=TINY,
             data_options={"block_size": 16, "sample_tokens": 24, "markov_max_order": 4, "final_eval_windows": 8},
         ),
-        # ~0.9M parameters, truncated back-propagation over 100 characters, 300 steps: ~120 CPU-seconds
-        # (600 steps reached 1.79 nats/char, measured).
+        # ~0.9M parameters, truncated back-propagation over 100 characters, 300 steps: ~120 CPU-seconds.
         "quick": Recipe(
             epochs=2,
             batch_size=32,
@@ -137,7 +136,7 @@ TINY = {"embedding_size": 8, "hidden_size": 16, "num_layers": 1}
             limit_eval=128,
             data_options={"block_size": 100, "final_eval_windows": 600},
         ),
-        # Aim: <= 1.60 nats/char held out; 3 x 512 LSTM, ~5.4M parameters.
+        # 3 x 512 LSTM, ~5.4M parameters.
         "full": Recipe(
             epochs=30,
             batch_size=64,
@@ -150,7 +149,7 @@ TINY = {"embedding_size": 8, "hidden_size": 16, "num_layers": 1}
             model_overrides={"embedding_size": 128, "hidden_size": 512, "num_layers": 3, "dropout": 0.2},
         ),
     },
-    description="CharLSTM (seed 000): embedding, 2-layer LSTM 256, linear; explicit (h, c) state",
+    description="CharLSTM: embedding, 2-layer LSTM 256, linear; explicit (h, c) state",
     targets=(QualityTarget("val_loss", at_most=1.60), QualityTarget("val_loss", below="markov_nats")),
     tiny_config=TINY,
 )

@@ -1,4 +1,4 @@
-"""DCGAN (seed 002): a transposed-convolution generator and a strided-convolution discriminator.
+"""DCGAN: a transposed-convolution generator and a strided-convolution discriminator.
 
 Sized from the dataset (channels, square image size divisible by 4): the generator projects
 z to a (size/4)^2 map and doubles it twice; the discriminator halves it twice. The generator
@@ -129,7 +129,7 @@ TINY = {"latent_dim": 8, "g_features": 4, "d_features": 4}
         ),
         "full": Recipe(epochs=25, batch_size=128, lr=2e-4, grad_clip=None, limit_eval=2000, data_options={"fid_samples": 10000}),
     },
-    description="DCGAN (seed 002): transposed-conv generator, strided-conv discriminator, Fashion-MNIST",
+    description="DCGAN: transposed-conv generator, strided-conv discriminator, Fashion-MNIST",
     # "Far below" the untrained generator: at most a quarter of its distance; no mode collapse.
     targets=(QualityTarget("fid", below="fid_untrained", fraction=0.25), QualityTarget("sample_classes_covered", at_least=10)),
     tiny_config=TINY,

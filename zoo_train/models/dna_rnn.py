@@ -1,4 +1,4 @@
-"""DNA GRU and DNA LSTM (seed 001): next-base models built from the from-scratch recurrent cells.
+"""DNA GRU and DNA LSTM: next-base models built from the from-scratch recurrent cells.
 
 The recurrence and the output layer are ``zoo_train.nn_scratch`` (gates written as matmuls
 and elementwise ops); the input is a learned embedding of the four bases. The layers loop
@@ -92,7 +92,7 @@ RECIPES = {
     default_dataset="kmer-examples",
     recipes=RECIPES,
     tiny_config=TINY,
-    description="DNA GRU (seed 001): from-scratch GRU cells, 2 x 128, on a bacterial genome",
+    description="DNA GRU: from-scratch GRU cells, 2 x 128, on a bacterial genome",
     targets=(QualityTarget("val_bpc", below="markov_bpc"),),
 )
 def dna_gru(**config: Any) -> DNARNN:
@@ -106,7 +106,7 @@ def dna_gru(**config: Any) -> DNARNN:
     default_dataset="kmer-examples",
     recipes=RECIPES,
     tiny_config=TINY,
-    description="DNA LSTM (seed 001): from-scratch LSTM cells, 2 x 128, on a bacterial genome",
+    description="DNA LSTM: from-scratch LSTM cells, 2 x 128, on a bacterial genome",
     targets=(QualityTarget("val_bpc", below="markov_bpc"),),
 )
 def dna_lstm(**config: Any) -> DNARNN:

@@ -1,6 +1,6 @@
-"""Character GPT (seed 003): a decoder-only transformer with a key/value cache in ``step``.
+"""Character GPT: a decoder-only transformer with a key/value cache in ``step``.
 
-nanoGPT's shape, seed 003's size: n_embd 128, 4 heads, 4 layers, 64 positions, learned
+nanoGPT's shape, small: n_embd 128, 4 heads, 4 layers, 64 positions, learned
 position embeddings, pre-LayerNorm blocks, weight tying between the token embedding and the
 output head. Attention is ``F.scaled_dot_product_attention`` with an explicit causal mask, so
 one code path serves training (no past) and cached generation (past > 0), and it exports with
@@ -196,8 +196,8 @@ TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": 16, "dropout": 0.
             model_overrides=TINY,
             data_options={"sample_tokens": 24, "markov_max_order": 4, "final_eval_windows": 8},
         ),
-        # Seed 003's model at batch 32, ~0.8M parameters, 400 steps: ~150 CPU-seconds. A higher peak lr and no
-        # dropout than the seed's defaults: at lr 1e-3, 600 steps reached only 2.17 nats/char (measured).
+        # The default model at batch 32, ~0.8M parameters, 400 steps: ~150 CPU-seconds. A high peak lr and no
+        # dropout, as so few steps need.
         "quick": Recipe(
             epochs=2,
             batch_size=32,
@@ -209,8 +209,7 @@ TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": 16, "dropout": 0.
             model_overrides={"dropout": 0.0},
             data_options={"final_eval_windows": 1000},
         ),
-        # Reaching <= 1.50 nats/char needs far more tokens than the seed's 2000 steps at batch 12
-        # (1.88 measured there): 12k steps of 64 x 128 tokens with a wider model.
+        # The target needs far more tokens than the quick recipe: 12k steps of 64 x 128 tokens with a wider model.
         "full": Recipe(
             epochs=24,
             batch_size=64,
@@ -223,7 +222,7 @@ TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": 16, "dropout": 0.
             model_overrides={"n_embd": 256, "n_head": 4, "n_layer": 6, "block_size": 128, "dropout": 0.2},
         ),
     },
-    description="Character GPT (seed 003): 4 layers, 4 heads, n_embd 128, block 64, KV cache, tied weights",
+    description="Character GPT: 4 layers, 4 heads, n_embd 128, block 64, KV cache, tied weights",
     targets=(QualityTarget("val_loss", at_most=1.50), QualityTarget("val_loss", below="markov_nats")),
     tiny_config=TINY,
 )

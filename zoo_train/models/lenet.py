@@ -1,7 +1,7 @@
-"""LeNet-5 (seed 004) and the CIFAR LeNet (seed 000): two conv layers with pooling, three FC layers.
+"""LeNet-5 and the CIFAR LeNet: two conv layers with pooling, three FC layers.
 
 Both take the channel count, class count and image size from the dataset, so the
-flattened size is computed rather than hard-coded (seed 004's 16*5*5 holds for 32x32).
+flattened size is computed rather than hard-coded (LeNet-5's 16*5*5 holds for 32x32).
 """
 
 from __future__ import annotations
@@ -85,12 +85,11 @@ class LeNet(nn.Module):
     task="image-classification",
     config_cls=LeNetConfig,
     default_dataset="fashion-mnist",
-    # Full: LeNet-5's layout with max instead of average pooling and label smoothing; the paper's
-    # average pooling stopped at 0.8986 test accuracy after 30 epochs (measured), short of 0.90.
+    # Full: LeNet-5's layout with max instead of average pooling (the paper's falls short of the target) and label smoothing.
     recipes=image_recipes(
         quick_epochs=3, full_epochs=40, lr=2e-3, quick_limit=20000, label_smoothing=0.1, full_overrides={"pool": "max"}
     ),
-    description="LeNet-5 (seed 004): conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes",
+    description="LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
 )
 def lenet5(**config: Any) -> LeNet:
@@ -103,7 +102,7 @@ def lenet5(**config: Any) -> LeNet:
     config_cls=CIFARLeNetConfig,
     default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=40, lr=1e-3),
-    description="CIFAR LeNet (seed 000): conv 64@5x5 x2 with max-pooling, FC 384-192-classes",
+    description="CIFAR LeNet: conv 64@5x5 x2 with max-pooling, FC 384-192-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.91),),
     tiny_config={"conv_channels": (8, 8), "fc_sizes": (16, 16)},
 )

@@ -1,4 +1,4 @@
-"""ResNetCIFAR (seed 003): a pre-activation residual network sized for 28-32 px images.
+"""ResNetCIFAR: a pre-activation residual network sized for 28-32 px images.
 
 Three stages (stride 1, 2, 2) of basic blocks, global average pooling, one linear head:
 the CIFAR ResNets of He et al. with wider stages, as used in the Fashion-MNIST benchmarks.
@@ -91,11 +91,9 @@ class ResNetCIFAR(nn.Module):
             label_smoothing=0.1,
             full_random_erasing=0.5,
         ),
-        # The time-to-target recipe (benchmarks/train_speed.py). As airbench does: large batches for the GPU, a
-        # warm-up of one epoch, the rate annealed to 0, and no random erasing, which only pays back over a long
-        # schedule. Measured (benchmarks/RESULTS.md, "Time to target"): 0.9416-0.9429 test accuracy after these
-        # 20 epochs (two seeds), where the full recipe needs 40; 18 epochs at lr 0.4 decaying to a tenth only
-        # reached 0.9323.
+        # The time-to-target recipe (benchmarks/train_speed.py; its runs in benchmarks/RESULTS.md, "Time to target").
+        # As airbench does: large batches for the GPU, a warm-up of one epoch, the rate annealed to 0, and no random
+        # erasing, which only pays back over a long schedule.
         "speedrun": Recipe(
             epochs=20,
             batch_size=512,
@@ -107,7 +105,7 @@ class ResNetCIFAR(nn.Module):
             label_smoothing=0.1,
         ),
     },
-    description="ResNetCIFAR (seed 003): pre-activation ResNet, 3 stages (32/64/128) x 2 blocks",
+    description="ResNetCIFAR: pre-activation ResNet, 3 stages (32/64/128) x 2 blocks",
     targets=(QualityTarget("test_accuracy", at_least=0.945),),
     tiny_config={"widths": (4, 8), "blocks": (1, 1)},
 )

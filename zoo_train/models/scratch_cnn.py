@@ -1,4 +1,4 @@
-"""ScratchCNN (seed 001): a CNN built only from the zoo's from-scratch layers (no nn.Conv2d / nn.Linear)."""
+"""ScratchCNN: a CNN built only from the zoo's from-scratch layers (no nn.Conv2d / nn.Linear)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class ScratchCNN(nn.Module):
     config_cls=ScratchCNNConfig,
     default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=30, lr=2e-3, quick_limit=10000),
-    description="ScratchCNN (seed 001): conv-relu-pool x2 + MLP, only from-scratch layers",
+    description="ScratchCNN: conv-relu-pool x2 + MLP, only from-scratch layers",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
     tiny_config={"widths": (4, 8), "hidden": 16},
 )

@@ -1,4 +1,4 @@
-"""Encoder-decoder transformer for seq2seq (seed 002), built from the GPT's blocks.
+"""Encoder-decoder transformer for seq2seq, built from the GPT's blocks.
 
 Pre-LN encoder blocks with a source padding mask; decoder blocks add cross-attention to the
 encoder's memory after their causal self-attention. Learned position embeddings, output head
@@ -125,7 +125,7 @@ TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers
             epochs=40, batch_size=128, lr=5e-4, warmup_steps=300, early_stop_patience=6, data_options={"max_length": 20}
         ),
     },
-    description="Encoder-decoder transformer (seed 002), teacher forcing, greedy decoding; sequence reversal",
+    description="Encoder-decoder transformer, teacher forcing, greedy decoding; sequence reversal",
     targets=(QualityTarget("test_exact", at_least=0.95),),
     tiny_config=TINY,
 )

@@ -1,4 +1,4 @@
-"""LSTM and GRU sequence classifiers (seed 002): embedding -> torch nn.LSTM / nn.GRU -> last state -> linear."""
+"""LSTM and GRU sequence classifiers: embedding -> torch nn.LSTM / nn.GRU -> last state -> linear."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ RECIPES = {
     default_dataset="temporal-order",
     recipes=RECIPES,
     tiny_config=TINY,
-    description="LSTM sequence classifier (seed 002) on the temporal-order task",
+    description="LSTM sequence classifier on the temporal-order task",
     targets=(QualityTarget("test_accuracy", at_least=0.98),),
 )
 def lstm_classifier(**config: Any) -> RNNClassifier:
@@ -91,7 +91,7 @@ def lstm_classifier(**config: Any) -> RNNClassifier:
     default_dataset="temporal-order",
     recipes=RECIPES,
     tiny_config=TINY,
-    description="GRU sequence classifier (seed 002) on the temporal-order task",
+    description="GRU sequence classifier on the temporal-order task",
     targets=(QualityTarget("test_accuracy", at_least=0.98),),
 )
 def gru_classifier(**config: Any) -> RNNClassifier:

@@ -8,17 +8,19 @@ unlike the discriminator's loss, it does not depend on how strong the discrimina
 happens to be. The grid of a fixed batch of noise is kept every epoch and written after
 training as ``samples/epoch_NNN.png``.
 
-After training (the quality figure): FID in the feature space (penultimate layer) of the
-zoo's own trained Fashion-MNIST classifier, ``<out>/simple-cnn/checkpoints/best.pt``, between
-the real test images and samples of the trained generator, of an untrained generator (same
-architecture, fresh initialisation), and of real training images (the floor). Without that
-checkpoint the figure is reported as missing, never estimated otherwise.
+After training (the quality figure): FID in the feature space (penultimate layer) of a trained
+zoo classifier of the same images, between the real test images and samples of the trained
+generator, of an untrained generator (same architecture, fresh initialisation), and of real
+training images (the floor). The classifier is an input of the run, ``zoo-train --fid-classifier``
+(``TrainConfig.data_options["fid_classifier"]``): a checkpoint file, a run folder, or a registry
+name, meaning that model's run beside this one (``<out>/<name>/checkpoints/best.pt``); by default
+``simple-cnn``'s. Without that checkpoint the figure is reported as missing, never estimated otherwise.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,12 +30,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR, SUMMARY_FILE, RunDir
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from zoo_train.data.images import load_image_arrays
-from zoo_train.registry import ModelEntry, Recipe
+from zoo_train.registry import ModelEntry, Recipe, list_models
 from zoo_train.tasks.base import BatchLoader, Task, TaskData, average_gradients, register_task
 
-FID_CLASSIFIER = "simple-cnn"
+FID_CLASSIFIER = "simple-cnn"  # the default --fid-classifier: a registry name, so the run beside this one
 GRID_SIZE = 64  # an 8 x 8 grid
 POOL = 4
 
@@ -213,11 +216,12 @@ class ImageGeneration(Task):
             "baseline_metric": "fid_untrained",
             "split": "official test split",
         }
-        classifier_path = (
-            out_dir.parent / str(recipe.data_options.get("fid_classifier", FID_CLASSIFIER)) / "checkpoints" / "best.pt"
+        classifier_path = fid_classifier_checkpoint(
+            str(recipe.data_options.get("fid_classifier", FID_CLASSIFIER)), out_dir.parent
         )
         features, problem = classifier_features(classifier_path, data.meta["preprocessing"]["image"], device)
         if features is None:
+            print(f"{out_dir.name}: FID not measured: {problem}", file=sys.stderr)
             return {**report, "fid": None, "fid_untrained": None, "fid_status": f"missing: {problem}"}
         reference, _ = features(real_test)
         trained, trained_logits = features(fakes["trained"])
@@ -235,19 +239,33 @@ class ImageGeneration(Task):
         }
 
 
+def fid_classifier_checkpoint(spec: str, runs_root: Path) -> Path:
+    """The checkpoint named by ``--fid-classifier``: a registry name (its run under ``runs_root``), a run folder or a file."""
+    if spec in list_models():
+        return RunDir(runs_root / spec).best_checkpoint
+    path = Path(spec)
+    return RunDir(path).best_checkpoint if path.is_dir() else path
+
+
+def fid_classifier_problem(spec: str) -> str | None:
+    """Why ``--fid-classifier spec`` names no classifier, or None (a registry name's run is looked for after training)."""
+    if spec in list_models() or fid_classifier_checkpoint(spec, Path()).is_file():
+        return None
+    return f"{spec}: not a registry name, a checkpoint file, or a run folder holding {CHECKPOINT_DIR}/{BEST_CHECKPOINT}"
+
+
 def classifier_provenance(path: Path) -> str:
     """Which classifier's features the FID is in, and how good it was: FIDs in different feature spaces do not compare."""
-    run_dir = path.parent.parent
-    summary_path = run_dir / "summary.json"
-    try:
-        summary = json.loads(summary_path.read_text())
-    except (OSError, ValueError):
-        return f"penultimate layer of {run_dir.name} ({path.name}; its run has no readable summary.json)"
+    run = RunDir.of_checkpoint(path)
+    summary = run.read_summary()
+    if summary is None:
+        return f"penultimate layer of {run.name} ({path.name}; its run has no readable {SUMMARY_FILE})"
     metric = summary.get("metric", "test_accuracy")
     score = summary.get(metric)
     figure = f"{metric} {score:.4f}" if isinstance(score, float) else f"{metric} not recorded"
     epochs = summary.get("epochs_run")
-    return f"penultimate layer of {run_dir.name} ({summary.get('preset')} preset, {epochs} epoch{'' if epochs == 1 else 's'}, {figure})"
+    trained = f"{summary.get('preset')} preset, {epochs} epoch{'' if epochs == 1 else 's'}"
+    return f"penultimate layer of {run.name} ({trained}, {figure})"
 
 
 def classifier_features(
@@ -255,7 +273,7 @@ def classifier_features(
 ) -> tuple[Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None, str]:
     """``f(images in [0, 1]) -> (features [N, D], logits [N, K])`` of a trained zoo classifier, or (None, why not)."""
     if not path.is_file():
-        return None, f"no trained classifier at {path} (train simple-cnn first)"
+        return None, f"no trained classifier at {path} (train {FID_CLASSIFIER} first, or name one with --fid-classifier)"
     try:
         payload = load_checkpoint(path)
         classifier = build_from_checkpoint(payload, path).to(device)

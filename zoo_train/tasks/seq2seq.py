@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime.rundir import SAMPLES_TEXT_FILE, RunDir
 from zoo_train.data.synthetic import BOS, EOS, PAD, SEQ2SEQ_SPECIALS, Seq2SeqSpec, ids_vocab, seq2seq_op, seq2seq_pairs
 from zoo_train.registry import ModelEntry, Recipe
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
@@ -130,12 +131,12 @@ class Seq2Seq(Task):
         assert data.test is not None
         loader = DeviceLoader(self.make_loader(data.test, 256, train=False, data=data, generator=None), device, None, train=False)
         scores, preds = self._score(model, loader)
-        write_decoded(data, preds[0], out_dir / "samples.txt")
+        write_decoded(data, preds[0], RunDir(out_dir).samples_text)
         return {
             **{f"test_{k}": v for k, v in scores.items()},
             "metric": "test_exact",
             "split": "generated test set",
-            "samples": "samples.txt",
+            "samples": SAMPLES_TEXT_FILE,
         }
 
 

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime.rundir import SAMPLES_TEXT_FILE, SUMMARY_FILE, RunDir
 from zoo_train.data.errors import DataError
 from zoo_train.data.synthetic import ORDER_LABELS, TemporalOrderSpec, ids_vocab, temporal_order
 from zoo_train.registry import ModelEntry, Recipe
@@ -87,8 +88,8 @@ class SequenceClassification(Task):
         loader = DeviceLoader(self.make_loader(data.test, 256, train=False, data=data, generator=None), device, None, train=False)
         true, pred, loss = predict_classes(model, loader)
         accuracy = float((pred == true).float().mean())
-        write_examples(data, pred, out_dir / "samples.txt")
-        epochs = [r for r in _read_jsonl(out_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
+        write_examples(data, pred, RunDir(out_dir).samples_text)
+        epochs = [r for r in _read_jsonl(RunDir(out_dir).metrics) if r.get("kind") == "epoch"]
         report = {
             "test_loss": loss,
             "test_accuracy": accuracy,
@@ -98,7 +99,7 @@ class SequenceClassification(Task):
             "metric": "test_accuracy",
             "baseline_metric": "order_blind_ceiling",
             "split": "generated test set",
-            "samples": "samples.txt",
+            "samples": SAMPLES_TEXT_FILE,
         }
         row = {"parameters": sum(p.numel() for p in model.parameters()), **report}
         (out_dir.parent / COMPARISON_FILE).write_text(comparison_table(out_dir.parent, current=(out_dir.name, row)))
@@ -114,7 +115,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def comparison_table(runs_dir: Path, current: tuple[str, dict[str, Any]] | None = None) -> str:
     """Markdown: every sequence-classification run under ``runs_dir`` (its summary.json), plus ``current``."""
     rows: dict[str, dict[str, Any]] = {}
-    for summary_path in sorted(Path(runs_dir).glob("*/summary.json")):
+    for summary_path in sorted(Path(runs_dir).glob(f"*/{SUMMARY_FILE}")):
         summary = json.loads(summary_path.read_text())
         if summary.get("task") == SequenceClassification.name:
             rows[summary_path.parent.name] = summary

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from zoo_runtime.rundir import RunDir
 from zoo_train.baselines import markov_baseline
 from zoo_train.data.dna import GENOMES, load_dna_corpus
 from zoo_train.data.errors import DataError
@@ -258,7 +259,7 @@ class TextGeneration(Task):
             model,
             vocab,
             data,
-            out_dir / "samples.txt",
+            RunDir(out_dir).samples_text,
             int(recipe.data_options.get("sample_tokens", data.meta["sampling"]["max_new_tokens"])),
         )
         return {
