@@ -42,7 +42,7 @@ from zoo_gui import APP_NAME, ORG_DOMAIN, ORG_NAME
 from zoo_gui.library import LibraryPage, ModelStore, short_provider
 from zoo_gui.pages import PAGES, AppContext, ModelPage, page_for_task
 from zoo_gui.widgets import busy_bar
-from zoo_gui.workers import Runner, emit
+from zoo_gui.workers import Runner
 from zoo_runtime.cli import HelpFormatter, positive_int
 
 DEVICES = {"auto": "Auto (CUDA when available)", "cpu": "CPU only", "cuda": "CUDA (else CPU, with the reason)"}
@@ -375,7 +375,7 @@ class MainWindow(QMainWindow):
         self.errors.append((title, message))
         first_line = message.splitlines()[0] if message else ""
         self.statusBar().showMessage(f"⚠ {title}: {first_line}", 15000)
-        emit(self.error_reported, title, message)
+        self.error_reported.emit(title, message)
         box = self.error_box
         if box is None:
             box = QMessageBox(QMessageBox.Icon.Warning, title, "", QMessageBox.StandardButton.Ok, self)

@@ -49,8 +49,9 @@ from PySide6.QtWidgets import (
 )
 
 import zoo_runtime
+from zoo_gui.errors import describe_error
 from zoo_gui.widgets import ERROR_COLOR, heading, hint
-from zoo_gui.workers import Job, Runner, describe_error, emit
+from zoo_gui.workers import Job, Runner
 
 FOLDERS_KEY = "library/folders"
 
@@ -374,12 +375,12 @@ class ModelStore(QObject):
             if settle():
                 self._models[key] = model
                 self._errors.pop(key, None)
-                emit(self.loaded, key, model)
+                self.loaded.emit(key, model)
 
         def done_error(message: str) -> None:
             if settle():
                 self._errors[key] = message
-                emit(self.failed, key, message)
+                self.failed.emit(key, message)
 
         def finished() -> None:
             settle()  # a job ended by a BaseException reports neither outcome; it must not stay pending
@@ -387,7 +388,7 @@ class ModelStore(QObject):
 
         job = self.runner.submit(load, name=name, result=done_ok, error=done_error, finished=finished)
         self._pending[key] = job
-        emit(self.started, key)
+        self.started.emit(key)
 
     def forget(self, path: Path | str) -> None:
         """Drop what is known of a bundle (it changed on disk): the next request loads it again."""
@@ -404,7 +405,7 @@ class ModelStore(QObject):
         self._errors.clear()
         self._pending.clear()
         self._queue.clear()
-        emit(self.reset)
+        self.reset.emit()
 
 
 # --------------------------------------------------------------------------- table
@@ -441,7 +442,7 @@ class LibraryModel(QAbstractTableModel):
     def refresh(self, key: str) -> None:
         row = self.row_of(key)
         if row >= 0:
-            emit(self.dataChanged, self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._rows)
@@ -838,7 +839,7 @@ class LibraryPage(QWidget):
             self._rescan = False
             self.refresh()
             return
-        emit(self.scan_finished)
+        self.scan_finished.emit()
 
     def _on_scanned(self, value: tuple[list[BundleInfo], list[str]]) -> None:
         infos, problems = value
@@ -860,7 +861,7 @@ class LibraryPage(QWidget):
             self.select(current.key)
         elif self.proxy.rowCount() and not self.table.currentIndex().isValid():
             self.table.selectRow(0)
-        emit(self.bundles_changed, infos)
+        self.bundles_changed.emit(infos)
         self.store.preload(i.path for i in infos if i.usable)
 
     def _apply_store_state(self, info: BundleInfo) -> None:
@@ -958,4 +959,4 @@ class LibraryPage(QWidget):
         if not info.usable:
             self.report_error("Cannot open this bundle", info.problem or "the manifest could not be read")
             return
-        emit(self.open_requested, info.key)
+        self.open_requested.emit(info.key)

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStyle, QVBoxLayou
 
 from zoo_gui.library import BundleInfo, ModelStore, bundle_key, key_metric, metric_name, short_provider, task_title
 from zoo_gui.widgets import ERROR_COLOR, busy_bar, heading, hint
-from zoo_gui.workers import Job, Runner, emit
+from zoo_gui.workers import Job, Runner
 
 
 @dataclass
@@ -182,7 +182,7 @@ class ModelPage(QWidget):
 
     def _changed(self) -> None:
         self.update_controls()
-        emit(self.state_changed)
+        self.state_changed.emit()
 
     # ----------------------------------------------------------- bundles and models
 
@@ -274,7 +274,7 @@ class ModelPage(QWidget):
             self.model_info.setText(self.describe_model(model))
             if not self.busy:  # else when the running job ends (see start_job)
                 self.model_ready(model)
-        emit(self.model_changed, model)
+        self.model_changed.emit(model)
         self._changed()
 
     def describe_model(self, model: Any) -> str:

@@ -28,9 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zoo_gui.errors import describe_error
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ERROR_COLOR, bars_height, paint_bars
-from zoo_gui.workers import Job, describe_error, emit
+from zoo_gui.workers import Job
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 TOP_K = 5
@@ -97,7 +98,7 @@ def classify_paths(job: Job, model: Any, items: Sequence[tuple[int, Path]]) -> i
                 except Exception as exc:
                     rows.append((i, t, None, describe_error(exc)))
         done += len(rows)
-        emit(job.progress, rows)
+        job.progress.emit(rows)
     return done
 
 
@@ -120,7 +121,7 @@ class ResultsModel(QAbstractListModel):
     def set_running(self, running: bool) -> None:
         self.running = running
         if self.items:
-            emit(self.dataChanged, self.index(0), self.index(len(self.items) - 1))
+            self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.items)
@@ -157,7 +158,7 @@ class ResultsModel(QAbstractListModel):
         for item in self.items:
             item.predictions = item.error = None
         if self.items:
-            emit(self.dataChanged, self.index(0), self.index(len(self.items) - 1))
+            self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
 
     def update(self, rows: Iterable[tuple[int, QImage | None, list | None, str | None]]) -> None:
         for item_id, thumb, predictions, error in rows:
@@ -168,7 +169,7 @@ class ResultsModel(QAbstractListModel):
             item.thumbnail = thumb if thumb is not None else item.thumbnail
             item.predictions, item.error = predictions, error
             index = self.index(row)
-            emit(self.dataChanged, index, index)
+            self.dataChanged.emit(index, index)
 
 
 class ResultDelegate(QStyledItemDelegate):

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ImageView, hint, tile, to_qimage
-from zoo_gui.workers import emit
 
 GRID_SIZES = (9, 16, 25, 36, 64)
 STEPS = 32
@@ -101,7 +100,7 @@ class SampleGrid(QWidget):
             return
         i = self.index_at(event.position())
         if i >= 0:
-            emit(self.clicked, i)
+            self.clicked.emit(i)
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
