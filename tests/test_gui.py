@@ -33,12 +33,13 @@ from PySide6.QtWidgets import QApplication
 import zoo_runtime
 from zoo_gui import screenshots
 from zoo_gui.app import MainWindow, main
-from zoo_gui.library import ModelStore, bundle_key
+from zoo_gui.catalog import bundle_key
 from zoo_gui.pages import PAGE_FOR_TASK, PAGES
 from zoo_gui.pages.classify import ClassifyPage
 from zoo_gui.pages.gan import STEPS, GanPage
 from zoo_gui.pages.generate import GeneratePage, gc_content
 from zoo_gui.pages.sequence import SequencePage
+from zoo_gui.store import ModelStore
 from zoo_train.registry import list_models
 
 ROOT = Path(__file__).resolve().parents[1]

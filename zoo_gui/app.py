@@ -39,8 +39,10 @@ from PySide6.QtWidgets import (
 
 import zoo_gui
 from zoo_gui import APP_NAME, ORG_DOMAIN, ORG_NAME
-from zoo_gui.library import LibraryPage, ModelStore, short_provider
+from zoo_gui.formatting import short_provider
+from zoo_gui.library import LibraryPage
 from zoo_gui.pages import PAGES, AppContext, ModelPage, page_for_task
+from zoo_gui.store import ModelStore
 from zoo_gui.widgets import busy_bar
 from zoo_gui.workers import Runner
 from zoo_runtime.cli import HelpFormatter, positive_int

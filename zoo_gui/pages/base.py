@@ -10,7 +10,9 @@ from typing import Any, ClassVar
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStyle, QVBoxLayout, QWidget
 
-from zoo_gui.library import BundleInfo, ModelStore, bundle_key, key_metric, metric_name, short_provider, task_title
+from zoo_gui.catalog import BundleInfo, bundle_key
+from zoo_gui.formatting import key_metric, metric_name, short_provider, task_title
+from zoo_gui.store import ModelStore
 from zoo_gui.widgets import ERROR_COLOR, busy_bar, heading, hint
 from zoo_gui.workers import Job, Runner
 
