@@ -508,7 +508,7 @@ def test_generate_text_streams_with_rate_copy_and_save(qtbot, make_window, bundl
     page.prompt.setPlainText("\u2603")
     page.run()
     wait_idle(qtbot, page)
-    title, message = window.errors[-1]
+    _title, message = window.errors[-1]
     assert "\u2603" in message or "'\\u2603'" in message
     assert page.generate_button.isEnabled()
 

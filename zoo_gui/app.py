@@ -257,7 +257,7 @@ class MainWindow(QMainWindow):
             self.device_actions[key] = action
 
         view_menu = menu.addMenu("&View")
-        for i, (key, widget) in enumerate(zip(PAGE_KEYS, self._page_widgets), 1):
+        for i, (key, widget) in enumerate(zip(PAGE_KEYS, self._page_widgets, strict=True), 1):
             view_menu.addAction(self._action(widget.title, f"Ctrl+{i}", lambda _c=False, key=key: self.show_page(key)))
 
         help_menu = menu.addMenu("&Help")

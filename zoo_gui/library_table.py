@@ -11,11 +11,10 @@ from PySide6.QtGui import QColor
 
 from zoo_gui.catalog import BundleInfo
 from zoo_gui.formatting import PASSED_HEX, format_metric, format_size, key_metric, metric_name, short_provider, task_title
-from zoo_gui.widgets import ERROR_COLOR
+from zoo_gui.widgets import ERROR_COLOR, ROOT_INDEX
 
 PASSED_COLOR = QColor(PASSED_HEX)
 PARITY_TEXT = {True: "✓ passed", False: "✗ failed", None: "—"}
-ROOT = QModelIndex()  # the invisible parent of every row
 
 
 class LibraryModel(QAbstractTableModel):
@@ -51,10 +50,10 @@ class LibraryModel(QAbstractTableModel):
         if row >= 0:
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = ROOT) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = ROOT_INDEX) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = ROOT) -> int:
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = ROOT_INDEX) -> int:
         return 0 if parent.isValid() else len(self.COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
