@@ -16,6 +16,7 @@ from zoo_gui.formatting import (
     short_provider,
     task_title,
 )
+from zoo_runtime import schema
 
 TRAINING_ROWS = {
     "preset": "Preset",
@@ -129,7 +130,7 @@ def _vocabulary(vocab: Any) -> str:
     if not isinstance(vocab, dict) or vocab.get("tokens") is None:
         return ""
     tokens = vocab["tokens"]
-    char = vocab.get("kind") == "char"
+    char = vocab.get("kind") == schema.VOCAB_CHAR
     shown = "".join(repr(str(t))[1:-1] for t in tokens[:80]) if char else " ".join(map(str, tokens[:40]))
     kind = escape(str(vocab.get("kind", "")))
     return f"<h3>Vocabulary ({len(tokens)} {kind} tokens)</h3><div><code>{escape(shown)}</code></div>"

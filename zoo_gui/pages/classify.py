@@ -293,7 +293,7 @@ class DropHint(QLabel):
 
 class ClassifyPage(ModelPage[ImageClassifier]):
     title = "Classify"
-    tasks = ("image-classification",)
+    tasks = (ImageClassifier.task,)
     icon = QStyle.StandardPixmap.SP_FileDialogContentsView
     supports = frozenset({"open", "run", "stop", "save"})
     run_label = "Classify Again"

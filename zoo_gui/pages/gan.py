@@ -127,7 +127,7 @@ class SampleGrid(QWidget):
 
 class GanPage(ModelPage[ImageGenerator]):
     title = "GAN"
-    tasks = ("image-generation",)
+    tasks = (ImageGenerator.task,)
     icon = QStyle.StandardPixmap.SP_DesktopIcon
     supports = frozenset({"run", "stop", "save"})
     run_label = "Regenerate"

@@ -52,7 +52,7 @@ def fasta(sequence: str, header: str, width: int = 70) -> str:
 
 class GeneratePage(ModelPage[TextGenerator]):
     title = "Generate"
-    tasks = ("text-generation",)
+    tasks = (TextGenerator.task,)
     icon = QStyle.StandardPixmap.SP_FileDialogDetailedView
     supports = frozenset({"run", "stop", "save"})
     run_label = "Generate"

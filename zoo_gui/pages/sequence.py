@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ProbabilityBars, hint
 from zoo_gui.workers import Job
-from zoo_runtime import Prediction, SequenceClassifier, Translator
+from zoo_runtime import Prediction, SequenceClassifier, Translator, schema
 
 SequenceModel = SequenceClassifier | Translator
 PanelModel = TypeVar("PanelModel", SequenceClassifier, Translator)
@@ -41,7 +41,7 @@ class Vocabulary:
 
     def __init__(self, vocab: dict[str, Any] | None) -> None:
         vocab = vocab or {}
-        self.kind = vocab.get("kind", "ids")
+        self.kind = vocab.get("kind", schema.VOCAB_IDS)
         self.tokens = list(vocab.get("tokens") or [])
         specials = vocab.get("specials") or {}
         self.specials = {name: int(v) for name, v in specials.items() if isinstance(v, int)}
@@ -54,7 +54,7 @@ class Vocabulary:
 
     def encode(self, text: str) -> list[int]:
         text = text.strip()
-        if self.kind == "char":
+        if self.kind == schema.VOCAB_CHAR:
             index = {str(t): i for i, t in enumerate(self.tokens)}
             ids = []
             for pos, ch in enumerate(text):
@@ -75,12 +75,12 @@ class Vocabulary:
         return ids
 
     def decode(self, ids: list[int]) -> str:
-        if self.kind == "char" and self.tokens:
+        if self.kind == schema.VOCAB_CHAR and self.tokens:
             return "".join(str(self.tokens[i]) if 0 <= i < len(self.tokens) else "?" for i in ids)
         return " ".join(str(i) for i in ids)
 
     def describe(self) -> str:
-        if self.kind == "char":
+        if self.kind == schema.VOCAB_CHAR:
             return f"{self.size} characters"
         text = f"ids 0–{self.size - 1}" if self.size else "integer ids"  # noqa: RUF001 (a range dash)
         if self.specials:
