@@ -39,10 +39,12 @@ from PySide6.QtWidgets import (
 
 import zoo_gui
 from zoo_gui import APP_NAME, ORG_DOMAIN, ORG_NAME
-from zoo_gui.library import LibraryPage, ModelStore, short_provider
+from zoo_gui.formatting import short_provider
+from zoo_gui.library import LibraryPage
 from zoo_gui.pages import PAGES, AppContext, ModelPage, page_for_task
+from zoo_gui.store import ModelStore
 from zoo_gui.widgets import busy_bar
-from zoo_gui.workers import Runner, emit
+from zoo_gui.workers import Runner
 from zoo_runtime.cli import HelpFormatter, positive_int
 
 DEVICES = {"auto": "Auto (CUDA when available)", "cpu": "CPU only", "cuda": "CUDA (else CPU, with the reason)"}
@@ -255,7 +257,7 @@ class MainWindow(QMainWindow):
             self.device_actions[key] = action
 
         view_menu = menu.addMenu("&View")
-        for i, (key, widget) in enumerate(zip(PAGE_KEYS, self._page_widgets), 1):
+        for i, (key, widget) in enumerate(zip(PAGE_KEYS, self._page_widgets, strict=True), 1):
             view_menu.addAction(self._action(widget.title, f"Ctrl+{i}", lambda _c=False, key=key: self.show_page(key)))
 
         help_menu = menu.addMenu("&Help")
@@ -375,7 +377,7 @@ class MainWindow(QMainWindow):
         self.errors.append((title, message))
         first_line = message.splitlines()[0] if message else ""
         self.statusBar().showMessage(f"⚠ {title}: {first_line}", 15000)
-        emit(self.error_reported, title, message)
+        self.error_reported.emit(title, message)
         box = self.error_box
         if box is None:
             box = QMessageBox(QMessageBox.Icon.Warning, title, "", QMessageBox.StandardButton.Ok, self)

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QWidget
+
+from zoo_gui.formatting import ERROR_HEX
 
 BAR_HEIGHT = 18
 BAR_SPACING = 4
 ACCENT = QColor("#2f7fd8")
 ACCENT_SOFT = QColor("#9cc3ee")
-ERROR_COLOR = QColor("#c0392b")
+ERROR_COLOR = QColor(ERROR_HEX)
+ROOT_INDEX = QModelIndex()  # the invisible parent of a list's or table's rows
 
 
 def to_qimage(array: np.ndarray) -> QImage:

@@ -10,9 +10,7 @@ pieces), so Stop takes effect after at most one step.
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import sys
 import threading
 import time
 import traceback
@@ -22,34 +20,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
+from zoo_gui.errors import describe_error
+from zoo_runtime import BundleError
+
 log = logging.getLogger(__name__)
-
-
-def _emit_steals_a_reference() -> bool:
-    """PySide6 6.12.0's ``SignalInstance.emit()`` returns ``True`` without owning a reference
-    to it, so every emit from Python takes one of ``True``'s references away; on Python < 3.12
-    (where ``True`` is not immortal) the interpreter aborts once they are used up
-    ("bool_dealloc: deallocating True or False"), after a few thousand emits. 6.11 is fine."""
-
-    class Probe(QObject):
-        ping = Signal()
-
-    probe = Probe()
-    before = sys.getrefcount(True)
-    for _ in range(8):
-        probe.ping.emit()
-    return sys.getrefcount(True) < before - 4
-
-
-_EMIT_STEALS = _emit_steals_a_reference()
-
-
-def emit(signal: Any, *args: Any) -> None:
-    """``signal.emit(*args)``, giving back the reference a buggy PySide6 takes (see above).
-    All of zoo_gui emits through this."""
-    value = signal.emit(*args)
-    if _EMIT_STEALS:
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(value))
 
 
 class StopFlag:
@@ -63,15 +37,6 @@ class StopFlag:
 
     def is_set(self) -> bool:
         return self._event.is_set()
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for the user. ``BundleError`` and other ``ValueError``/``OSError`` messages
-    already name the file and the problem; anything else also gets its type."""
-    text = str(exc).strip()
-    if isinstance(exc, (ValueError, OSError, LookupError)) or type(exc).__name__ == "BundleError":
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Job(QObject):
@@ -99,13 +64,13 @@ class Job(QObject):
         try:
             value = self._fn(self)
         except Exception as exc:  # every failure becomes a message, never a dead thread
-            if type(exc).__name__ != "BundleError":
+            if not isinstance(exc, BundleError):  # a user's problem needs no traceback
                 log.debug("job %s failed:\n%s", self.name, traceback.format_exc())
-            emit(self.error, describe_error(exc))
+            self.error.emit(describe_error(exc))
         else:
-            emit(self.result, value)
+            self.result.emit(value)
         finally:
-            emit(self.finished)
+            self.finished.emit()
 
 
 class Runner(QObject):
@@ -137,7 +102,7 @@ class Runner(QObject):
         was_idle = not self._jobs
         self._jobs.add(job)
         if was_idle:
-            emit(self.busy_changed, True)
+            self.busy_changed.emit(True)
         # The pool holds the bound method (and so the job) until run() has returned.
         self.pool.start(job.run)
         return job
@@ -145,7 +110,7 @@ class Runner(QObject):
     def _done(self, job: Job) -> None:
         self._jobs.discard(job)
         if not self._jobs:
-            emit(self.busy_changed, False)
+            self.busy_changed.emit(False)
 
     @property
     def busy(self) -> bool:
@@ -200,7 +165,7 @@ def stream(job: Job, pieces: Iterable[str], interval: float = 0.04) -> StreamSum
             buffer.append(piece)
             now = time.perf_counter()
             if now - last >= interval:
-                emit(job.progress, Chunk("".join(buffer), count, now - start))
+                job.progress.emit(Chunk("".join(buffer), count, now - start))
                 buffer.clear()
                 last = now
             stopped = job.stopped
@@ -210,5 +175,5 @@ def stream(job: Job, pieces: Iterable[str], interval: float = 0.04) -> StreamSum
             close()
     elapsed = time.perf_counter() - start
     if buffer:
-        emit(job.progress, Chunk("".join(buffer), count, elapsed))
+        job.progress.emit(Chunk("".join(buffer), count, elapsed))
     return StreamSummary(count, elapsed, stopped)

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStyle, QVBoxLayout, QWidget
 
-from zoo_gui.library import BundleInfo, ModelStore, bundle_key, key_metric, metric_name, short_provider, task_title
+from zoo_gui.catalog import BundleInfo, bundle_key
+from zoo_gui.formatting import key_metric, metric_name, short_provider, task_title
+from zoo_gui.store import ModelStore
 from zoo_gui.widgets import ERROR_COLOR, busy_bar, heading, hint
-from zoo_gui.workers import Job, Runner, emit
+from zoo_gui.workers import Job, Runner
+from zoo_runtime import BundleModel
+
+ModelT = TypeVar("ModelT", bound=BundleModel)  # the runtime class(es) a page drives
 
 
 @dataclass
@@ -26,9 +31,9 @@ class AppContext:
     show_status: Callable[[str], None]
 
 
-class ModelPage(QWidget):
-    """Base of the task pages. Subclasses set the class attributes and implement
-    :meth:`build`, and the actions they support (:attr:`supports`)."""
+class ModelPage(QWidget, Generic[ModelT]):
+    """Base of the task pages. Subclasses name the runtime class they drive (``ModelPage[TextGenerator]``),
+    set the class attributes and implement :meth:`build`, and the actions they support (:attr:`supports`)."""
 
     title: ClassVar[str] = ""
     tasks: ClassVar[tuple[str, ...]] = ()
@@ -43,7 +48,7 @@ class ModelPage(QWidget):
     def __init__(self, ctx: AppContext) -> None:
         super().__init__()
         self.ctx = ctx
-        self.model: Any | None = None
+        self.model: ModelT | None = None
         self.job: Job | None = None
         self._bundles: list[BundleInfo] = []
         self._current_key: str | None = None
@@ -86,7 +91,7 @@ class ModelPage(QWidget):
     def build(self) -> QWidget:
         raise NotImplementedError
 
-    def model_ready(self, model: Any) -> None:
+    def model_ready(self, model: ModelT) -> None:
         """A model was loaded and chosen (fill defaults from its manifest)."""
 
     def update_controls(self) -> None:
@@ -182,7 +187,7 @@ class ModelPage(QWidget):
 
     def _changed(self) -> None:
         self.update_controls()
-        emit(self.state_changed)
+        self.state_changed.emit()
 
     # ----------------------------------------------------------- bundles and models
 
@@ -242,14 +247,20 @@ class ModelPage(QWidget):
         self._set_model(None)
         model = self.ctx.store.request(key)
         if model is not None:
-            self._set_model(model)
+            self._set_model(self._own(model))
         else:
             self.load_bar.show()
             self.model_info.setText("Loading…")
 
-    def _on_loaded(self, key: str, model: Any) -> None:
+    def _on_loaded(self, key: str, model: BundleModel) -> None:
         if key == self._current_key and self.model is not model:
-            self._set_model(model)
+            self._set_model(self._own(model))
+
+    @staticmethod
+    def _own(model: BundleModel) -> ModelT:
+        """The store's model as this page's kind: the page asks only for bundles of its ``tasks``,
+        and ``zoo_runtime.load`` returns the task's class."""
+        return cast(ModelT, model)
 
     def _on_failed(self, key: str, message: str) -> None:
         if key != self._current_key:
@@ -266,7 +277,7 @@ class ModelPage(QWidget):
         if self._current_key:
             self._on_bundle_chosen()
 
-    def _set_model(self, model: Any | None) -> None:
+    def _set_model(self, model: ModelT | None) -> None:
         self.model = model
         self.load_bar.hide()
         if model is not None:
@@ -274,20 +285,19 @@ class ModelPage(QWidget):
             self.model_info.setText(self.describe_model(model))
             if not self.busy:  # else when the running job ends (see start_job)
                 self.model_ready(model)
-        emit(self.model_changed, model)
+        self.model_changed.emit(model)
         self._changed()
 
-    def describe_model(self, model: Any) -> str:
-        info = self.current_info()
+    def describe_model(self, model: ModelT) -> str:
         parts = []
-        metric = key_metric(getattr(model, "metrics", None) or (info.metrics if info else None))
+        metric = key_metric(model.metrics)
         if metric:
             parts.append(f"{metric_name(metric[0])} {metric[1]}")
-        parts.append(f"runs on {short_provider(getattr(model, 'provider', None))}")
+        parts.append(f"runs on {short_provider(model.provider)}")
         return " · ".join(parts)
 
     def provider_text(self) -> tuple[str, str | None]:
         """(provider, fallback note) of the page's model, for the status bar."""
         if self.model is None:
             return "", None
-        return short_provider(getattr(self.model, "provider", None)), getattr(self.model, "provider_note", None)
+        return short_provider(self.model.provider), self.model.provider_note

@@ -9,9 +9,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRectF, QSize, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QFont, QFontMetrics, QImage, QImageReader, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -28,9 +28,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zoo_gui.errors import describe_error
 from zoo_gui.pages.base import ModelPage
-from zoo_gui.widgets import ERROR_COLOR, bars_height, paint_bars
-from zoo_gui.workers import Job, describe_error, emit
+from zoo_gui.widgets import ERROR_COLOR, ROOT_INDEX, bars_height, paint_bars
+from zoo_gui.workers import Job
+from zoo_runtime import ImageClassifier, Prediction
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 TOP_K = 5
@@ -43,7 +45,7 @@ class ImageResult:
     id: int
     path: Path
     thumbnail: QImage | None = None
-    predictions: list[Any] | None = None  # zoo_runtime Prediction(label, index, probability)
+    predictions: list[Prediction] | None = None
     error: str | None = None
 
     @property
@@ -58,7 +60,7 @@ def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found = []
+            found: list[Path] = []
             for dirpath, dirnames, files in os.walk(p):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 found.extend(Path(dirpath) / f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES)
@@ -77,7 +79,10 @@ def thumbnail(path: Path) -> QImage | None:
     return image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
 
-def classify_paths(job: Job, model: Any, items: Sequence[tuple[int, Path]]) -> int:
+ResultRow = tuple[int, QImage | None, list[Prediction] | None, str | None]  # id, thumbnail, predictions, error
+
+
+def classify_paths(job: Job, model: ImageClassifier, items: Sequence[tuple[int, Path]]) -> int:
     """On a worker: classify in chunks, one image at a time when a chunk fails, so one
     bad file costs only its own row. Sends lists of (id, thumbnail, predictions, error)."""
     done = 0
@@ -86,18 +91,19 @@ def classify_paths(job: Job, model: Any, items: Sequence[tuple[int, Path]]) -> i
             break
         chunk = items[start : start + CHUNK]
         thumbs = [thumbnail(path) for _id, path in chunk]
+        rows: list[ResultRow]
         try:
             results = model.classify([str(path) for _id, path in chunk], top_k=TOP_K)
-            rows = [(i, t, list(r), None) for (i, _p), t, r in zip(chunk, thumbs, results)]
+            rows = [(i, t, list(r), None) for (i, _p), t, r in zip(chunk, thumbs, results, strict=True)]
         except Exception:
             rows = []
-            for (i, path), t in zip(chunk, thumbs):
+            for (i, path), t in zip(chunk, thumbs, strict=True):
                 try:
                     rows.append((i, t, list(model.classify([str(path)], top_k=TOP_K)[0]), None))
                 except Exception as exc:
                     rows.append((i, t, None, describe_error(exc)))
         done += len(rows)
-        emit(job.progress, rows)
+        job.progress.emit(rows)
     return done
 
 
@@ -120,12 +126,12 @@ class ResultsModel(QAbstractListModel):
     def set_running(self, running: bool) -> None:
         self.running = running
         if self.items:
-            emit(self.dataChanged, self.index(0), self.index(len(self.items) - 1))
+            self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = ROOT_INDEX) -> int:
         return 0 if parent.isValid() else len(self.items)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         item = self.items[index.row()]
@@ -157,7 +163,7 @@ class ResultsModel(QAbstractListModel):
         for item in self.items:
             item.predictions = item.error = None
         if self.items:
-            emit(self.dataChanged, self.index(0), self.index(len(self.items) - 1))
+            self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
 
     def update(self, rows: Iterable[tuple[int, QImage | None, list | None, str | None]]) -> None:
         for item_id, thumb, predictions, error in rows:
@@ -168,7 +174,7 @@ class ResultsModel(QAbstractListModel):
             item.thumbnail = thumb if thumb is not None else item.thumbnail
             item.predictions, item.error = predictions, error
             index = self.index(row)
-            emit(self.dataChanged, index, index)
+            self.dataChanged.emit(index, index)
 
 
 class ResultDelegate(QStyledItemDelegate):
@@ -180,11 +186,11 @@ class ResultDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.width = 460  # set by ResultsView to fill its rows
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         line = QFontMetrics(option.font).height()
         return QSize(self.width, max(THUMB, line + 6 + bars_height(TOP_K)) + 2 * self.PAD)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         item: ImageResult = index.data(ResultsModel.ResultRole)
         palette = option.palette
         painter.save()
@@ -235,7 +241,7 @@ class ResultDelegate(QStyledItemDelegate):
             paint_bars(painter, body, bars, palette, label_width=min(150.0, body.width() * 0.42))
         else:
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
-            waiting = "Classifying…" if index.model().running else "Not classified yet: press Ctrl+Return"
+            waiting = "Classifying…" if cast(ResultsModel, index.model()).running else "Not classified yet: press Ctrl+Return"
             painter.drawText(body, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, waiting)
         painter.restore()
 
@@ -285,9 +291,9 @@ class DropHint(QLabel):
         self.setStyleSheet("QLabel { border: 2px dashed palette(mid); border-radius: 12px; color: palette(placeholder-text); }")
 
 
-class ClassifyPage(ModelPage):
+class ClassifyPage(ModelPage[ImageClassifier]):
     title = "Classify"
-    tasks = ("image-classification",)
+    tasks = (ImageClassifier.task,)
     icon = QStyle.StandardPixmap.SP_FileDialogContentsView
     supports = frozenset({"open", "run", "stop", "save"})
     run_label = "Classify Again"
@@ -386,7 +392,7 @@ class ClassifyPage(ModelPage):
 
     # ---- classifying
 
-    def model_ready(self, model: Any) -> None:
+    def model_ready(self, model: ImageClassifier) -> None:
         self.progress.hide()
         self.results.set_running(False)
         if self.results.items:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -27,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ImageView, hint, tile, to_qimage
-from zoo_gui.workers import emit
+from zoo_runtime import ImageGenerator
 
 GRID_SIZES = (9, 16, 25, 36, 64)
 STEPS = 32
@@ -101,7 +100,7 @@ class SampleGrid(QWidget):
             return
         i = self.index_at(event.position())
         if i >= 0:
-            emit(self.clicked, i)
+            self.clicked.emit(i)
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
@@ -126,9 +125,9 @@ class SampleGrid(QWidget):
                 painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, mark)
 
 
-class GanPage(ModelPage):
+class GanPage(ModelPage[ImageGenerator]):
     title = "GAN"
-    tasks = ("image-generation",)
+    tasks = (ImageGenerator.task,)
     icon = QStyle.StandardPixmap.SP_DesktopIcon
     supports = frozenset({"run", "stop", "save"})
     run_label = "Regenerate"
@@ -227,7 +226,7 @@ class GanPage(ModelPage):
 
     # ---- sampling
 
-    def model_ready(self, model: Any) -> None:
+    def model_ready(self, model: ImageGenerator) -> None:
         self.run()
 
     def random_seed(self) -> None:
@@ -254,13 +253,13 @@ class GanPage(ModelPage):
     def _on_samples(self, value: tuple[np.ndarray, np.ndarray]) -> None:
         self.latents, self.samples = value
         n = len(self.samples)
-        columns = int(round(n**0.5))
+        columns = round(n**0.5)
         self.grid.set_images([to_qimage(img) for img in self.samples], columns)
         self.picks = []
         self._clear_interpolation()
         self._update_marks()
         h, w = self.samples.shape[1:3]
-        self.grid_hint.setText(f"{n} samples of {w}×{h} from seed {self.seed.value()}. {PICK_HINT}")
+        self.grid_hint.setText(f"{n} samples of {w}×{h} from seed {self.seed.value()}. {PICK_HINT}")  # noqa: RUF001 (the multiplication sign is meant)
 
     # ---- picking and interpolating
 
@@ -280,11 +279,11 @@ class GanPage(ModelPage):
             self._clear_interpolation()
 
     def _update_marks(self) -> None:
-        self.grid.set_marks({i: name for i, name in zip(self.picks, "AB")})
+        self.grid.set_marks({i: name for i, name in zip(self.picks, "AB", strict=False)})
         images = self.samples
         self.view_a.set_image(to_qimage(images[self.picks[0]]) if images is not None and self.picks else None)
         self.view_b.set_image(to_qimage(images[self.picks[1]]) if images is not None and len(self.picks) > 1 else None)
-        if len(self.picks) == 1:
+        if images is not None and len(self.picks) == 1:
             self.frame_view.set_image(to_qimage(images[self.picks[0]]))
             self.frame_label.setText(f"Sample {self.picks[0] + 1}: now pick B")
         self._changed()
@@ -323,8 +322,8 @@ class GanPage(ModelPage):
         self.frames = frames
         self._frames_for = picks
         self.slider.setEnabled(True)
-        picks = np.linspace(0, len(frames) - 1, STRIP).round().astype(int)
-        self.strip.set_images([to_qimage(frames[i]) for i in picks], STRIP)
+        shown = np.linspace(0, len(frames) - 1, STRIP).round().astype(int)
+        self.strip.set_images([to_qimage(frames[i]) for i in shown], STRIP)
         if self.slider.value() != len(frames) // 2:
             self.slider.setValue(len(frames) // 2)
         else:
@@ -391,17 +390,21 @@ class GanPage(ModelPage):
         self.show_message(f"Saved {saved}")
 
     def save_grid(self, path: Path | str) -> Path:
-        columns = int(round(len(self.samples) ** 0.5))
+        if self.samples is None:
+            raise OSError(f"{path}: no samples to save yet")
+        columns = round(len(self.samples) ** 0.5)
         return self._write_png(tile(self.samples, columns), path)
 
     def save_current(self, path: Path | str) -> Path:
         return self._write_png(self.current_image(), path)
 
     @staticmethod
-    def _write_png(pixels: np.ndarray, path: Path | str) -> Path:
+    def _write_png(pixels: np.ndarray | None, path: Path | str) -> Path:
+        if pixels is None:
+            raise OSError(f"{path}: no image to save yet")
         path = Path(path)
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
-        if not to_qimage(pixels).save(str(path), "PNG"):
+        if not to_qimage(pixels).save(str(path)):
             raise OSError(f"{path}: could not write the PNG file")
         return path

@@ -28,10 +28,11 @@ from PySide6.QtWidgets import (
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import hint
 from zoo_gui.workers import Chunk, StreamSummary, stream
+from zoo_runtime import TextGenerator
 
 TEXT_PROMPT = "ROMEO:\n"
 DNA_PROMPT = "ATG"
-FALLBACK_SAMPLING = {"temperature": 0.8, "top_k": None, "top_p": None, "max_new_tokens": 300}
+FALLBACK_SAMPLING: dict[str, Any] = {"temperature": 0.8, "top_k": None, "top_p": None, "max_new_tokens": 300}
 MAX_SEED = 2**31 - 1
 
 
@@ -49,9 +50,9 @@ def fasta(sequence: str, header: str, width: int = 70) -> str:
     return f">{header}\n" + "\n".join(lines) + "\n"
 
 
-class GeneratePage(ModelPage):
+class GeneratePage(ModelPage[TextGenerator]):
     title = "Generate"
-    tasks = ("text-generation",)
+    tasks = (TextGenerator.task,)
     icon = QStyle.StandardPixmap.SP_FileDialogDetailedView
     supports = frozenset({"run", "stop", "save"})
     run_label = "Generate"
@@ -183,9 +184,9 @@ class GeneratePage(ModelPage):
 
     @property
     def is_dna(self) -> bool:
-        return bool(getattr(self.model, "is_dna", False))
+        return self.model is not None and self.model.is_dna
 
-    def model_ready(self, model: Any) -> None:
+    def model_ready(self, model: TextGenerator) -> None:
         if self._generated:
             self.stats.setText("Model changed: generate again for this model's text.")
         self._apply_defaults()
@@ -199,17 +200,15 @@ class GeneratePage(ModelPage):
         self._update_stats()
 
     @staticmethod
-    def _text_prompt(model: Any) -> str:
+    def _text_prompt(model: TextGenerator) -> str:
         """TEXT_PROMPT, less what the vocabulary lacks (never empty: the model needs a start)."""
-        tokens = [str(t) for t in (getattr(model, "vocab", None) or [])]
-        if not tokens:
-            return TEXT_PROMPT
+        tokens = model.vocab
         kept = "".join(ch for ch in TEXT_PROMPT if ch in tokens)
         return kept if kept.strip() else next((t for t in tokens if t.isalnum()), tokens[0])
 
     def _apply_defaults(self) -> None:
-        """The bundle's sampling defaults (as the runtime resolved them, else the manifest's)."""
-        given = getattr(self.model, "sampling", None) or (getattr(self.model, "manifest", None) or {}).get("sampling") or {}
+        """The bundle's sampling defaults, as the runtime resolved them."""
+        given = self.model.sampling if self.model is not None else {}
         sampling = {**FALLBACK_SAMPLING, **{k: v for k, v in given.items() if v is not None}}
         self.temperature.setValue(float(sampling.get("temperature") or 0.0))
         self.top_k.setValue(int(sampling.get("top_k") or 0))
@@ -360,7 +359,8 @@ class GeneratePage(ModelPage):
         path = Path(path)
         if self.is_dna and path.suffix.lower() in (".fasta", ".fa", ".fna"):
             s = self.sampling()
-            header = f"{getattr(self.model, 'name', 'model')} seed={s['seed']} temperature={s['temperature']:g} length={len(self.full_text())}"
+            name = self.model.name if self.model else "model"
+            header = f"{name} seed={s['seed']} temperature={s['temperature']:g} length={len(self.full_text())}"
             text = fasta(self.full_text(), header)
         else:
             text = self.full_text()

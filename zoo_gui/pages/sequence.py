@@ -9,7 +9,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
@@ -29,6 +29,10 @@ from PySide6.QtWidgets import (
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ProbabilityBars, hint
 from zoo_gui.workers import Job
+from zoo_runtime import Prediction, SequenceClassifier, Translator, schema
+
+SequenceModel = SequenceClassifier | Translator
+PanelModel = TypeVar("PanelModel", SequenceClassifier, Translator)
 
 
 class Vocabulary:
@@ -37,7 +41,7 @@ class Vocabulary:
 
     def __init__(self, vocab: dict[str, Any] | None) -> None:
         vocab = vocab or {}
-        self.kind = vocab.get("kind", "ids")
+        self.kind = vocab.get("kind", schema.VOCAB_IDS)
         self.tokens = list(vocab.get("tokens") or [])
         specials = vocab.get("specials") or {}
         self.specials = {name: int(v) for name, v in specials.items() if isinstance(v, int)}
@@ -50,7 +54,7 @@ class Vocabulary:
 
     def encode(self, text: str) -> list[int]:
         text = text.strip()
-        if self.kind == "char":
+        if self.kind == schema.VOCAB_CHAR:
             index = {str(t): i for i, t in enumerate(self.tokens)}
             ids = []
             for pos, ch in enumerate(text):
@@ -71,14 +75,14 @@ class Vocabulary:
         return ids
 
     def decode(self, ids: list[int]) -> str:
-        if self.kind == "char" and self.tokens:
+        if self.kind == schema.VOCAB_CHAR and self.tokens:
             return "".join(str(self.tokens[i]) if 0 <= i < len(self.tokens) else "?" for i in ids)
         return " ".join(str(i) for i in ids)
 
     def describe(self) -> str:
-        if self.kind == "char":
+        if self.kind == schema.VOCAB_CHAR:
             return f"{self.size} characters"
-        text = f"ids 0–{self.size - 1}" if self.size else "integer ids"
+        text = f"ids 0–{self.size - 1}" if self.size else "integer ids"  # noqa: RUF001 (a range dash)
         if self.specials:
             text += " (" + ", ".join(f"{name} = {v}" for name, v in sorted(self.specials.items(), key=lambda kv: kv[1])) + ")"
         return text
@@ -88,7 +92,7 @@ class Vocabulary:
         return self.decode([rng.choice(choices) for _ in range(length)])
 
 
-class SequencePanel(QWidget):
+class SequencePanel(QWidget, Generic[PanelModel]):
     """Input line, Random Example and Run; subclasses show the output."""
 
     input_hint: ClassVar[str] = ""
@@ -141,8 +145,8 @@ class SequencePanel(QWidget):
     def build_output(self, box: QGroupBox) -> None:
         raise NotImplementedError
 
-    def model_ready(self, model: Any) -> None:
-        self.vocab = Vocabulary((getattr(model, "manifest", None) or {}).get("vocab"))
+    def model_ready(self, model: SequenceModel) -> None:
+        self.vocab = Vocabulary(model.manifest.get("vocab"))
         self.vocab_label.setText("Vocabulary: " + self.vocab.describe())
         self.clear_output()
         if not self.input.text().strip():
@@ -155,14 +159,14 @@ class SequencePanel(QWidget):
         self.run_button.setEnabled(ready)
         self.example_button.setEnabled(not self.page.busy)
 
-    def work(self, model: Any, ids: list[int]) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
+    def work(self, model: PanelModel, ids: list[int]) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
         """(function for the worker, what to do with its result on the UI thread)."""
         raise NotImplementedError
 
     def clear_output(self) -> None: ...
 
 
-class ClassifySequencePanel(SequencePanel):
+class ClassifySequencePanel(SequencePanel[SequenceClassifier]):
     input_hint = "Token ids separated by spaces; the model assigns the whole sequence to one class."
 
     def build_output(self, box: QGroupBox) -> None:
@@ -180,11 +184,11 @@ class ClassifySequencePanel(SequencePanel):
         self.verdict.setText(" ")
         self.bars.set_bars([])
 
-    def work(self, model: Any, ids: list[int]):
-        def fn(job: Job):
+    def work(self, model: SequenceClassifier, ids: list[int]) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
+        def fn(job: Job) -> list[Prediction]:
             return sorted(model.classify_sequence(ids), key=lambda p: -float(p.probability))
 
-        def show(predictions: list) -> None:
+        def show(predictions: list[Prediction]) -> None:
             top = predictions[0]
             self.verdict.setText(f"{top.label}  ({100 * float(top.probability):.1f} %)")
             self.bars.set_bars([(p.label, float(p.probability)) for p in predictions[:10]])
@@ -192,7 +196,7 @@ class ClassifySequencePanel(SequencePanel):
         return fn, show
 
 
-class TranslatePanel(SequencePanel):
+class TranslatePanel(SequencePanel[Translator]):
     input_hint = "Source token ids separated by spaces; the model writes the target sequence."
 
     def build_output(self, box: QGroupBox) -> None:
@@ -215,10 +219,10 @@ class TranslatePanel(SequencePanel):
         self.output.clear()
         self.details.setText("")
 
-    def work(self, model: Any, ids: list[int]):
+    def work(self, model: Translator, ids: list[int]) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
         max_len = self.max_len.value() or None
 
-        def fn(job: Job):
+        def fn(job: Job) -> list[int]:
             return list(model.translate(list(ids), max_len=max_len))
 
         def show(out: list[int]) -> None:
@@ -230,13 +234,13 @@ class TranslatePanel(SequencePanel):
 
 
 # task -> the panel that runs it
-PANELS: dict[str, type[SequencePanel]] = {
-    "sequence-classification": ClassifySequencePanel,
-    "seq2seq": TranslatePanel,
+PANELS: dict[str, type[SequencePanel[Any]]] = {
+    SequenceClassifier.task: ClassifySequencePanel,
+    Translator.task: TranslatePanel,
 }
 
 
-class SequencePage(ModelPage):
+class SequencePage(ModelPage[SequenceModel]):
     title = "Sequences"
     tasks = tuple(PANELS)
     icon = QStyle.StandardPixmap.SP_FileDialogListView
@@ -244,7 +248,7 @@ class SequencePage(ModelPage):
 
     def build(self) -> QWidget:
         self.stack = QStackedWidget()
-        self.panels: dict[str, SequencePanel] = {}
+        self.panels: dict[str, SequencePanel[Any]] = {}
         for task, cls in PANELS.items():
             panel = cls(self)
             self.panels[task] = panel
@@ -258,16 +262,17 @@ class SequencePage(ModelPage):
         return body
 
     @property
-    def panel(self) -> SequencePanel:
-        return self.stack.currentWidget()
+    def panel(self) -> SequencePanel[Any]:
+        """The panel of the loaded model's task (the first one before any model)."""
+        return self.panels[self.model.task] if self.model is not None else next(iter(self.panels.values()))
 
-    def model_ready(self, model: Any) -> None:
+    def model_ready(self, model: SequenceModel) -> None:
         panel = self.panels[model.task]
         self.stack.setCurrentWidget(panel)
         panel.model_ready(model)
-        manifest = getattr(model, "manifest", None) or {}
+        manifest = model.manifest
         data = (manifest.get("training") or {}).get("data") or manifest.get("description") or ""
-        labels = getattr(model, "labels", None) or manifest.get("labels")
+        labels = model.labels
         parts = [f"Data: {data}"] if data else []
         if labels:
             parts.append("Classes: " + ", ".join(map(str, labels)))
