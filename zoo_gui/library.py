@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,7 @@ class BundleInfo:
     # filled in when the bundle has been loaded
     provider: str | None = None
     provider_note: str | None = None
+    signature: str | None = None  # the signed/unsigned badge (zoo_runtime.SignatureStatus.badge)
     load_error: str | None = None
     loading: bool = False
 
@@ -309,11 +310,19 @@ class ModelStore(QObject):
     started = Signal(str)  # key
     reset = Signal()  # device changed: every model must be requested again
 
-    def __init__(self, runner: Runner, device: str = "auto", threads: int | None = None, parent: QObject | None = None):
+    def __init__(
+        self,
+        runner: Runner,
+        device: str = "auto",
+        threads: int | None = None,
+        parent: QObject | None = None,
+        trusted_keys: Sequence[Path] = (),
+    ):
         super().__init__(parent)
         self.runner = runner
         self.device = device
         self.threads = threads
+        self.trusted_keys = list(trusted_keys)  # when set, only bundles signed by one of these keys load
         self._models: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
         self._pending: dict[str, Job] = {}
@@ -354,10 +363,10 @@ class ModelStore(QObject):
                 return
 
     def _start(self, key: str, name: str = "load") -> None:
-        device, threads = self.device, self.threads
+        device, threads, keys = self.device, self.threads, self.trusted_keys
 
         def load(job: Job) -> Any:
-            return zoo_runtime.load(key, device=device, threads=threads)
+            return zoo_runtime.load(key, device=device, threads=threads, trusted_keys=keys)
 
         def settle() -> bool:
             """True when this job is the load now pending for the key, which it then stops being.
@@ -581,6 +590,8 @@ def details_html(info: BundleInfo) -> str:
         rows.append(_row("Runs on", esc(short_provider(info.provider))))
     if info.provider_note:
         rows.append(_row("Provider note", esc(info.provider_note)))
+    if info.signature:
+        rows.append(_row("Signature", esc(info.signature)))
     training = m.get("training") or {}
     for key, label in TRAINING_ROWS.items():
         if training.get(key) is not None:
@@ -868,6 +879,7 @@ class LibraryPage(QWidget):
         if model is not None:
             info.provider = getattr(model, "provider", None)
             info.provider_note = getattr(model, "provider_note", None)
+            info.signature = model.signature.badge()
         info.load_error = self.store.error(info.path)
         info.loading = self.store.is_loading(info.path)
 
@@ -899,7 +911,7 @@ class LibraryPage(QWidget):
 
     def _on_store_reset(self) -> None:
         for info in self.model.bundles():
-            info.provider = info.provider_note = info.load_error = None
+            info.provider = info.provider_note = info.signature = info.load_error = None
             info.loading = False
         self.model.set_bundles(self.model.bundles())
         self.store.preload(i.path for i in self.model.bundles() if i.usable)
