@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_export import graphs as graph_io
-from zoo_runtime import schema
+from zoo_runtime import schema, signing
 
 
 def sha256_file(path: Path) -> str:
@@ -115,9 +115,13 @@ class BundleWriter:
         _fsync_dir(self.tmp)
         return manifest
 
-    def publish(self, manifest: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-        """Manifest last, then swap the temp folder in for the target (an old bundle is replaced)."""
+    def publish(self, manifest: dict[str, Any], sign_key: Path | None = None) -> tuple[Path, dict[str, Any]]:
+        """Manifest last (then the signature over every file, when a key is given), then swap the temp
+        folder in for the target (an old bundle is replaced)."""
         manifest = self._write_manifest(manifest, complete=True)
+        if sign_key is not None:
+            signing.sign_bundle(self.tmp, sign_key)
+            _fsync_dir(self.tmp)
         old = None
         if self.target.exists():
             old = self.target.parent / f"{self.target.name}.tmp-old-{secrets.token_hex(4)}"  # skipped by readers

@@ -27,7 +27,9 @@ from zoo_export.export import (
     versions,
 )
 from zoo_export.tasks.base import ExportInputError
+from zoo_runtime import signing
 from zoo_runtime.cli import HelpFormatter, positive_int
+from zoo_runtime.errors import BundleError
 from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR
 from zoo_train.data.paths import existing_folder, output_file_problem
 from zoo_train.files import atomic_write_bytes
@@ -71,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=existing_folder,
         help="where to look first for the dataset that --quantize calibrates on and tests with",
+    )
+    p.add_argument(
+        "--sign-key",
+        type=Path,
+        default=None,
+        metavar="KEY.pem",
+        help="sign each bundle with this EC private key (OpenSSF Model Signing: writes model.sig over every file; "
+        "needs model-zoo[signing])",
     )
     p.add_argument("--no-check", action="store_true", help="skip parity checks (the report says so)")
     p.add_argument("--report", type=Path, default=None, help="write the full JSON report here")
@@ -134,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for item, target in zip(loaded, targets):
             check_target(target if target is not None else default_bundle_dir(item.path))
         # Before minutes of exporting, not after them.
+        if args.sign_key is not None:
+            try:
+                signing.check_private_key(args.sign_key)
+            except BundleError as exc:
+                raise ExportInputError(str(exc)) from None
         report_problem = args.report and output_file_problem(args.report, "--report", "JSON file")
         if report_problem:
             raise ExportInputError(report_problem)
@@ -157,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     quantize=args.quantize,
                     data_dir=args.data_dir,
                     loaded=item,
+                    sign_key=args.sign_key,
                 )
             except KeyboardInterrupt:
                 # The writer has discarded the half-built bundle: an earlier bundle at the target is untouched.

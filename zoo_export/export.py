@@ -29,7 +29,8 @@ from zoo_export.bundle import BundleWriter, now_utc
 from zoo_export.graphs import GraphExportError, GraphSpec
 from zoo_export.parity import Tolerances, check_graph, summarise
 from zoo_export.tasks.base import BundleContext, ExportInputError, get_exporter
-from zoo_runtime import schema
+from zoo_runtime import schema, signing
+from zoo_runtime.errors import BundleError
 from zoo_runtime.rundir import RunDir
 
 FORMATS = ("onnx", "torchscript")
@@ -210,11 +211,13 @@ def export_checkpoint(
     data_dir: str | os.PathLike[str] | None = None,
     tolerances: Tolerances | None = None,
     loaded: LoadedCheckpoint | None = None,
+    sign_key: str | os.PathLike[str] | None = None,
 ) -> ExportResult:
     """Export one checkpoint to a bundle. Raises ExportInputError (nothing written) for bad input.
 
     Returns an :class:`ExportResult`; ``status`` is ``ok`` only when the bundle was published
-    with every parity check passed (or checks were turned off with ``check=False``).
+    with every parity check passed (or checks were turned off with ``check=False``). ``sign_key``: an
+    EC private key (PEM) to sign the published bundle with (OpenSSF Model Signing, ``model.sig``).
     """
     started = time.perf_counter()
     formats = tuple(formats)
@@ -225,6 +228,11 @@ def export_checkpoint(
         raise ExportInputError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if quantize not in (None, "int8"):
         raise ExportInputError(f"quantize must be 'int8' or None, got {quantize!r}")
+    if sign_key is not None:
+        try:
+            signing.check_private_key(Path(sign_key))  # before any work, so a bad key publishes nothing
+        except BundleError as exc:
+            raise ExportInputError(str(exc)) from None
     loaded = loaded or load_for_export(checkpoint_path)
     payload, model, path = loaded.payload, loaded.model, loaded.path
     ctx = BundleContext(model, payload, path)
@@ -243,7 +251,7 @@ def export_checkpoint(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: one thread is faster than two contending ones, and reproducible
     try:
-        _build(writer, ctx, exporter, specs, formats, opset, check, dtype, quantize, quant_data, tol, result)
+        _build(writer, ctx, exporter, specs, formats, opset, check, dtype, quantize, quant_data, tol, result, sign_key)
     except (GraphExportError, ExportInputError) as exc:
         writer.discard()
         result.status, result.error = "export-failed", str(exc)
@@ -285,6 +293,7 @@ def _build(
     quant_data: Any,
     tol: Tolerances,
     result: ExportResult,
+    sign_key: str | os.PathLike[str] | None = None,
 ) -> None:
     graphs: dict[str, dict[str, Any]] = {}
     files: dict[str, Path] = {}
@@ -383,7 +392,7 @@ def _build(
         failed = [c for c in parity["checks"] if not c["passed"]]
         result.error = f"{len(failed)} of {len(parity['checks'])} parity checks failed; first: {_describe(failed[0])}"
     else:
-        result.bundle, result.manifest = writer.publish(manifest)
+        result.bundle, result.manifest = writer.publish(manifest, Path(sign_key) if sign_key is not None else None)
 
 
 def _describe(check: dict[str, Any]) -> str:

@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         device: str | None = None,
         threads: int | None = None,
         scan: bool = True,
+        trusted_keys: Sequence[Path] = (),
     ) -> None:
         super().__init__()
         self.settings = settings if settings is not None else QSettings()
@@ -139,7 +140,13 @@ class MainWindow(QMainWindow):
 
         device = device or str(self.settings.value("device", "auto"))
         self.runner = Runner(parent=self)
-        self.store = ModelStore(self.runner, device=device if device in DEVICES else "auto", threads=threads, parent=self)
+        self.store = ModelStore(
+            self.runner,
+            device=device if device in DEVICES else "auto",
+            threads=threads,
+            parent=self,
+            trusted_keys=trusted_keys,
+        )
         self.ctx = AppContext(
             runner=self.runner,
             store=self.store,
@@ -426,6 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=positive_int, default=None, help="CPU threads per model (default: ONNX Runtime's choice)"
     )
     parser.add_argument("--page", choices=PAGE_KEYS, default="library", help="page to show first")
+    parser.add_argument(
+        "--trusted-key",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PUB.pem",
+        help="load only bundles signed (model.sig, OpenSSF Model Signing) by this EC public key (repeatable)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {zoo_gui.__version__}")
     return parser
 
@@ -460,11 +475,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors: argparse's own codes
         return int(exc.code or 0)
     problems = [problem for p in args.paths if (problem := path_problem(Path(p).expanduser()))]
+    problems += [f"--trusted-key {key}: no such public key file" for key in args.trusted_key or [] if not key.is_file()]
     if problems:
         print("zoo-gui: error: " + "\n  ".join(problems), file=sys.stderr)
         return 2
     app = make_app()
-    window = MainWindow(args.paths, device=args.device, threads=args.threads)
+    window = MainWindow(args.paths, device=args.device, threads=args.threads, trusted_keys=args.trusted_key or ())
     window.show()
     if args.page != "library":
         window.show_page(args.page)

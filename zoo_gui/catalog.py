@@ -29,6 +29,7 @@ class BundleInfo:
     # filled in when the bundle has been loaded
     provider: str | None = None
     provider_note: str | None = None
+    signature: str | None = None  # the signed/unsigned badge (zoo_runtime.SignatureStatus.badge)
     load_error: str | None = None
     loading: bool = False
 

@@ -62,6 +62,8 @@ def _facts(info: BundleInfo, manifest: dict[str, Any]) -> list[str]:
         rows.append(_row("Runs on", escape(short_provider(info.provider))))
     if info.provider_note:
         rows.append(_row("Provider note", escape(info.provider_note)))
+    if info.signature:
+        rows.append(_row("Signature", escape(info.signature)))
     training = manifest.get("training") or {}
     for key, label in TRAINING_ROWS.items():
         if training.get(key) is not None:

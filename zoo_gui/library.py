@@ -271,6 +271,7 @@ class LibraryPage(QWidget):
         model = self.store.get(info.path)
         if model is not None:
             info.provider, info.provider_note = model.provider, model.provider_note
+            info.signature = model.signature.badge()
         info.load_error = self.store.error(info.path)
         info.loading = self.store.is_loading(info.path)
 
@@ -289,14 +290,21 @@ class LibraryPage(QWidget):
         self._update_info(key, loading=True)
 
     def _on_loaded(self, key: str, model: BundleModel) -> None:
-        self._update_info(key, loading=False, load_error=None, provider=model.provider, provider_note=model.provider_note)
+        self._update_info(
+            key,
+            loading=False,
+            load_error=None,
+            provider=model.provider,
+            provider_note=model.provider_note,
+            signature=model.signature.badge(),
+        )
 
     def _on_failed(self, key: str, message: str) -> None:
         self._update_info(key, loading=False, load_error=message)
 
     def _on_store_reset(self) -> None:
         for info in self.model.bundles():
-            info.provider = info.provider_note = info.load_error = None
+            info.provider = info.provider_note = info.signature = info.load_error = None
             info.loading = False
         self.model.set_bundles(self.model.bundles())
         self.store.preload(i.path for i in self.model.bundles() if i.usable)

@@ -7,7 +7,7 @@ bundle that fails verification shows as an error at once).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -30,11 +30,19 @@ class ModelStore(QObject):
     started = Signal(str)  # key
     reset = Signal()  # device changed: every model must be requested again
 
-    def __init__(self, runner: Runner, device: str = "auto", threads: int | None = None, parent: QObject | None = None):
+    def __init__(
+        self,
+        runner: Runner,
+        device: str = "auto",
+        threads: int | None = None,
+        parent: QObject | None = None,
+        trusted_keys: Sequence[Path] = (),
+    ):
         super().__init__(parent)
         self.runner = runner
         self.device = device
         self.threads = threads
+        self.trusted_keys = list(trusted_keys)  # when set, only bundles signed by one of these keys load
         self._models: dict[str, BundleModel] = {}
         self._errors: dict[str, str] = {}
         self._pending: dict[str, Job] = {}
@@ -75,10 +83,10 @@ class ModelStore(QObject):
                 return
 
     def _start(self, key: str, name: str = "load") -> None:
-        device, threads = self.device, self.threads
+        device, threads, keys = self.device, self.threads, self.trusted_keys
 
         def load(job: Job) -> BundleModel:
-            return zoo_runtime.load(key, device=device, threads=threads)
+            return zoo_runtime.load(key, device=device, threads=threads, trusted_keys=keys)
 
         def settle() -> bool:
             """True when this job is the load now pending for the key, which it then stops being.

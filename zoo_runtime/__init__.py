@@ -11,11 +11,13 @@ problem is a ``BundleError`` whose message names the file and the problem.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from zoo_runtime.bundle import find_bundles, open_bundle, read_manifest
 from zoo_runtime.errors import BundleError
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.schema import FORMAT, SCHEMA_VERSION
+from zoo_runtime.signing import SignatureStatus, check_signature
 from zoo_runtime.tasks import (
     TASK_CLASSES,
     BundleModel,
@@ -28,19 +30,29 @@ from zoo_runtime.tasks import (
 )
 
 
-def load(path: str | os.PathLike[str], device: str = "auto", threads: int | None = None) -> BundleModel:
+def load(
+    path: str | os.PathLike[str],
+    device: str = "auto",
+    threads: int | None = None,
+    trusted_keys: Iterable[str | os.PathLike[str]] | None = None,
+) -> BundleModel:
     """Open a bundle directory (or a lone .onnx with Model Zoo metadata) and return its task object.
 
     ``device``: "auto" (CUDA when onnxruntime lists it and the session really gets it, else
     CPU), "cpu", or "cuda" (asked for, falling back to CPU). ``provider_note`` says why a
     fallback happened: CUDA was listed (or asked for) but not obtained; it is None when the
     model runs where asked, including "auto" on a build without CUDA. ``threads``:
-    onnxruntime's intra-op thread count (None: its default).
+    onnxruntime's intra-op thread count (None: its default). ``trusted_keys``: PEM public keys;
+    when given, the bundle must carry an OpenSSF Model Signing signature (``model.sig``) made by one
+    of them over exactly its verified files (needs ``model-zoo[signing]``). The result's
+    ``signature`` says whether the bundle is signed, and by which key when verified.
     """
     factory = SessionFactory(device, threads)  # checks the options before any file is read
     bundle = open_bundle(path)
-    cls = TASK_CLASSES[bundle.manifest["task"]]
-    return cls(bundle, factory)
+    signature = check_signature(bundle, trusted_keys)  # before any session reads a graph
+    model = TASK_CLASSES[bundle.manifest["task"]](bundle, factory)
+    model.signature = signature
+    return model
 
 
 __all__ = [
@@ -53,6 +65,7 @@ __all__ = [
     "ImageGenerator",
     "Prediction",
     "SequenceClassifier",
+    "SignatureStatus",
     "TextGenerator",
     "Translator",
     "find_bundles",

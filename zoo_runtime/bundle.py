@@ -29,6 +29,7 @@ class Bundle:
     graph_bytes: dict[str, bytes] = field(repr=False)
     size_bytes: int = 0
     lone: bool = False
+    digests: dict[str, str] = field(default_factory=dict, repr=False)  # file name -> sha256 of the bytes verified
 
     def graph_file(self, role: str) -> str:
         return self.manifest["graphs"][role]["file"]
@@ -97,10 +98,12 @@ def _open_dir(path: Path, keep_graphs: bool) -> Bundle:
     if not mpath.is_file():
         raise BundleError(f"{mpath}: missing; {path} is not a bundle directory")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        manifest_bytes = mpath.read_bytes()
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise BundleError(f"{mpath}: not valid JSON ({exc})") from None
     check_manifest(manifest, mpath)
+    digests = {schema.MANIFEST_FILE: hashlib.sha256(manifest_bytes).hexdigest()}
 
     size = mpath.stat().st_size
     graph_files = {g["file"] for g in manifest["graphs"].values() if g["file"].lower().endswith(".onnx")}
@@ -125,11 +128,12 @@ def _open_dir(path: Path, keep_graphs: bool) -> Bundle:
             )
         if data is not None:
             graph_bytes_by_file[name] = data
+        digests[name] = digest
         size += actual_size
     graph_bytes = {
         role: graph_bytes_by_file[g["file"]] for role, g in manifest["graphs"].items() if g["file"] in graph_bytes_by_file
     }
-    return Bundle(path=path, manifest=manifest, graph_bytes=graph_bytes, size_bytes=size, lone=False)
+    return Bundle(path=path, manifest=manifest, graph_bytes=graph_bytes, size_bytes=size, lone=False, digests=digests)
 
 
 def check_manifest(manifest: Any, where: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -82,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", action="store_true", help="run on CPU even when CUDA is available")
     p.add_argument("--threads", type=positive_int, default=None, help="onnxruntime intra-op threads (default: onnxruntime's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--trusted-key",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PUB.pem",
+        help="refuse the bundle unless it is signed (model.sig, OpenSSF Model Signing) by this EC public key "
+        "(repeatable: any of them; needs model-zoo[signing])",
+    )
     return p
 
 
@@ -95,8 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.bundle.exists():
         print(f"zoo-run: error: {args.bundle}: no such bundle", file=sys.stderr)
         return 2
+    for key in args.trusted_key or []:
+        if not key.is_file():
+            print(f"zoo-run: error: --trusted-key {key}: no such public key file", file=sys.stderr)
+            return 2
     try:
-        model = zoo_runtime.load(args.bundle, device="cpu" if args.cpu else "auto", threads=args.threads)
+        model = zoo_runtime.load(
+            args.bundle, device="cpu" if args.cpu else "auto", threads=args.threads, trusted_keys=args.trusted_key
+        )
     except BundleError as exc:
         print(f"zoo-run: error: {exc}", file=sys.stderr)
         return 1
@@ -150,8 +166,14 @@ def _base(model: Any) -> dict[str, Any]:
 
 
 def _describe(model: Any, args: argparse.Namespace) -> int:
-    info = {**_base(model), "size_bytes": model.size_bytes, "metrics": model.metrics, "labels": model.labels}
-    lines = [f"{model.name}: {model.task}, {model.size_bytes / 1024:.1f} KiB, on {model.provider}"]
+    info = {
+        **_base(model),
+        "size_bytes": model.size_bytes,
+        "metrics": model.metrics,
+        "labels": model.labels,
+        "signature": dataclasses.asdict(model.signature),
+    }
+    lines = [f"{model.name}: {model.task}, {model.size_bytes / 1024:.1f} KiB, on {model.provider}, {model.signature.badge()}"]
     lines += [f"  {k}: {v}" for k, v in model.metrics.items()]
     return _emit(args, info, "\n".join(lines))
 

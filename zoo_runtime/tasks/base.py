@@ -11,6 +11,7 @@ import numpy as np
 from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
 from zoo_runtime.providers import SessionFactory
+from zoo_runtime.signing import SignatureStatus
 
 _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64, "int32": np.int32}
 
@@ -34,6 +35,7 @@ class BundleModel:
         self.labels: list[str] | None = bundle.manifest.get("labels")
         self.metrics: dict[str, Any] = dict(bundle.manifest.get("metrics") or {})
         self.size_bytes: int = bundle.size_bytes
+        self.signature = SignatureStatus(signed=False)  # set by zoo_runtime.load after checking model.sig
         self.session_runs = 0  # how many times a graph ran (lets callers see that a stop really stopped)
         self._sessions = {}
         for role in self.roles:
