@@ -16,6 +16,7 @@ from other processes falls on both alike; both get the same thread count.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -37,13 +38,15 @@ from zoo_export import export_checkpoint, load_for_export
 from zoo_export.graphs import GraphSpec
 from zoo_export.synthetic import TASK_DATA, write_checkpoint
 from zoo_export.tasks.base import BundleContext, get_exporter
-from zoo_export.tasks.text_generation import greedy_with_full, greedy_with_step
+from zoo_runtime import schema
+from zoo_runtime.generation import LoopSettings, full_graph_step, greedy_decode, greedy_tokens
 from zoo_runtime.rundir import RunDir
 from zoo_train.models.char_lstm import RecurrentLM
 from zoo_train.models.gpt import GPT
 from zoo_train.models.seq2seq import Seq2SeqTransformer
 from zoo_train.registry import config_fields, get_entry, list_models
 from zoo_train.tasks.base import get_task
+from zoo_train.tasks.text_generation import numpy_step
 
 BATCHES = (1, 32)
 REAL_VOCAB = {"shakespeare": 65}  # characters of the Shakespeare corpus (the text models' default data)
@@ -162,17 +165,11 @@ def bench_generation(
     state_names = ["tokens"] + [s["input"] for s in gen["state"]]
     step_sess = session(bundle / "step.onnx", threads)
 
-    def initial(batch: int) -> list[np.ndarray]:
-        return [t.numpy() for t in model.initial_state(batch, torch.device("cpu"))]
+    torch_step, initial = numpy_step(model, torch.device("cpu"))
 
     def ort_step(feed: np.ndarray, state: list[np.ndarray]):
         out = step_sess.run(None, dict(zip(state_names, [feed, *state], strict=True)))
         return out[0], list(out[1:])
-
-    def torch_step(feed: np.ndarray, state: list[np.ndarray]):
-        with torch.no_grad():
-            out = model.step(torch.from_numpy(feed), *[torch.from_numpy(s) for s in state])
-        return out[0].numpy(), [o.numpy() for o in out[1:]]
 
     def tps(fn: Callable[[], Any]) -> float:
         t = time.perf_counter()
@@ -180,21 +177,24 @@ def bench_generation(
         return tokens / (time.perf_counter() - t)
 
     ctx = gen["max_context"]
-    args = (prompt, tokens, ctx, gen["step_tokens"], gen.get("reset_keep"))
+    settings = LoopSettings.from_generation(gen)
+    # The full graph recomputed each token over the same window, reset to a whole window as the
+    # contract's default loop does (no reset_keep).
+    full_settings = LoopSettings(max_context=ctx)
     result = {
         "tokens": tokens,
         "prompt": int(prompt.shape[1]),
         "batch": 1,
         "max_context": ctx,
         "reset_keep": gen.get("reset_keep"),
-        "ort_step_tps": tps(lambda: greedy_with_step(ort_step, initial, *args)),
-        "torch_step_tps": tps(lambda: greedy_with_step(torch_step, initial, *args)),
+        "ort_step_tps": tps(lambda: greedy_tokens(ort_step, initial, settings, prompt, tokens)),
+        "torch_step_tps": tps(lambda: greedy_tokens(torch_step, initial, settings, prompt, tokens)),
     }
     if ctx:
         # The same step graph with a half-window reset (a model's optional reset_keep, docs/BUNDLE.md).
-        half = (prompt, tokens, ctx, gen["step_tokens"], ctx // 2)
-        result["ort_step_half_reset_tps"] = tps(lambda: greedy_with_step(ort_step, initial, *half))
-        result["torch_step_half_reset_tps"] = tps(lambda: greedy_with_step(torch_step, initial, *half))
+        half = dataclasses.replace(settings, reset_keep=ctx // 2)
+        result["ort_step_half_reset_tps"] = tps(lambda: greedy_tokens(ort_step, initial, half, prompt, tokens))
+        result["torch_step_half_reset_tps"] = tps(lambda: greedy_tokens(torch_step, initial, half, prompt, tokens))
     if "model" in manifest["graphs"]:
         full_sess = session(bundle / "model.onnx", threads)
         from zoo_export.tasks.text_generation import FullGraph
@@ -205,10 +205,9 @@ def bench_generation(
             with torch.no_grad():
                 return full_module(torch.from_numpy(t)).numpy()
 
-        result["ort_full_tps"] = tps(
-            lambda: greedy_with_full(lambda t: full_sess.run(None, {"tokens": t})[0], prompt, tokens, gen["max_context"])
-        )
-        result["torch_full_tps"] = tps(lambda: greedy_with_full(torch_full, prompt, tokens, gen["max_context"]))
+        ort_full = full_graph_step(lambda t: full_sess.run(None, {schema.INPUT_TOKENS: t})[0])
+        result["ort_full_tps"] = tps(lambda: greedy_tokens(*ort_full, full_settings, prompt, tokens))
+        result["torch_full_tps"] = tps(lambda: greedy_tokens(*full_graph_step(torch_full), full_settings, prompt, tokens))
         result["ort_step_over_full"] = result["ort_step_tps"] / result["ort_full_tps"]
         result["torch_step_over_full"] = result["torch_step_tps"] / result["torch_full_tps"]
         if ctx:
@@ -225,19 +224,23 @@ def bench_decoding(model: Seq2SeqTransformer, bundle: Path, manifest: dict[str, 
     enc, dec = session(bundle / "encoder.onnx", threads), session(bundle / "decoder.onnx", threads)
 
     def ort_decode() -> None:
-        mem = enc.run(None, {"src": src})[0]
-        out = np.full((1, 1), bos, dtype=np.int64)
-        for _ in range(steps):
-            logits = dec.run(None, {"tgt": out, "memory": mem, "src": src})[0][:, -1]
-            out = np.concatenate([out, logits.argmax(-1)[:, None].astype(np.int64)], axis=1)
+        greedy_decode(
+            lambda s: enc.run(None, {schema.INPUT_SRC: s})[0],
+            lambda t, m, s: dec.run(None, {schema.INPUT_TGT: t, schema.INPUT_MEMORY: m, schema.INPUT_SRC: s})[0],
+            src,
+            bos,
+            steps,
+        )
 
     def torch_decode() -> None:
         with torch.no_grad():
-            s = torch.from_numpy(src)
-            mem = model.encode(s)
-            out = torch.full((1, 1), bos, dtype=torch.long)
-            for _ in range(steps):
-                out = torch.cat([out, model.decode(out, mem, s)[:, -1].argmax(-1, keepdim=True)], dim=1)
+            greedy_decode(
+                lambda s: model.encode(torch.from_numpy(s)),
+                lambda t, m, s: model.decode(torch.from_numpy(t), m, torch.from_numpy(s)).numpy(),
+                src,
+                bos,
+                steps,
+            )
 
     torch_ms, ort_ms = timed([torch_decode, ort_decode], min_seconds=0.5, max_reps=30)
     return {

@@ -22,7 +22,7 @@ import torch
 from onnx import numpy_helper
 
 from zoo_export import cli, export_checkpoint
-from zoo_export.tasks.text_generation import greedy_with_full, greedy_with_step
+from zoo_runtime.generation import LoopSettings, full_graph_step, greedy_tokens
 from zoo_runtime import schema
 from zoo_train.registry import get_entry, list_models
 
@@ -154,12 +154,14 @@ def test_step_graph_generation_equals_full_graph_generation(tiny_bundle, name):
     else:
         assert gen["step_tokens"] == 1  # only Python-loop recurrent models leave the full graph out
     for keep in keeps:
-        by_step, resets, _ = greedy_with_step(run_step, initial, prompt, 110, ctx, gen["step_tokens"], keep)
+        settings = LoopSettings(max_context=ctx, reset_keep=keep, step_tokens=gen["step_tokens"])
+        by_step, _, resets = greedy_tokens(run_step, initial, settings, prompt, 110)
         assert by_step.shape == (2, 110)
         if ctx:
             assert resets >= 1  # the context window was crossed and the cache reset
         if full is not None:
-            by_full = greedy_with_full(lambda t: full.run(None, {"tokens": t})[0], prompt, 110, ctx, keep)
+            full_step, full_initial = full_graph_step(lambda t: full.run(None, {"tokens": t})[0])
+            by_full, _, _ = greedy_tokens(full_step, full_initial, LoopSettings(max_context=ctx, reset_keep=keep), prompt, 110)
             np.testing.assert_array_equal(by_step, by_full)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from zoo_train.data.dna import DNA_VOCAB
 from zoo_train.data.text import CharVocab, UnknownCharacterError
 from zoo_train.registry import config_fields, get_entry, list_models
-from zoo_train.tasks.text_generation import VOCAB_FIELDS, generate, pick_next
+from zoo_runtime.sampling import pick_next
+from zoo_train.tasks.text_generation import VOCAB_FIELDS, generate
 
 TEXT_MODELS = list_models(task="text-generation")
 VOCAB = 13
@@ -95,28 +97,28 @@ def test_prompt_outside_the_vocabulary_follows_the_policy() -> None:
 
 
 # ------------------------------------------------------------------------------------- sampling
+# The one pick function (zoo_runtime.sampling), which the trainer's samples use too.
 def test_top_k_keeps_only_the_k_most_likely() -> None:
-    logits = torch.tensor([0.0, 3.0, 1.0, 2.5, -1.0])
-    draws = {pick_next(logits, 1.0, 2, None, torch.Generator().manual_seed(s)) for s in range(200)}
+    logits = np.array([0.0, 3.0, 1.0, 2.5, -1.0])
+    draws = {pick_next(logits, np.random.default_rng(s), 1.0, 2, None) for s in range(200)}
     assert draws == {1, 3}
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p() -> None:
-    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
-    logits = probs.log()
-    draws = {pick_next(logits, 1.0, None, 0.7, torch.Generator().manual_seed(s)) for s in range(300)}
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    draws = {pick_next(logits, np.random.default_rng(s), 1.0, None, 0.7) for s in range(300)}
     assert draws == {0, 1}  # 0.5 < 0.7, so the second is needed; 0.8 >= 0.7 stops before the third
-    draws = {pick_next(logits, 1.0, None, 0.85, torch.Generator().manual_seed(s)) for s in range(300)}
+    draws = {pick_next(logits, np.random.default_rng(s), 1.0, None, 0.85) for s in range(300)}
     assert draws == {0, 1, 2}
 
 
 def test_temperature_sharpens_and_flattens() -> None:
-    logits = torch.tensor([2.0, 1.0, 0.0])
+    logits = np.array([2.0, 1.0, 0.0])
 
     def share_of_top(temperature: float) -> float:
-        g = torch.Generator().manual_seed(0)
-        return sum(pick_next(logits, temperature, None, None, g) == 0 for _ in range(400)) / 400
+        rng = np.random.default_rng(0)
+        return sum(pick_next(logits, rng, temperature, None, None) == 0 for _ in range(400)) / 400
 
     assert share_of_top(0.2) > 0.95 > share_of_top(1.0) > share_of_top(5.0)
-    with pytest.raises(ValueError):
-        pick_next(logits, -1.0, None, None, torch.Generator())
+    with pytest.raises(ValueError, match="temperature"):
+        generate(tiny_lm("char-gpt"), [1], 3, temperature=-1.0)

@@ -19,6 +19,8 @@ from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_export.tasks.text_generation import tokens_check, vocab_size_of
+from zoo_runtime import schema
+from zoo_runtime.generation import greedy_decode
 
 DECODE_TOKENS = 120  # at least this many decoded tokens in all: the batch grows when targets are short
 
@@ -170,30 +172,32 @@ class Seq2SeqExporter(TaskExporter):
         batch = max(8, -(-DECODE_TOKENS // steps))
         src = self._sources(ctx, batch, max_len, gen)
 
-        with torch.no_grad():
-            memory = model.encode(src)
-            tgt = torch.full((batch, 1), bos, dtype=torch.long)
-            ref_logits = []
-            for _ in range(steps):
-                logits = model.decode(tgt, memory, src)[:, -1]
-                ref_logits.append(logits.numpy())
-                tgt = torch.cat([tgt, logits.argmax(-1, keepdim=True)], dim=1)
-        ref = tgt[:, 1:].numpy()
+        # Every position is decoded (no stop at eos), so that parity compares each of them.
+        def torch_decode(tgt: np.ndarray, memory: torch.Tensor, src_ids: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return model.decode(torch.from_numpy(tgt), memory, torch.from_numpy(src_ids)).numpy()
+
+        def torch_encode(src_ids: np.ndarray) -> torch.Tensor:
+            with torch.no_grad():
+                return model.encode(torch.from_numpy(src_ids))
 
         enc, dec = cpu_session(files["encoder"]), cpu_session(files["decoder"])
         src_np = src.numpy()
-        mem = enc.run(None, {"src": src_np})[0]
-        out = np.full((batch, 1), bos, dtype=np.int64)
-        for _ in range(steps):
-            logits = dec.run(None, {"tgt": out, "memory": mem, "src": src_np})[0][:, -1]
-            out = np.concatenate([out, logits.argmax(-1)[:, None].astype(np.int64)], axis=1)
+        ref, ref_logits = greedy_decode(torch_encode, torch_decode, src_np, bos, steps)
+        out, _ = greedy_decode(
+            lambda s: enc.run(None, {schema.INPUT_SRC: s})[0],
+            lambda t, m, s: dec.run(None, {schema.INPUT_TGT: t, schema.INPUT_MEMORY: m, schema.INPUT_SRC: s})[0],
+            src_np,
+            bos,
+            steps,
+        )
         check = tokens_check(
             "decoder",
             "greedy-decoding",
             "onnxruntime encoder + decoder vs torch encode/decode",
             ref,
-            out[:, 1:],
-            np.stack(ref_logits),
+            out,
+            ref_logits,
             tol,
         )
         check["total_tokens"] = int(ref.size)

@@ -13,7 +13,7 @@ and a generation that recomputes the full graph each step must give them too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,12 @@ import torch.nn as nn
 from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session, first_divergence
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
+from zoo_runtime import schema
+from zoo_runtime.generation import SAMPLING_DEFAULTS, full_graph_step, greedy_tokens
+from zoo_train.tasks.text_generation import loop_settings, numpy_step
 
 GENERATION_TOKENS = 120
 PROMPT_LENGTH = 5
-DEFAULT_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "max_new_tokens": 200}
 PROTOCOL = ("initial_state", "step", "generation_kind", "max_context", "step_tokens", "state_names", "state_grow_axes")
 
 
@@ -53,75 +55,6 @@ class StepGraph(nn.Module):
 
     def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self.model.step(tokens, *state))
-
-
-# ------------------------------------------------------------------------------ greedy loops
-# One implementation of docs/BUNDLE.md's generation loop, over numpy arrays, shared by torch
-# and onnxruntime so that a difference in tokens is a difference in numbers, not in loops.
-
-StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
-
-
-def greedy_with_step(
-    step: StepFn,
-    initial: Callable[[int], list[np.ndarray]],
-    prompt: np.ndarray,
-    n_new: int,
-    max_context: int | None,
-    step_tokens: Any,
-    reset_keep: int | None = None,
-) -> tuple[np.ndarray, int, np.ndarray]:
-    """Greedy generation with the step graph.
-
-    After a reset (the cache would exceed ``max_context``) the last ``reset_keep`` ids are fed
-    again (``max_context`` when not given). Returns the new tokens [N, n_new], the number of
-    state resets and the logits each token was picked from [n_new, N, V].
-    """
-    keep = reset_keep or max_context
-    seq = prompt.copy()
-    state = initial(len(seq))
-    feed = seq[:, -max_context:] if max_context else seq
-    cached, resets = 0, 0
-    out, picked = [], []
-    for _ in range(n_new):
-        if step_tokens == 1:
-            for i in range(feed.shape[1]):
-                logits, state = step(feed[:, i : i + 1], state)
-        else:
-            logits, state = step(feed, state)
-        cached += feed.shape[1]
-        picked.append(logits[:, -1])
-        nxt = logits[:, -1].argmax(-1).astype(np.int64)[:, None]
-        seq = np.concatenate([seq, nxt], axis=1)
-        out.append(nxt)
-        if max_context and cached + 1 > max_context:
-            state, feed, cached = initial(len(seq)), seq[:, -keep:], 0
-            resets += 1
-        else:
-            feed = nxt
-    return np.concatenate(out, axis=1), resets, np.stack(picked)
-
-
-def greedy_with_full(
-    full: Callable[[np.ndarray], np.ndarray],
-    prompt: np.ndarray,
-    n_new: int,
-    max_context: int | None,
-    reset_keep: int | None = None,
-) -> np.ndarray:
-    """Greedy generation recomputing the full graph each step over exactly the context the step loop caches."""
-    keep = reset_keep or max_context
-    seq = prompt.copy()
-    start = max(0, seq.shape[1] - max_context) if max_context else 0
-    out = []
-    for _ in range(n_new):
-        logits = full(seq[:, start:])
-        nxt = logits[:, -1].argmax(-1).astype(np.int64)[:, None]
-        seq = np.concatenate([seq, nxt], axis=1)
-        out.append(nxt)
-        if max_context and seq.shape[1] - start > max_context:
-            start = seq.shape[1] - keep
-    return np.concatenate(out, axis=1)
 
 
 # ------------------------------------------------------------------------------ the exporter
@@ -289,7 +222,7 @@ class TextGenerationExporter(TaskExporter):
             "vocab": dict(ctx.meta["vocab"]),
             "preprocessing": {},
             "generation": generation,
-            "sampling": dict(ctx.meta.get("sampling") or DEFAULT_SAMPLING),
+            "sampling": dict(ctx.meta.get("sampling") or SAMPLING_DEFAULTS),
         }
 
     def generation_checks(
@@ -300,26 +233,19 @@ class TextGenerationExporter(TaskExporter):
         vocab = vocab_size_of(ctx)
         gen = generator_seed(ctx.name, salt=1)
         prompt = torch.randint(0, vocab, (2, PROMPT_LENGTH), generator=gen).numpy()
-        max_context, step_tokens, keep = model.max_context, model.step_tokens, reset_keep_of(model)
 
-        def initial(batch: int) -> list[np.ndarray]:
-            return [t.numpy() for t in model.initial_state(batch, torch.device("cpu"))]
-
-        def torch_step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-            with torch.no_grad():
-                out = model.step(torch.from_numpy(feed), *[torch.from_numpy(s) for s in state])
-            return out[0].numpy(), [o.numpy() for o in out[1:]]
-
+        torch_step, initial = numpy_step(model, torch.device("cpu"))
         step_session = cpu_session(files["step"])
-        names_in = ["tokens"] + [s["input"] for s in layout]
+        names_in = [schema.INPUT_TOKENS] + [s["input"] for s in layout]
 
         def ort_step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-            out = step_session.run(None, dict(zip(names_in, [feed, *state])))
+            out = step_session.run(None, dict(zip(names_in, [feed, *state], strict=True)))
             return out[0], list(out[1:])
 
-        args = (prompt, GENERATION_TOKENS, max_context, step_tokens, keep)
-        ref, resets, ref_logits = greedy_with_step(torch_step, initial, *args)
-        got, _, _ = greedy_with_step(ort_step, initial, *args)
+        # One loop (zoo_runtime.generation), driven by each implementation of the step.
+        settings = loop_settings(model)
+        ref, ref_logits, resets = greedy_tokens(torch_step, initial, settings, prompt, GENERATION_TOKENS)
+        got, _, _ = greedy_tokens(ort_step, initial, settings, prompt, GENERATION_TOKENS)
         checks = [
             tokens_check(
                 "step",
@@ -332,26 +258,13 @@ class TextGenerationExporter(TaskExporter):
                 context_resets=resets,
             )
         ]
-        reference = _zoo_train_generate()
-        if reference is not None:
-            # The trainer's own torch loop (an independent implementation of the same contract).
-            theirs = np.array([reference(model, row.tolist(), GENERATION_TOKENS, temperature=0.0) for row in prompt])
-            checks.append(
-                tokens_check(
-                    "step",
-                    "greedy-generation-vs-trainer",
-                    "onnxruntime step graph vs zoo_train.tasks.text_generation.generate",
-                    theirs,
-                    got,
-                    ref_logits,
-                    tol,
-                )
-            )
         if "model" in files:
             full_session = cpu_session(files["model"])
-            full = greedy_with_full(
-                lambda t: full_session.run(None, {"tokens": t})[0], prompt, GENERATION_TOKENS, max_context, keep
-            )
+            full_step, full_initial = full_graph_step(lambda t: full_session.run(None, {schema.INPUT_TOKENS: t})[0])
+            full, _, _ = greedy_tokens(
+                full_step, full_initial, dataclasses.replace(settings, step_tokens=schema.STEP_TOKENS_ANY), prompt,
+                GENERATION_TOKENS,
+            )  # fmt: skip
             checks.append(
                 tokens_check(
                     "model",
@@ -365,14 +278,6 @@ class TextGenerationExporter(TaskExporter):
                 )
             )
         return checks
-
-
-def _zoo_train_generate() -> Callable[..., list[int]] | None:
-    try:
-        from zoo_train.tasks.text_generation import generate
-    except ImportError:
-        return None
-    return generate
 
 
 def tokens_check(

@@ -8,6 +8,7 @@ import numpy as np
 
 from zoo_runtime import schema
 from zoo_runtime.errors import BundleError
+from zoo_runtime.generation import greedy_decode
 from zoo_runtime.tasks.base import BundleModel, as_token_ids
 
 
@@ -52,12 +53,6 @@ class Translator(BundleModel):
             raise BundleError(f"max_len: expected a positive integer, got {limit!r}")
         if self.max_target:
             limit = min(int(limit), self.max_target - 1)  # the prefix (bos + output) must fit the positions
-        memory = self.encode(ids)
-        tgt = [int(self.bos_id)]
-        for _ in range(int(limit)):
-            logits = self.decoder_logits(np.asarray([tgt], dtype=np.int64), memory, ids)
-            nxt = int(np.argmax(logits[0, -1]))
-            if self.eos_id is not None and nxt == self.eos_id:
-                break
-            tgt.append(nxt)
-        return tgt[1:]
+        out, _ = greedy_decode(self.encode, self.decoder_logits, ids, int(self.bos_id), int(limit), eos=self.eos_id)
+        row = [int(t) for t in out[0]]
+        return row[: row.index(self.eos_id)] if self.eos_id in row else row

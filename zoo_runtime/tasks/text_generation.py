@@ -1,22 +1,22 @@
 """Text and DNA generation with the step graph and its explicit state, streamed piece by piece.
 
-The loop is docs/BUNDLE.md "Generation loop", step for step, so a greedy generation equals the
-torch reference (``zoo_train.tasks.text_generation.generate``) token for token.
+The loop is ``zoo_runtime.generation.GenerationLoop`` (docs/BUNDLE.md "Generation loop"), the same one
+the trainer and the exporter's parity checks drive with torch, so a greedy generation equals torch's
+token for token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import numpy as np
 
 from zoo_runtime import schema
 from zoo_runtime.errors import BundleError
-from zoo_runtime.sampling import pick_next
+from zoo_runtime.generation import SAMPLING_DEFAULTS, GenerationLoop, LoopSettings, sampling_pick
 from zoo_runtime.tasks.base import BundleModel
-
-_DEFAULTS = {"temperature": 1.0, "top_k": None, "top_p": None, "max_new_tokens": 200}
 
 
 class TextGenerator(BundleModel):
@@ -37,16 +37,14 @@ class TextGenerator(BundleModel):
         self.is_dna: bool = sorted(self.vocab) == list(schema.DNA_TOKENS)
         self.bos_id: int | None = (vocab.get("specials") or {}).get("bos")
         gen = self.manifest.get("generation") or {}
-        self.max_context: int | None = gen.get("max_context")
-        # ids fed again after a cache reset (loop step 3); the whole window when not given
-        self.reset_keep: int | None = gen.get("reset_keep") or self.max_context
-        self.step_tokens = gen.get("step_tokens", schema.STEP_TOKENS_ANY)
+        self.loop_settings = LoopSettings.from_generation(gen)
+        self.max_context: int | None = self.loop_settings.max_context
         self._state_specs: list[dict[str, Any]] = list(gen.get("state") or [])
         step_inputs = {t["name"] for t in self.graph("step")["inputs"]}
         for spec in self._state_specs:
             if spec.get("input") not in step_inputs:
                 raise BundleError(f"{self.path}: generation state {spec.get('input')!r} is not an input of the step graph")
-        self.sampling: dict[str, Any] = {**_DEFAULTS, **(self.manifest.get("sampling") or {})}
+        self.sampling: dict[str, Any] = {**SAMPLING_DEFAULTS, **(self.manifest.get("sampling") or {})}
         self.last_skipped: list[tuple[int, str]] = []  # (position, character) dropped by the "skip" policy
 
     # ------------------------------------------------------------------------------ vocabulary
@@ -93,21 +91,13 @@ class TextGenerator(BundleModel):
             state.append(np.zeros(shape, dtype=self.numpy_dtype("step", spec["input"])))
         return state
 
-    def step(self, feed: list[int], state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One call of the step graph: ``logits [1,new,V]`` and the new state."""
-        feeds = {schema.INPUT_TOKENS: np.asarray([feed], dtype=np.int64)}
-        feeds.update({spec["input"]: s for spec, s in zip(self._state_specs, state)})
+    def step(self, feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One call of the step graph: ids ``[N,new]`` -> ``logits [N,new,V]`` and the new state."""
+        feeds = {schema.INPUT_TOKENS: np.asarray(feed, dtype=np.int64)}
+        feeds.update({spec["input"]: s for spec, s in zip(self._state_specs, state, strict=True)})
         outputs = [schema.OUTPUT_LOGITS] + [spec["output"] for spec in self._state_specs]
         logits, *new_state = self._run("step", feeds, outputs)
         return logits, new_state
-
-    def _feed(self, feed: list[int], state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        if self.step_tokens == 1:
-            logits = None
-            for t in feed:
-                logits, state = self.step([t], state)
-            return logits, state
-        return self.step(feed, state)
 
     # ------------------------------------------------------------------------------ generation
 
@@ -156,23 +146,10 @@ class TextGenerator(BundleModel):
         return _stop_at(tokens, stops) if stops else tokens
 
     def _tokens(self, ids: list[int], max_new: int, temperature, top_k, top_p, rng) -> Iterator[str]:
-        seq = list(ids)
-        ctx = self.max_context
-        feed = seq[-ctx:] if ctx else seq
-        state = self.initial_state(1)
-        cached = 0
-        for _ in range(max_new):
-            logits, state = self._feed(feed, state)
-            cached += len(feed)
-            nxt = pick_next(logits[0, -1], rng, temperature, top_k, top_p)
-            seq.append(nxt)
-            yield self.vocab[nxt]
-            if ctx and cached + 1 > ctx:
-                state = self.initial_state(1)
-                feed = seq[-self.reset_keep :]
-                cached = 0
-            else:
-                feed = [nxt]
+        loop = GenerationLoop(self.step, self.initial_state, self.loop_settings)
+        pick = sampling_pick(rng, temperature, top_k, top_p)
+        for nxt, _logits in islice(loop.run(np.asarray([ids]), pick), max_new):
+            yield self.vocab[int(nxt[0])]
 
     def generate_text(self, prompt: str, **kwargs: Any) -> str:
         """The whole generation as one string (without the prompt)."""

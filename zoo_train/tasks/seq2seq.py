@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime.generation import greedy_decode as shared_greedy_decode
 from zoo_runtime.rundir import SAMPLES_TEXT_FILE, RunDir
 from zoo_train.data.synthetic import BOS, EOS, PAD, SEQ2SEQ_SPECIALS, Seq2SeqSpec, ids_vocab, seq2seq_op, seq2seq_pairs
 from zoo_train.registry import ModelEntry, Recipe
@@ -25,18 +27,14 @@ SIZES = {"train": 20000, "val": 1000, "test": 1000}
 
 @torch.no_grad()
 def greedy_decode(model: nn.Module, src: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-    """Greedy decoding from bos: ids [N, <= max_new_tokens] after bos; stops once every row has emitted eos."""
-    memory = model.encode(src)
-    out = torch.full((src.shape[0], 1), BOS, dtype=torch.long, device=src.device)
-    done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-    for _ in range(max_new_tokens):
-        next_id = model.decode(out, memory, src)[:, -1].argmax(-1)
-        next_id = next_id.masked_fill(done, PAD)  # rows already finished only pad
-        out = torch.cat([out, next_id[:, None]], dim=1)
-        done |= next_id == EOS
-        if bool(done.all()):
-            break
-    return out[:, 1:]
+    """Greedy decoding from bos by ``zoo_runtime.generation.greedy_decode`` (the runtime's own loop): ids
+    [N, <= max_new_tokens] after bos; rows past their eos hold pad; ends once every row has emitted eos."""
+
+    def decode(tgt: np.ndarray, memory: torch.Tensor, _src: np.ndarray) -> np.ndarray:
+        return model.decode(torch.from_numpy(tgt).to(src.device), memory, src)[:, -1:].float().cpu().numpy()
+
+    out, _ = shared_greedy_decode(lambda _: model.encode(src), decode, src.cpu().numpy(), BOS, max_new_tokens, eos=EOS, pad=PAD)
+    return torch.from_numpy(out).to(src.device)
 
 
 def exact_matches(pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from zoo_runtime.generation import (
+    SAMPLING_DEFAULTS,
+    GenerationLoop,
+    InitialFn,
+    LoopSettings,
+    StepFn,
+    sampling_pick,
+)
 from zoo_runtime.rundir import RunDir
 from zoo_train.baselines import markov_baseline
 from zoo_train.data.dna import GENOMES, load_dna_corpus
@@ -41,35 +50,32 @@ from zoo_train.data.text import CharVocab, Corpus, load_text_corpus, split_point
 from zoo_train.registry import ModelEntry, Recipe, config_fields
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
-SAMPLING_DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "max_new_tokens": 200}
 # The constructor fields that take the vocabulary size, whatever a family calls them.
 VOCAB_FIELDS = ("vocab_size", "input_size", "output_size")
 
 
 # ------------------------------------------------------------------------------------- sampling
-def pick_next(
-    logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator
-) -> int:
-    """The next id from one row of logits [V]: argmax at temperature 0; else temperature,
-    then top-k (ties with the k-th value kept), then top-p (keep the most likely ids while the
-    mass before them is <= top_p), then a draw from the renormalised distribution."""
-    logits = logits.detach().float().cpu()
-    if temperature == 0:
-        return int(torch.argmax(logits))
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    logits = logits / temperature
-    if top_k is not None and 0 < top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and 0 < top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        mass_before = torch.cumsum(probs, dim=-1) - probs
-        logits = logits.clone()
-        logits[order[mass_before > top_p]] = float("-inf")
-    probs = torch.softmax(logits, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+def numpy_step(model: nn.Module, device: torch.device) -> tuple[StepFn, InitialFn]:
+    """The model's ``step`` and ``initial_state`` as numpy functions, for ``zoo_runtime.generation``'s loop."""
+
+    def step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        with torch.no_grad():
+            out = model.step(torch.from_numpy(feed).to(device), *[torch.from_numpy(s).to(device) for s in state])
+        return out[0].float().cpu().numpy(), [o.cpu().numpy() for o in out[1:]]
+
+    def initial(batch: int) -> list[np.ndarray]:
+        return [t.cpu().numpy() for t in model.initial_state(batch, device)]
+
+    return step, initial
+
+
+def loop_settings(model: nn.Module) -> LoopSettings:
+    """The model's generation attributes (docs/BUNDLE.md, model-side protocols) as the loop's settings."""
+    return LoopSettings(
+        max_context=model.max_context,
+        reset_keep=getattr(model, "reset_keep", None),
+        step_tokens=model.step_tokens,
+    )
 
 
 @torch.no_grad()
@@ -83,52 +89,30 @@ def generate(
     seed: int | None = None,
     stop_ids: Sequence[int] | None = None,
 ) -> list[int]:
-    """The generation loop of docs/BUNDLE.md in torch; returns the new ids (a stop id, if hit, is the last).
-
-    1. state = initial(1); feed = the prompt (its last ``max_context`` ids if the model has one),
-       one id per call when ``step_tokens == 1``.
-    2. logits, state = step(feed, state); pick the next id from the last position's logits.
-    3. If ``max_context`` is set and the cached length + 1 would exceed it, reset the state and
-       feed the last ``reset_keep`` ids of the whole sequence again (the model's attribute, else
-       ``max_context``); else feed the new id.
-    """
+    """New ids after the prompt (a stop id, if hit, is the last), by ``zoo_runtime.generation``'s loop:
+    the one the runtime drives with onnxruntime, so that both pick the same tokens from the same logits."""
     ids = [int(i) for i in prompt_ids]
     if not ids:
         raise ValueError("the prompt is empty: generation needs at least one token to start from")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    max_context: int | None = model.max_context
-    keep = getattr(model, "reset_keep", None) or max_context
+    step, initial = numpy_step(model, device)
+    loop = GenerationLoop(step, initial, loop_settings(model))
+    pick = sampling_pick(np.random.default_rng(seed), temperature, top_k, top_p)
     stops = set(stop_ids or ())
-    state = model.initial_state(1, device)
-    feed = ids[-max_context:] if max_context else ids
-    cached = 0
     new: list[int] = []
     threads = torch.get_num_threads()
     # Batch-1 steps are tiny matmuls: on CPU, thread synchronisation costs more than it saves
     # (measured 35 us vs 1.3 ms per small linear with 2 threads on a busy 2-core machine).
     torch.set_num_threads(1)
     try:
-        for _ in range(max_new_tokens):
-            chunks = [feed[i : i + 1] for i in range(len(feed))] if model.step_tokens == 1 else [feed]
-            for chunk in chunks:
-                logits, *state = model.step(torch.tensor([chunk], dtype=torch.long, device=device), *state)
-            cached += len(feed)
-            next_id = pick_next(logits[0, -1], temperature, top_k, top_p, generator)
-            new.append(next_id)
-            ids.append(next_id)
-            if next_id in stops:
+        for nxt, _logits in islice(loop.run(np.asarray([ids]), pick), max_new_tokens):
+            new.append(int(nxt[0]))
+            if new[-1] in stops:
                 break
-            if max_context is not None and cached + 1 > max_context:
-                state, feed, cached = model.initial_state(1, device), ids[-keep:], 0
-            else:
-                feed = [next_id]
     finally:
         torch.set_num_threads(threads)
         model.train(was_training)
