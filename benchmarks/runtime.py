@@ -32,7 +32,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -249,7 +249,8 @@ def fmt_s(s: float) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| model | task | cold start to first result, runtime / torch | of which imports + load | steady latency runtime / torch | tokens/s runtime / torch | peak RSS runtime / torch |",
+        "| model | task | cold start to first result, runtime / torch | of which imports + load "
+        "| steady latency runtime / torch | tokens/s runtime / torch | peak RSS runtime / torch |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:

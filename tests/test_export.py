@@ -22,8 +22,8 @@ import torch
 from onnx import numpy_helper
 
 from zoo_export import cli, export_checkpoint
-from zoo_runtime.generation import LoopSettings, full_graph_step, greedy_tokens
 from zoo_runtime import schema
+from zoo_runtime.generation import LoopSettings, full_graph_step, greedy_tokens
 from zoo_train.registry import get_entry, list_models
 
 MODELS = list_models()  # every registry entry; nothing excluded
@@ -140,7 +140,7 @@ def test_step_graph_generation_equals_full_graph_generation(tiny_bundle, name):
     names = ["tokens"] + [s["input"] for s in gen["state"]]
 
     def run_step(feed, state):
-        out = step.run(None, dict(zip(names, [feed, *state])))
+        out = step.run(None, dict(zip(names, [feed, *state], strict=False)))
         return out[0], list(out[1:])
 
     vocab = len(manifest["vocab"]["tokens"])

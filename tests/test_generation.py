@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from zoo_runtime.sampling import pick_next
 from zoo_train.data.dna import DNA_VOCAB
 from zoo_train.data.text import CharVocab, UnknownCharacterError
 from zoo_train.registry import config_fields, get_entry, list_models
-from zoo_runtime.sampling import pick_next
 from zoo_train.tasks.text_generation import VOCAB_FIELDS, generate
 
 TEXT_MODELS = list_models(task="text-generation")

@@ -82,9 +82,9 @@ def test_classify_equals_torch(tiny_bundle, name):
     k = len(model.labels)
     got = model.classify(x, top_k=k)
     assert len(got) == 3
-    for row, preds in zip(expected, got):
-        assert [p.index for p in preds][0] == int(row.argmax())
-        assert [p.label for p in preds][0] == payload["meta"]["labels"][int(row.argmax())]
+    for row, preds in zip(expected, got, strict=False):
+        assert next(p.index for p in preds) == int(row.argmax())
+        assert next(p.label for p in preds) == payload["meta"]["labels"][int(row.argmax())]
         probs = np.zeros(k)
         for p in preds:
             probs[p.index] = p.probability
@@ -326,7 +326,7 @@ def test_greedy_generation_equals_torch(tiny_bundle, name):
     bundle = tiny_bundle(name)
     model = zoo_runtime.load(bundle, device="cpu")
     assert isinstance(model, zoo_runtime.TextGenerator)
-    net, payload = torch_model(bundle)
+    net, _payload = torch_model(bundle)
     prompt = _prompt(model)
     ctx = model.max_context
     new = (ctx + 8) if ctx else 40  # past the context window: exercises the reset of step 3
@@ -479,7 +479,7 @@ def test_gan_equals_torch(tiny_bundle, name):
         expected = net.generate(torch.from_numpy(z)).numpy()
     np.testing.assert_allclose(model.decode_float(z), expected, atol=ATOL)
     images = model.sample(3, seed=5)
-    n, c, h, w = expected.shape
+    _n, c, h, w = expected.shape
     assert images.dtype == np.uint8 and images.shape == (3, h, w, c)
     assert np.abs(images.astype(int) - np.round(np.clip(expected, 0, 1) * 255).transpose(0, 2, 3, 1)).max() <= 1
     np.testing.assert_array_equal(images, model.sample(3, seed=5))

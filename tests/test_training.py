@@ -1,5 +1,6 @@
 """The trainer: learning, exact resume, NaN handling, checkpoint safety, CLI exit codes."""
 
+import itertools
 import json
 import pickle
 import shutil
@@ -48,7 +49,7 @@ def config(tmp_path, data, **kw):
 
 def test_training_learns_a_learnable_problem(tmp_path, idx_data):
     run = train(config(tmp_path, idx_data, epochs=8, lr=1e-2))
-    epochs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs[-1]["train_loss"] < 0.6 * epochs[0]["train_loss"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
@@ -120,7 +121,7 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     save_checkpoint(path, {"model": "lenet5", "task": "image-classification", "config": {}, "state_dict": {}, "meta": {}})
     broken = tmp_path / "broken.pt"
     broken.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="broken.pt: not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"broken.pt: not a readable checkpoint"):
         load_checkpoint(broken)
 
 
@@ -132,19 +133,19 @@ class Payload:
 def test_checkpoint_holding_a_pickled_object_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     torch.save({"format": "model-zoo-checkpoint", "version": 1, "payload": Payload()}, path)
-    with pytest.raises(CheckpointError, match="evil.pt: refused, the file holds objects other than tensors"):
+    with pytest.raises(CheckpointError, match=r"evil.pt: refused, the file holds objects other than tensors"):
         load_checkpoint(path)
     assert "pwned" not in capsys.readouterr().out
     plain = tmp_path / "plain.pkl"
     plain.write_bytes(pickle.dumps({"a": 1}))
-    with pytest.raises(CheckpointError, match="plain.pkl"):
+    with pytest.raises(CheckpointError, match=r"plain.pkl"):
         load_checkpoint(plain)
 
 
 def test_foreign_checkpoint_is_refused(tmp_path):
     path = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, path)
-    with pytest.raises(CheckpointError, match="foreign.pt: not a Model Zoo checkpoint"):
+    with pytest.raises(CheckpointError, match=r"foreign.pt: not a Model Zoo checkpoint"):
         load_checkpoint(path)
 
 
@@ -152,7 +153,7 @@ def test_lr_schedule_warms_up_then_decays():
     factors = [lr_factor(s, 100, 10) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.1, abs=1e-3)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(factors))
     assert lr_factor(99, 100, 10, floor=0.0) == pytest.approx(0.0, abs=1e-3)  # a speedrun anneals to 0
 
 
@@ -262,7 +263,7 @@ def test_a_run_is_not_trained_over_without_resume_or_overwrite(tmp_path, idx_dat
     (run / "export" / "model.onnx").write_bytes(b"the old run's bundle")
     before = _snapshot(run)
 
-    with pytest.raises(ValueError, match="holds a finished smoke run of simple-cnn .1 epoch, test_accuracy"):
+    with pytest.raises(ValueError, match=r"holds a finished smoke run of simple-cnn .1 epoch, test_accuracy"):
         train(config(tmp_path, idx_data, epochs=1, preset="smoke"))
     argv = ["simple-cnn", "--preset", "smoke", "--data-dir", str(idx_data.parent), "--out", str(tmp_path), "--quiet"]
     assert zoo_train(argv) == 2
@@ -270,8 +271,9 @@ def test_a_run_is_not_trained_over_without_resume_or_overwrite(tmp_path, idx_dat
     assert f"{run}: holds a finished smoke run" in err and "--overwrite replaces" in err
     assert _snapshot(run) == before
 
-    # --overwrite replaces the folder whole: nothing of the old run (its bundle, its TensorBoard events) is left beside the new one.
-    assert zoo_train(argv + ["--overwrite", "--set", "widths=[8,16,16]", "--set", "hidden=32", "--max-steps", "2"]) == 0
+    # --overwrite replaces the folder whole: nothing of the old run (its bundle, its TensorBoard events)
+    # is left beside the new one.
+    assert zoo_train([*argv, "--overwrite", "--set", "widths=[8,16,16]", "--set", "hidden=32", "--max-steps", "2"]) == 0
     assert not (run / "export").exists()
     assert len(list((run / "tensorboard").iterdir())) == 1
     assert json.loads((run / "summary.json").read_text())["steps"] == 2
@@ -313,7 +315,7 @@ def test_ctrl_c_says_what_can_be_resumed(tmp_path, idx_data, monkeypatch, capsys
     last = tmp_path / "simple-cnn" / "checkpoints" / "last.pt"
     assert f"simple-cnn: stopped; {last} holds the last finished epoch; add --resume" in capsys.readouterr().err
     monkeypatch.undo()
-    assert zoo_train(argv + ["--resume"]) == 0
+    assert zoo_train([*argv, "--resume"]) == 0
     assert json.loads((tmp_path / "simple-cnn" / "summary.json").read_text())["epochs_run"] == 2
 
 
@@ -340,7 +342,7 @@ def test_speedrun_preset_trains_the_models_that_have_one_and_names_them_to_the_o
         (["--all", "--task", "text-generation"], "no models of task 'text-generation' have a speedrun"),
     ):
         with pytest.raises(SystemExit) as exit_info:
-            zoo_train(argv + ["--preset", "speedrun", "--out", str(tmp_path)])
+            zoo_train([*argv, "--preset", "speedrun", "--out", str(tmp_path)])
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
@@ -541,7 +543,7 @@ def test_all_with_resume_skips_finished_runs_resumes_interrupted_ones_and_starts
 
     # A finished run of another preset is not "done" for this one. With its checkpoint it is a resume, which the
     # trainer refuses with the preset it needs; without, starting again would destroy it, which is refused too.
-    assert zoo_train(argv[:4] + ["quick"] + argv[5:]) == 1
+    assert zoo_train([*argv[:4], "quick", *argv[5:]]) == 1
     err = capsys.readouterr().err
     assert "gru-classifier/checkpoints/last.pt: a 'smoke' run; resume it with --preset smoke" in err
     assert "lstm-classifier: holds a finished smoke run of lstm-classifier" in err

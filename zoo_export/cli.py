@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     targets = _targets(loaded, args.out)
     try:
-        for item, target in zip(loaded, targets):
+        for item, target in zip(loaded, targets, strict=False):
             check_target(target if target is not None else default_bundle_dir(item.path))
         # Before minutes of exporting, not after them.
         if args.sign_key is not None:
@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[ExportResult] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # export warnings are collected, with what they mean, into the report
-        for item, target in zip(loaded, targets):
+        for item, target in zip(loaded, targets, strict=False):
             if not args.quiet:
                 print(f"exporting {item.payload['model']} from {item.path} ...", file=sys.stderr, flush=True)
             try:
@@ -254,7 +254,7 @@ def table(results: list[ExportResult]) -> str:
             )
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     passed = sum(r.passed for r in results)
     lines.append(f"{passed}/{len(results)} exported and passed")

@@ -324,7 +324,7 @@ def _build(
         graphs[spec.role] = entry
     if "onnx" not in formats:
         # A TorchScript-only bundle: the manifest lists the .ts files as the graphs' files.
-        for role, entry in graphs.items():
+        for _role, entry in graphs.items():
             entry["file"] = entry["torchscript"]
 
     fields = exporter.manifest_fields(ctx)
@@ -355,7 +355,7 @@ def _build(
         "checkpoint": {"path": str(ctx.checkpoint), "format": ctx.payload.get("format"), "version": ctx.payload.get("version")},
     }
     writer.write_metadata(manifest)
-    for role, file in files.items():
+    for _role, file in files.items():
         graph_io.check_onnx(file)
 
     if check:

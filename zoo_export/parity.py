@@ -94,9 +94,9 @@ def compare(spec: TensorSpec, ref: np.ndarray, got: np.ndarray, tol: Tolerances)
 def check_shapes(spec: GraphSpec, inputs: Sequence[torch.Tensor], outputs: Sequence[np.ndarray]) -> str | None:
     """None when every output has its declared symbolic shape for these inputs, else what differs."""
     dims = bind_dims(spec.inputs, inputs)
-    for out_spec, value in zip(spec.outputs, outputs):
+    for out_spec, value in zip(spec.outputs, outputs, strict=False):
         want = [resolve_dim(d, dims) for d in out_spec.shape]
-        if len(want) != value.ndim or any(w is not None and w != s for w, s in zip(want, value.shape)):
+        if len(want) != value.ndim or any(w is not None and w != s for w, s in zip(want, value.shape, strict=False)):
             return f"{out_spec.name}: shape {list(value.shape)}, declared {list(out_spec.shape)} = {want}"
     return None
 
@@ -115,7 +115,7 @@ def check_graph(
         names = [t.name for t in spec.inputs]
 
         def run_ort(inputs: Sequence[torch.Tensor]) -> list[np.ndarray]:
-            return session.run(None, {n: to_numpy(x) for n, x in zip(names, inputs)})
+            return session.run(None, {n: to_numpy(x) for n, x in zip(names, inputs, strict=False)})
 
         backends.append(("onnxruntime", run_ort))
     if ts_path is not None:
@@ -146,7 +146,7 @@ def check_graph(
                 check.update(passed=False, error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}")
                 checks.append(check)
                 continue
-            outputs = [compare(s, r, g, tol) for s, r, g in zip(spec.outputs, ref, got)]
+            outputs = [compare(s, r, g, tol) for s, r, g in zip(spec.outputs, ref, got, strict=False)]
             shape_error = check_shapes(spec, case.inputs, got)
             check["max_abs_err"] = max((o.get("max_abs_err", float("inf")) for o in outputs), default=0.0)
             logits = [o for o in outputs if "top1_agree" in o]

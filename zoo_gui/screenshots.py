@@ -46,7 +46,7 @@ def _xcb_works(xvfb: bool) -> bool:
     """Can Qt open its xcb platform here (under xvfb-run when ``xvfb``)? Needs Debian's
     libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, ... besides Xvfb."""
     probe = [sys.executable, "-c", "from PySide6.QtWidgets import QApplication; QApplication(['probe'])"]
-    cmd = (["xvfb-run", "-a", "-s", f"-screen 0 {XVFB_SCREEN}"] + probe) if xvfb else probe
+    cmd = (["xvfb-run", "-a", "-s", f"-screen 0 {XVFB_SCREEN}", *probe]) if xvfb else probe
     env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
@@ -64,12 +64,11 @@ def choose_platform(requested: str, argv: Sequence[str]) -> tuple[str, int | Non
         return "offscreen", None
     if os.environ.get("DISPLAY") and (os.environ.get(IN_XVFB) or _xcb_works(xvfb=False)):
         return "xcb", None
-    if requested in ("auto", "xcb") and not os.environ.get(IN_XVFB) and shutil.which("xvfb-run"):
-        if _xcb_works(xvfb=True):
-            log(f"no DISPLAY: running under xvfb-run -a (screen {XVFB_SCREEN})")
-            cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {XVFB_SCREEN}", sys.executable, "-m", "zoo_gui.screenshots", *argv]
-            env = {**os.environ, IN_XVFB: "1", "QT_QPA_PLATFORM": "xcb"}
-            return "xcb", subprocess.call(cmd, env=env)
+    if requested in ("auto", "xcb") and not os.environ.get(IN_XVFB) and shutil.which("xvfb-run") and _xcb_works(xvfb=True):
+        log(f"no DISPLAY: running under xvfb-run -a (screen {XVFB_SCREEN})")
+        cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {XVFB_SCREEN}", sys.executable, "-m", "zoo_gui.screenshots", *argv]
+        env = {**os.environ, IN_XVFB: "1", "QT_QPA_PLATFORM": "xcb"}
+        return "xcb", subprocess.call(cmd, env=env)
     if requested == "xcb":
         raise SystemExit("screenshots: --platform xcb needs a DISPLAY or xvfb-run with the xcb libraries")
     log(
@@ -270,7 +269,7 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             page.max_tokens.setValue(tokens)
             n = len(window.errors)
             page.run()
-            s.wait(lambda: not page.busy, f"{name} to finish")
+            s.wait(lambda page=page: not page.busy, f"{name} to finish")
             s.failed += s.errors_since(n)
             s.shot(name)
 
@@ -301,7 +300,7 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             page.panel.length.setValue(12)
             page.panel.random_example()
             page.run()
-            s.wait(lambda: not page.busy, f"{name} to finish")
+            s.wait(lambda page=page: not page.busy, f"{name} to finish")
             s.failed += s.errors_since(n)
             s.shot(name)
 

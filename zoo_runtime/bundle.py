@@ -124,7 +124,8 @@ def _open_dir(path: Path, keep_graphs: bool) -> Bundle:
             data, digest = None, sha256_file(fpath)
         if digest != entry["sha256"].lower():
             raise BundleError(
-                f"{fpath}: sha256 mismatch (file {digest[:12]}…, manifest {entry['sha256'][:12]}…); the bundle was altered or corrupted"
+                f"{fpath}: sha256 mismatch (file {digest[:12]}…, manifest {entry['sha256'][:12]}…); "
+                "the bundle was altered or corrupted"
             )
         if data is not None:
             graph_bytes_by_file[name] = data

@@ -184,11 +184,12 @@ def _classify(model: Any, args: argparse.Namespace) -> int:
     payload = {
         **_base(model),
         "results": [
-            {"image": str(path), "predictions": [p._asdict() for p in preds]} for path, preds in zip(args.image, results)
+            {"image": str(path), "predictions": [p._asdict() for p in preds]}
+            for path, preds in zip(args.image, results, strict=False)
         ],
     }
     lines = []
-    for path, preds in zip(args.image, results):
+    for path, preds in zip(args.image, results, strict=False):
         lines.append(f"{path}:")
         lines += [f"  {p.probability:7.2%}  {p.label}" for p in preds]
     return _emit(args, payload, "\n".join(lines))

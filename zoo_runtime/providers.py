@@ -68,7 +68,8 @@ class SessionFactory:
         if CUDA not in available:
             self.provider = CPU
             self.provider_note = (
-                f"CUDA asked for, but this onnxruntime build has no CUDA provider (it lists {', '.join(available)}); running on CPU"
+                f"CUDA asked for, but this onnxruntime build has no CUDA provider "
+                f"(it lists {', '.join(available)}); running on CPU"
                 if self.device == "cuda"
                 else None  # "auto" on a CPU-only build got what it asked for: the best there is
             )

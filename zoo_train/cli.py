@@ -138,7 +138,7 @@ def print_model_list(task: str | None) -> None:
     header = ("model", "task", "default data", "params", "extra presets", "description")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[5])
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[5])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -146,7 +146,7 @@ def text_table(records: list[dict[str, Any]]) -> str:
             )
         )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows)
 
 
 class ReportError(Exception):
@@ -240,7 +240,7 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> list[str]:
     }
     order = [name for name in list_models() if name in fresh or name in kept]
     overview = markdown_table(records).splitlines()
-    rows = dict(zip([record["name"] for record in records], overview[2:]))
+    rows = dict(zip([record["name"] for record in records], overview[2:], strict=False))
     header = [
         "# Quality of the zoo",
         "",

@@ -99,7 +99,7 @@ class Seq2SeqExporter(TaskExporter):
         src_lengths = (3, min(9, max_len), max_len)
         enc_cases = []
         dec_cases = []
-        for batch, s_len, t_len in zip((1, 3, 5), src_lengths, (1, min(5, max_len), max_len)):
+        for batch, s_len, t_len in zip((1, 3, 5), src_lengths, (1, min(5, max_len), max_len), strict=False):
             src = self._sources(ctx, batch, s_len, gen)
             enc_cases.append(ParityCase((src,), {"batch": batch, "src_time": s_len}))
             with torch.no_grad():

@@ -86,8 +86,8 @@ def _state_layout(model: nn.Module) -> list[dict[str, Any]]:
             f"and state_grow_axes {len(grow)}"
         )
     layout = []
-    for t2, t3, (name_in, name_out), g in zip(two, three, names, grow):
-        batch_axes = [i for i, (a, b) in enumerate(zip(t2.shape, t3.shape)) if a != b]
+    for t2, t3, (name_in, name_out), g in zip(two, three, names, grow, strict=False):
+        batch_axes = [i for i, (a, b) in enumerate(zip(t2.shape, t3.shape, strict=False)) if a != b]
         if len(batch_axes) != 1 or t2.shape[batch_axes[0]] != 2:
             raise ExportInputError(
                 f"state {name_in!r}: cannot tell its batch axis from shapes {list(t2.shape)} / {list(t3.shape)}"
@@ -175,8 +175,8 @@ class TextGenerationExporter(TaskExporter):
         step = GraphSpec(
             role="step",
             module=StepGraph(model).eval(),
-            inputs=[TensorSpec("tokens", "int64", ("batch", new_name))] + state_in,
-            outputs=[TensorSpec("logits", "float32", ("batch", new_name, vocab), kind="logits")] + state_out,
+            inputs=[TensorSpec("tokens", "int64", ("batch", new_name)), *state_in],
+            outputs=[TensorSpec("logits", "float32", ("batch", new_name, vocab), kind="logits"), *state_out],
             example=example,
             cases=cases,
         )
@@ -192,7 +192,11 @@ class TextGenerationExporter(TaskExporter):
                     inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
                     outputs=[TensorSpec("logits", "float32", ("batch", "time", vocab), kind="logits")],
                     example=(tokens(2, t_ex),),
-                    cases=[ParityCase((tokens(b, t),), {"batch": b, "time": t}) for b, t in zip((1, 3, 5), lengths) if t != t_ex],
+                    cases=[
+                        ParityCase((tokens(b, t),), {"batch": b, "time": t})
+                        for b, t in zip((1, 3, 5), lengths, strict=False)
+                        if t != t_ex
+                    ],
                 ),
             )
         return specs

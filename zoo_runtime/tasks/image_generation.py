@@ -85,10 +85,7 @@ class ImageGenerator(BundleModel):
             na, nb = np.linalg.norm(a), np.linalg.norm(b)
             cos = float(np.clip(np.dot(a, b) / max(na * nb, 1e-12), -1.0, 1.0))
             omega = np.arccos(cos)
-            if omega < 1e-6:
-                z = (1 - t) * a + t * b
-            else:
-                z = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+            z = (1 - t) * a + t * b if omega < 1e-06 else (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
         elif method == "linear":
             z = (1 - t) * a + t * b
         else:

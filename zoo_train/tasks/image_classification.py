@@ -102,7 +102,10 @@ class ImageClassification(Task):
             test=test,
             model_config={"in_channels": arrays.channels, "num_classes": len(arrays.labels), "image_size": arrays.height},
             meta=meta,
-            description=f"{name} ({arrays.source}): train {len(train_idx)} / val {len(val_idx)} (held out of train, seed {seed}) / test {len(test)}",
+            description=(
+                f"{name} ({arrays.source}): train {len(train_idx)} / val {len(val_idx)} "
+                f"(held out of train, seed {seed}) / test {len(test)}"
+            ),
             batch_transform=ImageBatchTransform(
                 mean, std, dataclasses.replace(augmentation_for(name), erase=recipe.random_erasing), recipe.augment
             ),
@@ -209,7 +212,7 @@ def plot_predictions(data: TaskData, model: nn.Module, device: torch.device, pat
     probs = torch.softmax(model(xb).float(), dim=1).cpu()
     names = data.meta["labels"]
     fig, axes = plt.subplots(3, count // 3, figsize=(count // 3 * 1.4, 3 * 1.7))
-    for ax, img, true, p in zip(axes.flat, x, y, probs):
+    for ax, img, true, p in zip(axes.flat, x, y, probs, strict=False):
         pred = int(p.argmax())
         ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
         ax.set_title(f"{names[pred][:10]}\n{p[pred]:.2f}", fontsize=7, color="green" if pred == int(true) else "red")

@@ -284,7 +284,8 @@ def classifier_features(
     if shape != (image["channels"], image["height"], image["width"]) or not hasattr(classifier, "features"):
         return (
             None,
-            f"{path}: classifier takes {shape} images or has no features(); the GAN makes {image['channels'], image['height'], image['width']}",
+            f"{path}: classifier takes {shape} images or has no features(); "
+            f"the GAN makes {(image['channels'], image['height'], image['width'])}",
         )
     mean = torch.tensor(prep["mean"], device=device).view(1, -1, 1, 1)
     std = torch.tensor(prep["std"], device=device).view(1, -1, 1, 1)
