@@ -75,8 +75,14 @@ def peek_manifest(bundle_dir: str | os.PathLike[str]) -> Any:
 
     Read as a bundle reader reads it: a regular file, not a link, at most MAX_MANIFEST_BYTES.
     """
+    data = read_bundle_file(bundle_dir, schema.MANIFEST_FILE, MAX_MANIFEST_BYTES)
+    return _parse_manifest(data, Path(bundle_dir) / schema.MANIFEST_FILE)
+
+
+def read_bundle_file(bundle_dir: str | os.PathLike[str], name: str, limit: int) -> bytes:
+    """File ``name`` of a bundle folder, read whole: a regular file inside it (not a link), at most ``limit`` bytes."""
     with _BundleDir(Path(bundle_dir)) as folder:
-        return _parse_manifest(folder.read_small(schema.MANIFEST_FILE, MAX_MANIFEST_BYTES), folder.where(schema.MANIFEST_FILE))
+        return folder.read_small(name, limit)
 
 
 def find_bundles(root: str | os.PathLike[str]) -> list[Path]:
@@ -353,10 +359,9 @@ def check_metadata_agrees(manifest: dict[str, Any], mpath: Path, name: str, prop
     roles, io = _graph_entry_of(manifest, name)
     if roles:
         role = props.get(schema.META_GRAPH_ROLE)
-        if role not in roles:
-            raise refuse("graphs", schema.META_GRAPH_ROLE, f"name this file for {', '.join(roles)}, not for {role!r} as")
-        entry = io if io is not None else manifest["graphs"][role]
-        expected.append((f"graphs.{role}", schema.META_IO, _canonical(entry), True))
+        if role in roles:
+            entry = io if io is not None else manifest["graphs"][role]
+            expected.append((f"graphs.{role}", schema.META_IO, _canonical(entry), True))
     for field_name, key, want, is_json in expected:
         if key not in props:
             raise refuse(field_name, key, "is in the manifest but missing from")
@@ -368,6 +373,9 @@ def check_metadata_agrees(manifest: dict[str, Any], mpath: Path, name: str, prop
                 raise refuse(field_name, key, "cannot be compared: not valid JSON in") from None
         if got != want:
             raise refuse(field_name, key, "differs from")
+    if roles and props.get(schema.META_GRAPH_ROLE) not in roles:
+        shown = props.get(schema.META_GRAPH_ROLE)
+        raise refuse("graphs", schema.META_GRAPH_ROLE, f"name this file for {', '.join(roles)}, not for {shown!r} as")
 
 
 def check_manifest(manifest: Any, where: Path) -> None:
