@@ -34,7 +34,7 @@ MAX_ONNX_NESTING = 64
 
 # No links followed, no blocking on a FIFO; O_NOFOLLOW is missing only where os.lstat is checked alone.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-_DIR_FD = os.open in os.supports_dir_fd and os.lstat in os.supports_dir_fd
+_DIR_FD = os.open in os.supports_dir_fd and os.stat in os.supports_dir_fd
 
 
 @dataclass
@@ -150,7 +150,7 @@ class _BundleDir:
         where = self.where(name)
         target: str | Path = name if self.fd is not None else where
         try:
-            if stat.S_ISLNK(os.lstat(target, dir_fd=self.fd).st_mode):
+            if stat.S_ISLNK(os.stat(target, dir_fd=self.fd, follow_symlinks=False).st_mode):
                 raise BundleError(f"{where}: a symbolic link; {_LINK_RULE}")
             fd = os.open(target, _OPEN_FLAGS, dir_fd=self.fd)
         except FileNotFoundError:
