@@ -107,14 +107,6 @@ def find_bundles(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(found)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ----------------------------------------------------------------------------- files of a bundle folder
 
 
