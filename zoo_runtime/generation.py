@@ -50,7 +50,8 @@ class LoopSettings:
 
 
 def greedy_pick(last_logits: np.ndarray) -> np.ndarray:
-    return np.asarray(last_logits).argmax(-1).astype(np.int64)
+    picked: np.ndarray = np.asarray(last_logits).argmax(-1).astype(np.int64)
+    return picked
 
 
 def sampling_pick(
@@ -105,7 +106,7 @@ class GenerationLoop:
             yield nxt, last
             seq = np.concatenate([seq, nxt[:, None]], axis=1)
             if context and cached + 1 > context:
-                state, feed, cached = self.initial(seq.shape[0]), seq[:, -keep:], 0
+                state, feed, cached = self.initial(seq.shape[0]), seq[:, -(keep or context) :], 0
                 self.resets += 1
             else:
                 feed = nxt[:, None]
