@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -143,13 +143,13 @@ def greedy_tokens(
 
 # ------------------------------------------------------------------------------------------- seq2seq
 
-EncodeFn = Callable[[np.ndarray], np.ndarray]  # src [N,S] -> memory
-DecodeFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # tgt prefix, memory, src -> logits [N,T,V]
+# The encoder's output, opaque to the loop: a numpy array from onnxruntime, a tensor kept on its device in torch.
+Memory = TypeVar("Memory")
 
 
 def greedy_decode(
-    encode: EncodeFn,
-    decode: DecodeFn,
+    encode: Callable[[np.ndarray], Memory],  # src [N,S] -> memory
+    decode: Callable[[np.ndarray, Memory, np.ndarray], np.ndarray],  # tgt prefix, memory, src -> logits [N,T,V]
     src: np.ndarray,
     bos: int,
     steps: int,

@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -55,8 +55,20 @@ VOCAB_FIELDS = ("vocab_size", "input_size", "output_size")
 
 
 # ------------------------------------------------------------------------------------- sampling
-def numpy_step(model: nn.Module, device: torch.device) -> tuple[StepFn, InitialFn]:
+class StepModel(Protocol):
+    """The model-side generation protocol of docs/BUNDLE.md that every text-generation model implements."""
+
+    max_context: int | None
+    step_tokens: int | str
+
+    def step(self, feed: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+    def initial_state(self, batch: int, device: torch.device) -> list[torch.Tensor]: ...
+
+
+def numpy_step(module: nn.Module, device: torch.device) -> tuple[StepFn, InitialFn]:
     """The model's ``step`` and ``initial_state`` as numpy functions, for ``zoo_runtime.generation``'s loop."""
+    model = cast(StepModel, module)
 
     def step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         with torch.no_grad():
@@ -69,8 +81,9 @@ def numpy_step(model: nn.Module, device: torch.device) -> tuple[StepFn, InitialF
     return step, initial
 
 
-def loop_settings(model: nn.Module) -> LoopSettings:
+def loop_settings(module: nn.Module) -> LoopSettings:
     """The model's generation attributes (docs/BUNDLE.md, model-side protocols) as the loop's settings."""
+    model = cast(StepModel, module)
     return LoopSettings(
         max_context=model.max_context,
         reset_keep=getattr(model, "reset_keep", None),
