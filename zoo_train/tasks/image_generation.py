@@ -23,7 +23,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -33,6 +33,7 @@ from torch.utils.data import TensorDataset
 from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR, SUMMARY_FILE, RunDir
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from zoo_train.data.images import load_image_arrays
+from zoo_train.models.protocols import as_gan
 from zoo_train.registry import ModelEntry, Recipe, list_models
 from zoo_train.tasks.base import BatchLoader, Task, TaskData, average_gradients, register_task
 
@@ -61,21 +62,6 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     root_a = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
     cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
     return float((mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
-
-
-class GAN(Protocol):
-    """What this task uses of a GAN (zoo_train.models.dcgan.DCGAN, or it compiled or wrapped by DDP)."""
-
-    latent_dim: int
-    generator: nn.Module
-    discriminator: nn.Module
-
-    def generate(self, z: torch.Tensor) -> torch.Tensor: ...
-
-
-def as_gan(model: nn.Module) -> GAN:
-    """The model as a GAN, unwrapped from DDP (whose ``module`` holds it)."""
-    return cast(GAN, getattr(model, "module", model))
 
 
 def pixel_features(images: torch.Tensor) -> torch.Tensor:

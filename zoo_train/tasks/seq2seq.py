@@ -8,7 +8,7 @@ decoding: a prediction counts only if every symbol and the end of sequence match
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,25 +19,18 @@ from torch.utils.data import TensorDataset
 from zoo_runtime.generation import greedy_decode as shared_greedy_decode
 from zoo_runtime.rundir import SAMPLES_TEXT_FILE, RunDir
 from zoo_train.data.synthetic import BOS, EOS, PAD, SEQ2SEQ_SPECIALS, Seq2SeqSpec, ids_vocab, seq2seq_op, seq2seq_pairs
+from zoo_train.models.protocols import as_encoder_decoder
 from zoo_train.registry import ModelEntry, Recipe
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
 SIZES = {"train": 20000, "val": 1000, "test": 1000}
 
 
-class EncoderDecoder(Protocol):
-    """What decoding uses of a seq2seq model (zoo_train.models.seq2seq.Seq2SeqTransformer)."""
-
-    def encode(self, src: torch.Tensor) -> torch.Tensor: ...
-
-    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, src: torch.Tensor) -> torch.Tensor: ...
-
-
 @torch.no_grad()
 def greedy_decode(module: nn.Module, src: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
     """Greedy decoding from bos by ``zoo_runtime.generation.greedy_decode`` (the runtime's own loop): ids
     [N, <= max_new_tokens] after bos; rows past their eos hold pad; ends once every row has emitted eos."""
-    model = cast(EncoderDecoder, module)
+    model = as_encoder_decoder(module)
 
     def decode(tgt: np.ndarray, memory: torch.Tensor, _src: np.ndarray) -> np.ndarray:
         return model.decode(torch.from_numpy(tgt).to(src.device), memory, src)[:, -1:].float().cpu().numpy()

@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ from zoo_train.baselines import markov_baseline
 from zoo_train.data.dna import GENOMES, load_dna_corpus
 from zoo_train.data.errors import DataError
 from zoo_train.data.text import CharVocab, Corpus, load_text_corpus, split_point
+from zoo_train.models.protocols import as_step_model
 from zoo_train.registry import ModelEntry, Recipe, config_fields
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
@@ -55,20 +56,9 @@ VOCAB_FIELDS = ("vocab_size", "input_size", "output_size")
 
 
 # ------------------------------------------------------------------------------------- sampling
-class StepModel(Protocol):
-    """The model-side generation protocol of docs/BUNDLE.md that every text-generation model implements."""
-
-    max_context: int | None
-    step_tokens: int | str
-
-    def step(self, feed: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
-
-    def initial_state(self, batch: int, device: torch.device) -> list[torch.Tensor]: ...
-
-
 def numpy_step(module: nn.Module, device: torch.device) -> tuple[StepFn, InitialFn]:
     """The model's ``step`` and ``initial_state`` as numpy functions, for ``zoo_runtime.generation``'s loop."""
-    model = cast(StepModel, module)
+    model = as_step_model(module)
 
     def step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         with torch.no_grad():
@@ -83,7 +73,7 @@ def numpy_step(module: nn.Module, device: torch.device) -> tuple[StepFn, Initial
 
 def loop_settings(module: nn.Module) -> LoopSettings:
     """The model's generation attributes (docs/BUNDLE.md, model-side protocols) as the loop's settings."""
-    model = cast(StepModel, module)
+    model = as_step_model(module)
     return LoopSettings(
         max_context=model.max_context,
         reset_keep=getattr(model, "reset_keep", None),
