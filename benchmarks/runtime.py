@@ -31,6 +31,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -80,34 +81,38 @@ def _inputs(manifest: dict[str, Any]) -> dict[str, Any]:
         )
         return {"prompt": prompt}
     specials = set(v for v in (vocab.get("specials") or {}).values() if v is not None)
-    ordinary = [i for i in range(int(vsize)) if i not in specials]
+    ordinary = [i for i in range(int(vsize or 0)) if i not in specials]
     length = min(24, (manifest.get("generation") or {}).get("max_source") or 24)
     return {"tokens": [ordinary[i % len(ordinary)] for i in rng.integers(0, 10**6, length)]}
 
 
 def child_runtime(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[str, Any]:
     import zoo_runtime
+    from zoo_runtime import ImageClassifier, ImageGenerator, SequenceClassifier, TextGenerator, Translator
 
     model = zoo_runtime.load(bundle, device="cpu", threads=threads)
     t_loaded = time.perf_counter()
     x = _inputs(model.manifest)
-    task = model.task
     out: dict[str, Any] = {}
-    if task == "image-classification":
-        call = lambda: model.classify(x["image"], top_k=5)  # noqa: E731
-    elif task == "image-generation":
-        call = lambda: model.decode(x["z"])  # noqa: E731
-    elif task == "sequence-classification":
-        call = lambda: model.classify_sequence(x["tokens"])  # noqa: E731
-    elif task == "seq2seq":
-        call = lambda: model.translate(x["tokens"])  # noqa: E731  (up to the positions the model knows)
+    call: Callable[[], object]
+    if isinstance(model, ImageClassifier):
+        call = partial(model.classify, x["image"], top_k=5)
+    elif isinstance(model, ImageGenerator):
+        call = partial(model.decode, x["z"])
+    elif isinstance(model, SequenceClassifier):
+        call = partial(model.classify_sequence, x["tokens"])
+    elif isinstance(model, Translator):
+        call = partial(model.translate, x["tokens"])  # up to the positions the model knows
+    elif isinstance(model, TextGenerator):
+        generator = model
+        call = lambda: next(iter(generator.generate(x["prompt"], max_new_tokens=1, temperature=0)))  # noqa: E731
     else:
-        call = lambda: next(iter(model.generate(x["prompt"], max_new_tokens=1, temperature=0)))  # noqa: E731
+        raise SystemExit(f"{bundle}: no benchmark call for the task {model.task!r}")
     call()
     out["first_result_s"] = time.perf_counter() - T_START
     out["from_spawn_s"] = _since_spawn()
     out["load_s"] = t_loaded - T_START
-    if task == "text-generation":
+    if isinstance(model, TextGenerator):
         t = time.perf_counter()
         n = sum(1 for _ in model.generate(x["prompt"], max_new_tokens=n_tokens, temperature=0))
         out["tokens_per_s"] = n / (time.perf_counter() - t)
@@ -124,6 +129,7 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
 
     torch.set_num_threads(threads)
     from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
+    from zoo_train.models.protocols import as_gan
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     ckpt = checkpoint_of(bundle, manifest)
@@ -132,6 +138,7 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
     t_loaded = time.perf_counter()
     x = _inputs(manifest)
     task = manifest["task"]
+    call: Callable[[], object]
     if task == "image-classification":
         pre = manifest["preprocessing"]["image"]
         mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
@@ -140,7 +147,8 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
         call = lambda: torch.softmax(net((image - mean) / std), -1).topk(5)  # noqa: E731
     elif task == "image-generation":
         z = torch.from_numpy(x["z"])
-        call = lambda: (net.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
+        gan = as_gan(net)
+        call = lambda: (gan.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
     elif task == "sequence-classification":
         tokens = torch.tensor([x["tokens"]])
         call = lambda: torch.softmax(net(tokens), -1)  # noqa: E731

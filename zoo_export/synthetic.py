@@ -87,6 +87,7 @@ def meta_for(task: str, config: Mapping[str, Any], dataset: str) -> dict[str, An
         }
     if task == "text-generation":
         v = _vocab_size(config)
+        vocab: dict[str, Any]
         if v == 4:
             vocab = {"kind": "char", "tokens": ["A", "C", "G", "T"], "unknown": "skip"}
         else:
@@ -149,6 +150,6 @@ def _settle_batchnorm(model: torch.nn.Module) -> None:
     """Give BatchNorm layers non-trivial running statistics, as training would."""
     gen = torch.Generator().manual_seed(1)
     for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None and m.running_var is not None:
             m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) * 0.5 + 0.75)

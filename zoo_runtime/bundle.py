@@ -49,8 +49,7 @@ class Bundle:
     digests: dict[str, str] = field(default_factory=dict, repr=False)  # file name -> sha256 of the bytes verified
 
     def graph_file(self, role: str) -> str:
-        name: str = self.manifest["graphs"][role]["file"]
-        return name
+        return str(self.manifest["graphs"][role]["file"])
 
 
 # ----------------------------------------------------------------------------- public entry points
@@ -533,7 +532,7 @@ def _fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, Any]]:
     while pos < end:
         key, pos = _varint(view, pos)
         number, wire = key >> 3, key & 7
-        value: Any
+        value: int | memoryview
         if wire == 0:
             value, pos = _varint(view, pos)
         elif wire == 1:

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.tasks.base import BundleModel
 
 _BATCH = 64
@@ -19,7 +21,7 @@ class ImageGenerator(BundleModel):
     task = schema.TASK_IMAGE_GENERATION
     roles = (schema.ROLE_MODEL,)
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         graph = self.graph("model")
         self._input = graph["inputs"][0]["name"]
@@ -56,7 +58,8 @@ class ImageGenerator(BundleModel):
             )
         if not np.all(np.isfinite(z)):
             raise BundleError(f"{what}: holds NaN or infinite values")
-        return z
+        latents: np.ndarray = z
+        return latents
 
     def decode_float(self, z: Any) -> np.ndarray:
         """The graph's own output: float32 [n, C, H, W] in 0..1."""

@@ -14,7 +14,7 @@ pad, bos, eos; symbols are 3.. ; sources have random lengths and are right-padde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +108,7 @@ def seq2seq_op(name: str) -> str:
     return op
 
 
-def ids_vocab(size: int, specials: dict[str, int | None] | None = None) -> dict[str, object]:
+def ids_vocab(size: int, specials: Mapping[str, int | None] | None = None) -> dict[str, object]:
     """The bundle's ``vocab`` entry for plain integer tokens 0..size-1 (docs/BUNDLE.md)."""
     return {
         "kind": "ids",
