@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -89,7 +90,9 @@ def classify_with_onnxruntime(graph_bytes: bytes) -> np.ndarray:
 
 
 @pytest.mark.parametrize("traversing", [False, True], ids=["secret.txt", "../../traversal"])
-def test_external_data_is_refused_before_onnxruntime_reads_it(lenet, tmp_path, monkeypatch, traversing):
+def test_external_data_is_refused_before_onnxruntime_reads_it(
+    lenet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traversing: bool
+) -> None:
     bundle = copy_bundle(lenet, tmp_path / "bundle")
     secret = tmp_path / "private" / "secret.txt"
     secret.parent.mkdir()
@@ -112,7 +115,7 @@ def test_external_data_is_refused_before_onnxruntime_reads_it(lenet, tmp_path, m
     opened: list[str] = []
     real_open = os.open
 
-    def watched_open(path, *args, **kwargs):
+    def watched_open(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> int:
         opened.append(os.fspath(path))
         return real_open(path, *args, **kwargs)
 
