@@ -119,7 +119,7 @@ def test_external_data_is_refused_before_onnxruntime_reads_it(
         opened.append(os.fspath(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(bundle_module.os, "open", watched_open)
+    monkeypatch.setattr(os, "open", watched_open)  # the reader opens every file through os.open
     monkeypatch.setattr(ort, "InferenceSession", lambda *a, **k: pytest.fail("a session was built"))
     for call in (zoo_runtime.load, zoo_runtime.read_manifest):
         with pytest.raises(BundleError, match=r"model\.onnx: the graph reads external data") as info:
