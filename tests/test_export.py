@@ -22,7 +22,7 @@ import torch
 from onnx import numpy_helper
 
 from zoo_export import cli, export_checkpoint
-from zoo_runtime import schema
+from zoo_runtime import read_manifest, schema
 from zoo_runtime.generation import LoopSettings, full_graph_step, greedy_tokens
 from zoo_train.registry import get_entry, list_models
 
@@ -477,3 +477,5 @@ def test_int8_quantization_reports_accuracy_size_and_latency(tiny_checkpoint, tm
     int8 = onnx.load(str(out / schema.INT8_FILE))
     assert any(n.op_type == "QuantizeLinear" for n in int8.graph.node)
     assert {p.key: p.value for p in int8.metadata_props}[schema.META_TASK] == "image-classification"
+    # The reader accepts the int8 twin: its metadata agrees with the manifest's model entry under its own name.
+    assert read_manifest(out) == manifest

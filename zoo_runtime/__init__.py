@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from zoo_runtime.bundle import find_bundles, open_bundle, read_manifest
+from zoo_runtime.bundle import MAX_FILE_BYTES, find_bundles, open_bundle, read_manifest
 from zoo_runtime.errors import BundleError
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.schema import FORMAT, SCHEMA_VERSION
@@ -35,6 +35,7 @@ def load(
     device: str = "auto",
     threads: int | None = None,
     trusted_keys: Iterable[str | os.PathLike[str]] | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> BundleModel:
     """Open a bundle directory (or a lone .onnx with Model Zoo metadata) and return its task object.
 
@@ -46,9 +47,12 @@ def load(
     when given, the bundle must carry an OpenSSF Model Signing signature (``model.sig``) made by one
     of them over exactly its verified files (needs ``model-zoo[signing]``). The result's
     ``signature`` says whether the bundle is signed, and by which key when verified.
+    ``max_file_bytes``: the largest file a bundle may hold (default 2 GiB, the most a single-file ONNX
+    graph can be); a larger file is refused before it is read. What is verified before any graph
+    reaches onnxruntime is listed in docs/SECURITY.md.
     """
     factory = SessionFactory(device, threads)  # checks the options before any file is read
-    bundle = open_bundle(path)
+    bundle = open_bundle(path, max_file_bytes=max_file_bytes)
     signature = check_signature(bundle, trusted_keys)  # before any session reads a graph
     model = TASK_CLASSES[bundle.manifest["task"]](bundle, factory)
     model.signature = signature
@@ -57,6 +61,7 @@ def load(
 
 __all__ = [
     "FORMAT",
+    "MAX_FILE_BYTES",
     "SCHEMA_VERSION",
     "TASK_CLASSES",
     "BundleError",
