@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo_runtime import schema
 from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import greedy_decode
-from zoo_runtime.tasks.base import BundleModel, as_token_ids
+from zoo_runtime.tasks.base import BundleModel, Field, as_token_ids
 
 
 class Translator(BundleModel):
@@ -17,6 +18,13 @@ class Translator(BundleModel):
 
     task = schema.TASK_SEQ2SEQ
     roles = (schema.ROLE_ENCODER, schema.ROLE_DECODER)
+    inputs: ClassVar[Mapping[str, Field]] = {
+        "src": Field("token-ids", "the source sequence: a list of token ids", required=True),
+        "max_len": Field("integer", "most tokens to decode (default: what the model's positions allow)"),
+    }
+    outputs: ClassVar[Mapping[str, Field]] = {
+        "output": Field("token-ids", "the decoded ids after bos, up to (not including) eos")
+    }
 
     def __init__(self, bundle, factory):
         super().__init__(bundle, factory)
@@ -56,3 +64,14 @@ class Translator(BundleModel):
         out, _ = greedy_decode(self.encode, self.decoder_logits, ids, int(self.bos_id), int(limit), eos=self.eos_id)
         row = [int(t) for t in out[0]]
         return row[: row.index(self.eos_id)] if self.eos_id in row else row
+
+    def describe_task(self) -> dict[str, Any]:
+        return {
+            "vocab_size": self.vocab_size(),
+            "specials": {"pad": self.pad_id, "bos": self.bos_id, "eos": self.eos_id},
+            "max_source": self.max_source,
+            "max_len": self.max_len,
+        }
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return {"output": self.translate(request["src"], max_len=request.get("max_len"))}

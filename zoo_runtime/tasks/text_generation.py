@@ -7,16 +7,16 @@ token for token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import islice
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo_runtime import schema
 from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import SAMPLING_DEFAULTS, GenerationLoop, LoopSettings, sampling_pick
-from zoo_runtime.tasks.base import BundleModel
+from zoo_runtime.tasks.base import BundleModel, Field
 
 
 class TextGenerator(BundleModel):
@@ -24,6 +24,20 @@ class TextGenerator(BundleModel):
 
     task = schema.TASK_TEXT_GENERATION
     roles = (schema.ROLE_STEP,)
+    inputs: ClassVar[Mapping[str, Field]] = {
+        "prompt": Field("string", "the text (or DNA) to continue", required=True),
+        "max_new_tokens": Field("integer", "tokens to generate (default: the bundle's)"),
+        "temperature": Field("number", "0 is greedy (default: the bundle's)"),
+        "top_k": Field("integer", "sample from the k most probable tokens, 0 = off (default: the bundle's)"),
+        "top_p": Field("number", "nucleus sampling, 1 = off (default: the bundle's)"),
+        "seed": Field("integer", "random seed (default: a fresh one)"),
+        "stop": Field("array", "strings that end the generation (not included)"),
+    }
+    outputs: ClassVar[Mapping[str, Field]] = {
+        "text": Field("string", "the generated text, without the prompt"),
+        "pieces": Field("integer", "tokens generated"),
+        "skipped": Field("array", "[position, character] pairs of the prompt dropped as outside the vocabulary"),
+    }
 
     def __init__(self, bundle, factory):
         super().__init__(bundle, factory)
@@ -154,6 +168,14 @@ class TextGenerator(BundleModel):
     def generate_text(self, prompt: str, **kwargs: Any) -> str:
         """The whole generation as one string (without the prompt)."""
         return "".join(self.generate(prompt, **kwargs))
+
+    def describe_task(self) -> dict[str, Any]:
+        return {"vocab": list(self.vocab), "sampling": dict(self.sampling), "max_context": self.max_context}
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        settings = {k: v for k, v in request.items() if k != "prompt"}
+        pieces = list(self.generate(request["prompt"], **settings))
+        return {"text": "".join(pieces), "pieces": len(pieces), "skipped": [list(s) for s in self.last_skipped]}
 
 
 def _stop_at(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:
