@@ -15,6 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from zoo_runtime import schema
 from zoo_runtime.bundle import Bundle
 from zoo_runtime.contract import task_kind
 from zoo_runtime.errors import BundleError
@@ -46,7 +47,7 @@ class BundleModel:
     """Base of the task objects returned by ``zoo_runtime.load``."""
 
     task: ClassVar[str] = ""
-    roles: ClassVar[tuple[str, ...]] = ("model",)  # graphs this task runs (sessions are built for these only)
+    roles: ClassVar[tuple[str, ...]] = (schema.ROLE_MODEL,)  # graphs this task runs (sessions are built for these only)
     inputs: ClassVar[Mapping[str, Field]] = {}  # what a predict request may hold
     outputs: ClassVar[Mapping[str, Field]] = {}  # what a predict result holds
 

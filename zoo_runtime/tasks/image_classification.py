@@ -138,8 +138,8 @@ class ImageClassifier(BundleModel):
 
     def __init__(self, bundle, factory):
         super().__init__(bundle, factory)
-        self._input = self.graph("model")["inputs"][0]["name"]
-        self.image_spec = ImageSpec(self.manifest, self.graph("model")["inputs"][0].get("shape", []))
+        self._input = self.graph(schema.ROLE_MODEL)["inputs"][0]["name"]
+        self.image_spec = ImageSpec(self.manifest, self.graph(schema.ROLE_MODEL)["inputs"][0].get("shape", []))
 
     def preprocess(self, images: Any) -> np.ndarray:
         """Images as the graph's input: float32 [N,C,H,W] in 0..1."""
@@ -174,7 +174,7 @@ class ImageClassifier(BundleModel):
 
     def logits(self, images: Any) -> np.ndarray:
         x = self.preprocess(images)
-        out = [self._run("model", {self._input: x[i : i + _BATCH]})[0] for i in range(0, x.shape[0], _BATCH)]
+        out = [self._run(schema.ROLE_MODEL, {self._input: x[i : i + _BATCH]})[0] for i in range(0, x.shape[0], _BATCH)]
         return np.concatenate(out, axis=0)
 
     def classify(self, images: Any, top_k: int = 5) -> list[list[Prediction]]:

@@ -31,7 +31,7 @@ class ImageGenerator(BundleModel):
 
     def __init__(self, bundle, factory):
         super().__init__(bundle, factory)
-        graph = self.graph("model")
+        graph = self.graph(schema.ROLE_MODEL)
         self._input = graph["inputs"][0]["name"]
         self._output = graph["outputs"][0]["name"]
         latent = (self.manifest.get("preprocessing") or {}).get("latent") or {}
@@ -71,7 +71,8 @@ class ImageGenerator(BundleModel):
     def decode_float(self, z: Any) -> np.ndarray:
         """The graph's own output: float32 [n, C, H, W] in 0..1."""
         z = self._latents(z)
-        out = [self._run("model", {self._input: z[i : i + _BATCH]}, [self._output])[0] for i in range(0, z.shape[0], _BATCH)]
+        batches = (z[i : i + _BATCH] for i in range(0, z.shape[0], _BATCH))
+        out = [self._run(schema.ROLE_MODEL, {self._input: batch}, [self._output])[0] for batch in batches]
         return np.concatenate(out, axis=0)
 
     def decode(self, z: Any) -> np.ndarray:

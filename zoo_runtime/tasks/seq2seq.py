@@ -42,14 +42,15 @@ class Translator(BundleModel):
         if default is None and self.max_target:
             default = self.max_target - 1
         self.max_len: int | None = default
-        self._decoder_inputs = {t["name"] for t in self.graph("decoder")["inputs"]}
+        self._decoder_inputs = {t["name"] for t in self.graph(schema.ROLE_DECODER)["inputs"]}
 
     def encode(self, src: np.ndarray) -> np.ndarray:
-        return self._run("encoder", {schema.INPUT_SRC: src}, [schema.OUTPUT_MEMORY])[0]
+        return self._run(schema.ROLE_ENCODER, {schema.INPUT_SRC: src}, [schema.OUTPUT_MEMORY])[0]
 
     def decoder_logits(self, tgt: np.ndarray, memory: np.ndarray, src: np.ndarray) -> np.ndarray:
         feeds = {schema.INPUT_TGT: tgt, schema.INPUT_MEMORY: memory, schema.INPUT_SRC: src}
-        return self._run("decoder", {k: v for k, v in feeds.items() if k in self._decoder_inputs}, [schema.OUTPUT_LOGITS])[0]
+        wanted = {k: v for k, v in feeds.items() if k in self._decoder_inputs}
+        return self._run(schema.ROLE_DECODER, wanted, [schema.OUTPUT_LOGITS])[0]
 
     def translate(self, src: Any, max_len: int | None = None) -> list[int]:
         """Greedy decoding: the target ids after ``bos``, up to (not including) ``eos``."""

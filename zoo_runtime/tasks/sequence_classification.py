@@ -27,11 +27,11 @@ class SequenceClassifier(BundleModel):
 
     def __init__(self, bundle, factory):
         super().__init__(bundle, factory)
-        self._input = self.graph("model")["inputs"][0]["name"]
+        self._input = self.graph(schema.ROLE_MODEL)["inputs"][0]["name"]
 
     def logits(self, tokens: Any) -> np.ndarray:
         ids = as_token_ids(tokens, self.vocab_size())
-        return self._run("model", {self._input: ids[None]})[0][0]
+        return self._run(schema.ROLE_MODEL, {self._input: ids[None]})[0][0]
 
     def classify_sequence(self, tokens: Any, top_k: int | None = None) -> list[Prediction]:
         """Every class (or the ``top_k`` best) with its probability, most probable first."""

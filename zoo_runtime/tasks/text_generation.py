@@ -54,7 +54,7 @@ class TextGenerator(BundleModel):
         self.loop_settings = LoopSettings.from_generation(gen)
         self.max_context: int | None = self.loop_settings.max_context
         self._state_specs: list[dict[str, Any]] = list(gen.get("state") or [])
-        step_inputs = {t["name"] for t in self.graph("step")["inputs"]}
+        step_inputs = {t["name"] for t in self.graph(schema.ROLE_STEP)["inputs"]}
         for spec in self._state_specs:
             if spec.get("input") not in step_inputs:
                 raise BundleError(f"{self.path}: generation state {spec.get('input')!r} is not an input of the step graph")
@@ -102,7 +102,7 @@ class TextGenerator(BundleModel):
                     shape.append(batch)
                 else:
                     raise BundleError(f"{self.path}: state {spec['input']!r} has an unknown symbolic dim {dim!r}")
-            state.append(np.zeros(shape, dtype=self.numpy_dtype("step", spec["input"])))
+            state.append(np.zeros(shape, dtype=self.numpy_dtype(schema.ROLE_STEP, spec["input"])))
         return state
 
     def step(self, feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -110,7 +110,7 @@ class TextGenerator(BundleModel):
         feeds = {schema.INPUT_TOKENS: np.asarray(feed, dtype=np.int64)}
         feeds.update({spec["input"]: s for spec, s in zip(self._state_specs, state, strict=True)})
         outputs = [schema.OUTPUT_LOGITS] + [spec["output"] for spec in self._state_specs]
-        logits, *new_state = self._run("step", feeds, outputs)
+        logits, *new_state = self._run(schema.ROLE_STEP, feeds, outputs)
         return logits, new_state
 
     # ------------------------------------------------------------------------------ generation
