@@ -81,6 +81,7 @@ def lenet_meta() -> dict[str, Any]:
         (lambda m: m["preprocessing"]["image"].pop("mean"), "meta.preprocessing.image.mean is missing"),
         (lambda m: m["preprocessing"]["image"].update(channels="1"), "meta.preprocessing.image.channels: expected an integer"),
         (lambda m: m["preprocessing"]["image"].update(std=[0.3, "x"]), "meta.preprocessing.image.std[1]: expected a number"),
+        (lambda m: m.update(labels=[1, 2, 3]), "meta.labels[0]: expected a string, got int 1"),  # the first wrong item
         (
             lambda m: m["preprocessing"]["image"].update(channels=3),
             "meta.preprocessing.image: mean and std need one value per channel",

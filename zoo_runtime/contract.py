@@ -175,7 +175,10 @@ def _problems(value: Any, hint: Any, where: str) -> list[str]:
         if not isinstance(value, list):
             return [f"{where}: expected {_name(hint)}, got {_value_name(value)}"]
         (item,) = typing.get_args(hint)
-        return [p for i, v in enumerate(value) for p in _problems(v, item, f"{where}[{i}]")]
+        for i, v in enumerate(value):  # the first wrong item only: one line, however long the list
+            if found := _problems(v, item, f"{where}[{i}]"):
+                return found
+        return []
     if _fits(value, origin or hint):
         return []
     return [f"{where}: expected {_name(hint)}, got {_value_name(value)}"]
@@ -235,7 +238,7 @@ def _classifier_problems(meta: Mapping[str, Any]) -> list[str]:
 
 def _seq2seq_problems(meta: Mapping[str, Any]) -> list[str]:
     bos = (meta["vocab"].get("specials") or {}).get("bos")
-    return [] if isinstance(bos, int) else ["meta.vocab.specials.bos is missing: decoding starts from it"]
+    return [] if _fits(bos, int) else ["meta.vocab.specials.bos is missing: decoding starts from it"]
 
 
 # ------------------------------------------------------------------------------ example metas (test checkpoints)
