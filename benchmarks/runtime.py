@@ -31,6 +31,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -67,7 +68,7 @@ def child_runtime(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dic
     t_loaded = time.perf_counter()
     request = example_request(model.manifest)  # the task's one call at batch 1 (a generator: one greedy token)
     out: dict[str, Any] = {}
-    call = lambda: model.predict(request)  # noqa: E731
+    call = partial(model.predict, request)
     call()
     out["first_result_s"] = time.perf_counter() - T_START
     out["from_spawn_s"] = _since_spawn()
@@ -91,6 +92,7 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
     from zoo_runtime import schema
     from zoo_runtime.contract import example_request
     from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
+    from zoo_train.models.protocols import as_gan
 
     manifest = json.loads((bundle / schema.MANIFEST_FILE).read_text())
     ckpt = checkpoint_of(bundle, manifest)
@@ -99,6 +101,7 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
     t_loaded = time.perf_counter()
     x = example_request(manifest)  # the runtime child's request: the same inputs
     task = manifest["task"]
+    call: Callable[[], object]
     # torch has no task objects: the reference of each task's call is written out here.
     if task == schema.TASK_IMAGE_CLASSIFICATION:
         pre = manifest["preprocessing"]["image"]
@@ -108,7 +111,8 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
         call = lambda: torch.softmax(net((image - mean) / std), -1).topk(5)  # noqa: E731
     elif task == schema.TASK_IMAGE_GENERATION:
         z = torch.from_numpy(x["z"])
-        call = lambda: (net.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
+        gan = as_gan(net)
+        call = lambda: (gan.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
     elif task == schema.TASK_SEQUENCE_CLASSIFICATION:
         tokens = torch.tensor([x["tokens"]])
         call = lambda: torch.softmax(net(tokens), -1)  # noqa: E731

@@ -48,7 +48,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def signed_bundle(tiny_checkpoint, keys, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("signed") / "lenet5"
     result = export_checkpoint(tiny_checkpoint("lenet5"), out, sign_key=keys["private"])
-    assert result.passed, result.error
+    assert result.passed and result.bundle is not None, result.error
     return result.bundle
 
 

@@ -70,6 +70,6 @@ def _settle_batchnorm(model: torch.nn.Module) -> None:
     """Give BatchNorm layers non-trivial running statistics, as training would."""
     gen = torch.Generator().manual_seed(1)
     for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None and m.running_var is not None:
             m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) * 0.5 + 0.75)

@@ -23,10 +23,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo_runtime import schema
 from zoo_runtime.cli import HelpFormatter
+
+if TYPE_CHECKING:  # Qt is imported only when screenshots are taken
+    from zoo_gui.pages import ModelPage
 
 SIZE = (1320, 840)
 XVFB_SCREEN = "1600x1000x24"
@@ -155,6 +158,9 @@ class Shooter:
         log(f"timed out waiting for {what}")
         return False
 
+    def wait_idle(self, page: ModelPage, what: str) -> bool:
+        return self.wait(lambda: not page.busy, what)
+
     def shot(self, name: str, widget: Any = None) -> Path:
         widget = widget or self.window
         if self.real_window:
@@ -270,7 +276,7 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             page.max_tokens.setValue(tokens)
             n = len(window.errors)
             page.run()
-            s.wait(lambda page=page: not page.busy, f"{name} to finish")
+            s.wait_idle(page, f"{name} to finish")
             s.failed += s.errors_since(n)
             s.shot(name)
 
@@ -301,7 +307,7 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             page.panel.length.setValue(12)
             page.panel.random_example()
             page.run()
-            s.wait(lambda page=page: not page.busy, f"{name} to finish")
+            s.wait_idle(page, f"{name} to finish")
             s.failed += s.errors_since(n)
             s.shot(name)
 

@@ -33,7 +33,7 @@ class Bundle:
     digests: dict[str, str] = field(default_factory=dict, repr=False)  # file name -> sha256 of the bytes verified
 
     def graph_file(self, role: str) -> str:
-        return self.manifest["graphs"][role]["file"]
+        return str(self.manifest["graphs"][role]["file"])
 
 
 # ----------------------------------------------------------------------------- public entry points
@@ -275,6 +275,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:

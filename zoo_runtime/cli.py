@@ -26,7 +26,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         help_text = action.help or ""
         if action.default is None or action.default is False or "default" in help_text:
             return help_text
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or help_text
 
 
 def checked_number(convert: Callable[[str], Any], accept: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.utils.data import TensorDataset
 
 from zoo_export.graphs import KIND_LOGITS, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
@@ -28,7 +29,8 @@ class NormalisedClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model((image - self.mean) / self.std)
+        mean, std = cast(torch.Tensor, self.mean), cast(torch.Tensor, self.std)  # registered buffers
+        return self.model((image - mean) / std)
 
 
 def image_block(ctx: BundleContext) -> ClassifierImage:
@@ -89,8 +91,10 @@ class ImageClassificationExporter(TaskExporter):
             data = get_task(self.task).load_data(entry, entry.recipe(preset), dataset, data_dir, seed=0)
         except DataError as exc:
             raise ExportInputError(f"{ctx.checkpoint}: calibration data for int8: {exc}") from None
-        train_images = data.train.tensors[0]  # type: ignore[attr-defined]  uint8 [N,C,H,W]
-        test_images, test_labels = data.test.tensors  # type: ignore[union-attr]
+        if not isinstance(data.train, TensorDataset) or not isinstance(data.test, TensorDataset):
+            raise ExportInputError(f"{ctx.checkpoint}: int8 calibration needs resident train and test images")
+        train_images = data.train.tensors[0]  # uint8 [N,C,H,W]
+        test_images, test_labels = data.test.tensors
         pick = torch.linspace(0, len(train_images) - 1, min(calibration, len(train_images))).long()
         calib = train_images[pick].float().numpy() / 255.0
         test_x = test_images[:test].float().numpy() / 255.0

@@ -26,6 +26,7 @@ from zoo_export.parity import Tolerances, cpu_session, first_divergence
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
 from zoo_runtime.generation import SAMPLING_DEFAULTS, full_graph_step, greedy_tokens
+from zoo_train.models.protocols import as_step_model
 from zoo_train.tasks.text_generation import loop_settings, numpy_step
 
 GENERATION_TOKENS = 120
@@ -41,9 +42,10 @@ class FullGraph(nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        state = self.model.initial_state(tokens.shape[0], tokens.device)
+        model = as_step_model(self.model)
+        state = model.initial_state(tokens.shape[0], tokens.device)
         dtype = next(self.model.parameters()).dtype  # float16 when exported with --dtype fp16
-        return self.model.step(tokens, *[s.to(dtype) for s in state])[0]
+        return model.step(tokens, *[s.to(dtype) for s in state])[0]
 
 
 class StepGraph(nn.Module):
@@ -54,18 +56,19 @@ class StepGraph(nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.step(tokens, *state))
+        return tuple(as_step_model(self.model).step(tokens, *state))
 
 
 # ------------------------------------------------------------------------------ the exporter
 
 
-def reset_keep_of(model: nn.Module) -> int | None:
+def reset_keep_of(module: nn.Module) -> int | None:
     """How many recent ids the generation loop feeds after a cache reset (docs/BUNDLE.md, generation).
 
     A model may set ``reset_keep`` (e.g. ``max_context // 2``, so that a reset comes only every
     ``max_context - reset_keep`` tokens); without it the whole window is fed again.
     """
+    model = as_step_model(module)
     if not model.max_context:
         return None
     keep = int(getattr(model, "reset_keep", None) or model.max_context)
@@ -74,8 +77,9 @@ def reset_keep_of(model: nn.Module) -> int | None:
     return keep
 
 
-def _state_layout(model: nn.Module) -> list[dict[str, Any]]:
+def _state_layout(module: nn.Module) -> list[dict[str, Any]]:
     """Per state tensor: names, dtype, batch axis, grow axis and fixed sizes, from initial_state(2) vs (3)."""
+    model = as_step_model(module)
     two = model.initial_state(2, torch.device("cpu"))
     three = model.initial_state(3, torch.device("cpu"))
     names = list(model.state_names)
@@ -149,8 +153,8 @@ class TextGenerationExporter(TaskExporter):
         gen = generator_seed(ctx.name)
         layout = _state_layout(model)
         vocab = vocab_size_of(ctx)
-        max_context = model.max_context
-        any_tokens = model.step_tokens != 1
+        max_context = as_step_model(model).max_context
+        any_tokens = as_step_model(model).step_tokens != 1
         new_name = "new" if any_tokens else 1
         grow_out = "past + new" if any_tokens else "past + 1"
         tokens = lambda n, t: torch.randint(0, vocab, (n, t), generator=gen)  # noqa: E731

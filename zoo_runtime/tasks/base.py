@@ -27,7 +27,7 @@ _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.flo
 
 class Prediction(NamedTuple):
     label: str
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index: the class index is the public name callers use
     probability: float
 
 
@@ -122,12 +122,13 @@ class BundleModel:
     # ------------------------------------------------------------------------------ helpers
 
     def graph(self, role: str) -> dict[str, Any]:
-        return self.manifest["graphs"][role]
+        spec: dict[str, Any] = self.manifest["graphs"][role]
+        return spec
 
     def input_spec(self, role: str, name: str) -> dict[str, Any]:
         for spec in self.graph(role)["inputs"]:
             if spec["name"] == name:
-                return spec
+                return dict(spec)
         raise BundleError(f"{self.path}: graph {role!r} has no input {name!r}")
 
     def _check_io(self, role: str, session: Any, where: Path) -> None:
@@ -144,7 +145,8 @@ class BundleModel:
         session = self._sessions[role]
         self.session_runs += 1
         try:
-            return session.run(list(outputs) if outputs is not None else None, feeds)
+            results: list[np.ndarray] = session.run(list(outputs) if outputs is not None else None, feeds)
+            return results
         except Exception as exc:  # onnxruntime's InvalidArgument / Fail / RuntimeException
             shapes = ", ".join(f"{k} {list(np.shape(v))}" for k, v in feeds.items())
             text = str(exc).strip().splitlines()

@@ -10,7 +10,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import softmax
 from zoo_runtime.tasks.base import BundleModel, Field, Prediction
 
@@ -22,7 +24,7 @@ class ImageSpec:
 
     def __init__(self, manifest: dict[str, Any], shape: list[Any]):
         pre = (manifest.get("preprocessing") or {}).get("image") or {}
-        dims = [d for d in shape[1:4]] if len(shape) == 4 else [None, None, None]
+        dims: list[Any] = list(shape[1:4]) if len(shape) == 4 else [None, None, None]
         self.channels = int(pre.get("channels") or dims[0])
         self.height = int(pre.get("height") or dims[1])
         self.width = int(pre.get("width") or dims[2])
@@ -57,10 +59,11 @@ def _pil_to_chw(img: Any, spec: ImageSpec) -> np.ndarray:
         img = img.convert(spec.color)
     if img.size != (spec.width, spec.height):
         img = img.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr: np.ndarray = np.asarray(img, dtype=np.float32) / 255.0
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return arr.transpose(2, 0, 1)
+    chw: np.ndarray = arr.transpose(2, 0, 1)
+    return chw
 
 
 def _is_pil(obj: Any) -> bool:
@@ -136,7 +139,7 @@ class ImageClassifier(BundleModel):
         "predictions": Field("array", "per image, a list of {label, index, probability}, most probable first")
     }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         self._input = self.graph(schema.ROLE_MODEL)["inputs"][0]["name"]
         self.image_spec = ImageSpec(self.manifest, self.graph(schema.ROLE_MODEL)["inputs"][0].get("shape", []))

@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.tasks.base import BundleModel, Field
 
 _BATCH = 64
@@ -29,7 +31,7 @@ class ImageGenerator(BundleModel):
         "z": Field("array", "the latent vectors decoded, float32 [n, Z]"),
     }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         graph = self.graph(schema.ROLE_MODEL)
         self._input = graph["inputs"][0]["name"]
@@ -66,7 +68,8 @@ class ImageGenerator(BundleModel):
             )
         if not np.all(np.isfinite(z)):
             raise BundleError(f"{what}: holds NaN or infinite values")
-        return z
+        latents: np.ndarray = z
+        return latents
 
     def decode_float(self, z: Any) -> np.ndarray:
         """The graph's own output: float32 [n, C, H, W] in 0..1."""

@@ -8,8 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import greedy_decode
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.tasks.base import BundleModel, Field, as_token_ids
 
 
@@ -26,15 +28,16 @@ class Translator(BundleModel):
         "output": Field("token-ids", "the decoded ids after bos, up to (not including) eos")
     }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         specials = (self.manifest.get("vocab") or {}).get("specials") or {}
         gen = self.manifest.get("generation") or {}
-        self.bos_id: int | None = specials.get("bos", gen.get("bos"))
+        bos = specials.get("bos", gen.get("bos"))
+        if bos is None:
+            raise BundleError(f"{self.path}: a seq2seq bundle needs vocab.specials.bos to start decoding")
+        self.bos_id = int(bos)
         self.eos_id: int | None = specials.get("eos", gen.get("eos"))
         self.pad_id: int | None = specials.get("pad", gen.get("pad"))
-        if self.bos_id is None:
-            raise BundleError(f"{self.path}: a seq2seq bundle needs vocab.specials.bos to start decoding")
         # Positions the model knows: the longest source, and the longest target prefix (bos included).
         self.max_source: int | None = gen.get("max_source")
         self.max_target: int | None = gen.get("max_target")
@@ -62,7 +65,7 @@ class Translator(BundleModel):
             raise BundleError(f"max_len: expected a positive integer, got {limit!r}")
         if self.max_target:
             limit = min(int(limit), self.max_target - 1)  # the prefix (bos + output) must fit the positions
-        out, _ = greedy_decode(self.encode, self.decoder_logits, ids, int(self.bos_id), int(limit), eos=self.eos_id)
+        out, _ = greedy_decode(self.encode, self.decoder_logits, ids, self.bos_id, int(limit), eos=self.eos_id)
         row = [int(t) for t in out[0]]
         return row[: row.index(self.eos_id)] if self.eos_id in row else row
 

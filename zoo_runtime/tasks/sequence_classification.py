@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import softmax
 from zoo_runtime.tasks.base import BundleModel, Field, Prediction, as_token_ids
 
@@ -25,13 +27,14 @@ class SequenceClassifier(BundleModel):
         "predictions": Field("array", "a list of {label, index, probability}, most probable first")
     }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         self._input = self.graph(schema.ROLE_MODEL)["inputs"][0]["name"]
 
     def logits(self, tokens: Any) -> np.ndarray:
         ids = as_token_ids(tokens, self.vocab_size())
-        return self._run(schema.ROLE_MODEL, {self._input: ids[None]})[0][0]
+        row: np.ndarray = self._run(schema.ROLE_MODEL, {self._input: ids[None]})[0][0]
+        return row
 
     def classify_sequence(self, tokens: Any, top_k: int | None = None) -> list[Prediction]:
         """Every class (or the ``top_k`` best) with its probability, most probable first."""

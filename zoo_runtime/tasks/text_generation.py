@@ -14,8 +14,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import SAMPLING_DEFAULTS, GenerationLoop, LoopSettings, sampling_pick
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.tasks.base import BundleModel, Field
 
 
@@ -39,7 +41,7 @@ class TextGenerator(BundleModel):
         "skipped": Field("array", "[position, character] pairs of the prompt dropped as outside the vocabulary"),
     }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         vocab = self.manifest.get("vocab") or {}
         tokens = vocab.get("tokens")
@@ -159,7 +161,15 @@ class TextGenerator(BundleModel):
         tokens = self._tokens(ids, max_new, temp, k, p, np.random.default_rng(seed))
         return _stop_at(tokens, stops) if stops else tokens
 
-    def _tokens(self, ids: list[int], max_new: int, temperature, top_k, top_p, rng) -> Iterator[str]:
+    def _tokens(
+        self,
+        ids: list[int],
+        max_new: int,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        rng: np.random.Generator,
+    ) -> Iterator[str]:
         loop = GenerationLoop(self.step, self.initial_state, self.loop_settings)
         pick = sampling_pick(rng, temperature, top_k, top_p)
         for nxt, _logits in islice(loop.run(np.asarray([ids]), pick), max_new):

@@ -21,7 +21,7 @@ import sys
 import tarfile
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ class CharVocab:
         return cls(tuple(sorted(set(text))), unknown)
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> CharVocab:
+    def from_meta(cls, meta: Mapping[str, Any]) -> CharVocab:
         """Rebuild from a checkpoint's / bundle's ``vocab`` entry."""
         if meta.get("kind") != schema.VOCAB_CHAR:
             raise ValueError(f"not a character vocabulary (kind {meta.get('kind')!r})")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -34,6 +34,11 @@ class TaskData:
     # Image tasks use it for batch augmentation and normalisation, so it runs on the GPU when there is one.
     batch_transform: Callable[[Any, bool], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def dataset_size(dataset: Dataset) -> int:
+    """len() of a dataset: torch's Dataset type declares no __len__, though every dataset of the zoo has one."""
+    return len(cast(Sized, dataset))
 
 
 def move_to(batch: Any, device: torch.device) -> Any:

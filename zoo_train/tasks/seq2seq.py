@@ -21,6 +21,7 @@ from zoo_runtime.contract import Seq2SeqMeta
 from zoo_runtime.generation import greedy_decode as shared_greedy_decode
 from zoo_runtime.rundir import SAMPLES_TEXT_FILE, RunDir
 from zoo_train.data.synthetic import BOS, EOS, PAD, SEQ2SEQ_SPECIALS, Seq2SeqSpec, ids_vocab, seq2seq_op, seq2seq_pairs
+from zoo_train.models.protocols import as_encoder_decoder
 from zoo_train.registry import ModelEntry, Recipe
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
@@ -28,9 +29,10 @@ SIZES = {"train": 20000, "val": 1000, "test": 1000}
 
 
 @torch.no_grad()
-def greedy_decode(model: nn.Module, src: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+def greedy_decode(module: nn.Module, src: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
     """Greedy decoding from bos by ``zoo_runtime.generation.greedy_decode`` (the runtime's own loop): ids
     [N, <= max_new_tokens] after bos; rows past their eos hold pad; ends once every row has emitted eos."""
+    model = as_encoder_decoder(module)
 
     def decode(tgt: np.ndarray, memory: torch.Tensor, _src: np.ndarray) -> np.ndarray:
         return model.decode(torch.from_numpy(tgt).to(src.device), memory, src)[:, -1:].float().cpu().numpy()

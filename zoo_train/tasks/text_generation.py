@@ -49,6 +49,7 @@ from zoo_train.baselines import markov_baseline
 from zoo_train.data.dna import GENOMES, load_dna_corpus
 from zoo_train.data.errors import DataError
 from zoo_train.data.text import CharVocab, Corpus, load_text_corpus, split_point
+from zoo_train.models.protocols import as_step_model
 from zoo_train.registry import ModelEntry, Recipe, config_fields
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
@@ -57,8 +58,9 @@ VOCAB_FIELDS = ("vocab_size", "input_size", "output_size")
 
 
 # ------------------------------------------------------------------------------------- sampling
-def numpy_step(model: nn.Module, device: torch.device) -> tuple[StepFn, InitialFn]:
+def numpy_step(module: nn.Module, device: torch.device) -> tuple[StepFn, InitialFn]:
     """The model's ``step`` and ``initial_state`` as numpy functions, for ``zoo_runtime.generation``'s loop."""
+    model = as_step_model(module)
 
     def step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         with torch.no_grad():
@@ -71,8 +73,9 @@ def numpy_step(model: nn.Module, device: torch.device) -> tuple[StepFn, InitialF
     return step, initial
 
 
-def loop_settings(model: nn.Module) -> LoopSettings:
+def loop_settings(module: nn.Module) -> LoopSettings:
     """The model's generation attributes (docs/BUNDLE.md, model-side protocols) as the loop's settings."""
+    model = as_step_model(module)
     return LoopSettings(
         max_context=model.max_context,
         reset_keep=getattr(model, "reset_keep", None),
