@@ -23,6 +23,7 @@ from onnx import numpy_helper
 
 from zoo_export import cli, export_checkpoint
 from zoo_runtime import read_manifest, schema
+from zoo_runtime.contract import task_kind
 from zoo_runtime.generation import LoopSettings, full_graph_step, greedy_tokens
 from zoo_train.registry import get_entry, list_models
 
@@ -60,7 +61,7 @@ def test_export_passes_parity_and_manifest_hashes_match(tiny_bundle, name):
     assert set(manifest["files"]) == on_disk
     for fname, entry in manifest["files"].items():
         assert entry["sha256"] == sha256(bundle / fname) and entry["bytes"] == (bundle / fname).stat().st_size
-    assert set(schema.REQUIRED_ROLES[task]) <= set(manifest["graphs"])
+    assert set(task_kind(task).roles) <= set(manifest["graphs"])
 
     parity = manifest["parity"]
     assert parity["passed"] is True and parity["checks"] and all(c["passed"] for c in parity["checks"])

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo_runtime import schema
 from zoo_runtime.cli import HelpFormatter
 
 if TYPE_CHECKING:  # Qt is imported only when screenshots are taken
@@ -205,7 +206,7 @@ def _tokens(info: Any) -> list[str]:
 
 
 def is_dna(info: Any) -> bool:
-    return sorted(_tokens(info)) == ["A", "C", "G", "T"]
+    return sorted(_tokens(info)) == sorted(schema.DNA_TOKENS)
 
 
 def run(args: argparse.Namespace, platform_name: str) -> int:
@@ -233,12 +234,12 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
         s.wait(lambda: all(i.provider or i.problem for i in infos if i.usable), "every bundle to load", timeout=args.timeout * 2)
         log(f"{len(infos)} bundles: " + ", ".join(f"{i.name} ({i.task})" for i in infos))
 
-        window.library.select((pick(infos, "image-classification") or infos[0]).key)
+        window.library.select((pick(infos, schema.TASK_IMAGE_CLASSIFICATION) or infos[0]).key)
         s.shot("library")
 
         # the most accurate Fashion-MNIST classifier (else any classifier)
         classifiers = sorted(
-            (i for i in infos if i.usable and not i.load_error and i.task == "image-classification"),
+            (i for i in infos if i.usable and not i.load_error and i.task == schema.TASK_IMAGE_CLASSIFICATION),
             key=lambda i: ("Ankle boot" in ((i.manifest or {}).get("labels") or []), i.metrics.get("test_accuracy") or 0),
         )
         fashion = classifiers[-1] if classifiers else None
@@ -259,11 +260,11 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
         for name, info, prompt, tokens in (
             (
                 "generate-text",
-                pick(infos, "text-generation", lambda i: "gpt" in i.name, only=lambda i: not is_dna(i)),
+                pick(infos, schema.TASK_TEXT_GENERATION, lambda i: "gpt" in i.name, only=lambda i: not is_dna(i)),
                 TEXT_PROMPT,
                 600,
             ),
-            ("generate-dna", pick(infos, "text-generation", only=is_dna), DNA_PROMPT, 600),
+            ("generate-dna", pick(infos, schema.TASK_TEXT_GENERATION, only=is_dna), DNA_PROMPT, 600),
         ):
             if info is None:
                 s.skipped.append(f"{name}: no {'DNA' if name.endswith('dna') else 'text'} generation bundle")
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             s.failed += s.errors_since(n)
             s.shot(name)
 
-        gan = pick(infos, "image-generation")
+        gan = pick(infos, schema.TASK_IMAGE_GENERATION)
         if gan is None:
             s.skipped.append("gan: no image-generation bundle")
         else:
@@ -296,7 +297,7 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             s.failed += s.errors_since(n)
             s.shot("gan")
 
-        for name, task in (("sequence-classify", "sequence-classification"), ("seq2seq", "seq2seq")):
+        for name, task in (("sequence-classify", schema.TASK_SEQUENCE_CLASSIFICATION), ("seq2seq", schema.TASK_SEQ2SEQ)):
             info = pick(infos, task)
             if info is None:
                 s.skipped.append(f"{name}: no {task} bundle")

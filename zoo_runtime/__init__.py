@@ -4,8 +4,9 @@
     model = zoo_runtime.load("models_out/lenet5/export")   # verifies the manifest and every sha256
     model.classify("shoe.png", top_k=3)
 
-``load`` returns one object per task kind (see ``zoo_runtime.tasks``); every user-caused
-problem is a ``BundleError`` whose message names the file and the problem.
+``load`` returns one object per task kind (see ``zoo_runtime.tasks``); each also answers
+``describe()`` and ``predict(request)``, so code that serves any bundle needs no task switch.
+Every user-caused problem is a ``BundleError`` whose message names the file and the problem.
 """
 
 from __future__ import annotations

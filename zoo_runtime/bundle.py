@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from zoo_runtime import schema
+from zoo_runtime.contract import TASK_KINDS
 from zoo_runtime.errors import BundleError
 
 _CHUNK = 1 << 20
@@ -391,8 +392,8 @@ def check_manifest(manifest: Any, where: Path) -> None:
     if manifest["complete"] is not True:
         raise BundleError(f'{where}: bundle is incomplete ("complete" is not true): its export did not finish or failed')
     task = manifest["task"]
-    if task not in schema.TASKS:
-        raise BundleError(f"{where}: unknown task {task!r}; this runtime knows {', '.join(schema.TASKS)}")
+    if task not in TASK_KINDS:
+        raise BundleError(f"{where}: unknown task {task!r}; this runtime knows {', '.join(TASK_KINDS)}")
     files = manifest["files"]
     if not isinstance(files, dict) or not files:
         raise BundleError(f'{where}: "files" must be a non-empty object of name -> {{sha256, bytes}}')
@@ -407,7 +408,7 @@ def check_manifest(manifest: Any, where: Path) -> None:
     graphs = manifest["graphs"]
     if not isinstance(graphs, dict):
         raise BundleError(f'{where}: "graphs" must be an object of role -> graph')
-    for role in schema.REQUIRED_ROLES[task]:
+    for role in TASK_KINDS[task].roles:
         if role not in graphs:
             raise BundleError(f"{where}: a {task} bundle needs a {role!r} graph; the manifest has {sorted(graphs)}")
     for role, graph in graphs.items():
@@ -446,7 +447,7 @@ def _open_lone(path: Path, keep_graphs: bool, max_file_bytes: int) -> Bundle:
             "upgrade model-zoo to load it"
         )
     task = props[schema.META_TASK]
-    if task not in schema.SINGLE_GRAPH_TASKS:
+    if task not in TASK_KINDS or not TASK_KINDS[task].single_graph:
         raise BundleError(f"{path}: a lone .onnx of a {task} model cannot run alone; load its bundle directory")
     decoded: dict[str, Any] = {}
     for key in schema.META_JSON_KEYS:

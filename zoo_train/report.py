@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from zoo_runtime import schema
 from zoo_runtime.rundir import CURVES_FILE, SAMPLES_TEXT_FILE, RunDir
 from zoo_train.data.paths import output_file_problem
 from zoo_train.registry import BY_THOROUGHNESS, ModelEntry, get_entry, list_models
@@ -25,7 +26,7 @@ from zoo_train.run_folder import headline_figure
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
 # Tables a task writes beside its runs, comparing them; shown before the task's first model.
-SIDE_BY_SIDE = {"sequence-classification": "sequence-classification.md"}
+SIDE_BY_SIDE = {schema.TASK_SEQUENCE_CLASSIFICATION: "sequence-classification.md"}
 # Secondary figures worth a line in docs/QUALITY.md when a run reports them.
 DETAIL_KEYS = (
     "test_loss",

@@ -10,8 +10,10 @@ import torch
 import torch.nn as nn
 from torch.utils.data import TensorDataset
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
+from zoo_runtime import schema
+from zoo_runtime.contract import ClassifierImage
 
 EXPORT_BATCH = 2
 PARITY_BATCHES = (1, 3, 7)
@@ -31,26 +33,15 @@ class NormalisedClassifier(nn.Module):
         return self.model((image - mean) / std)
 
 
-def image_block(ctx: BundleContext) -> dict[str, Any]:
-    block = (ctx.meta.get("preprocessing") or {}).get("image")
-    if not isinstance(block, dict):
-        raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no preprocessing.image block (channels, size, mean, std)")
-    missing = [k for k in ("channels", "height", "width", "mean", "std") if k not in block]
-    if missing:
-        raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta preprocessing.image lacks {missing}")
-    if len(block["mean"]) != block["channels"] or len(block["std"]) != block["channels"]:
-        raise ExportInputError(f"{ctx.checkpoint}: preprocessing.image mean/std do not have one value per channel")
+def image_block(ctx: BundleContext) -> ClassifierImage:
+    """The pixels the graph takes (checked by ``validate``, through the task contract)."""
+    block: ClassifierImage = ctx.meta["preprocessing"]["image"]
     return block
 
 
 class ImageClassificationExporter(TaskExporter):
-    task = "image-classification"
+    task = schema.TASK_IMAGE_CLASSIFICATION
     supports_int8 = True
-
-    def validate(self, ctx: BundleContext) -> None:
-        image_block(ctx)
-        if not isinstance(ctx.meta.get("labels"), list) or not ctx.meta["labels"]:
-            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no labels")
 
     def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
         block = image_block(ctx)
@@ -69,10 +60,10 @@ class ImageClassificationExporter(TaskExporter):
         cases = [ParityCase((torch.rand(n, c, h, w, generator=gen),), {"batch": n}) for n in PARITY_BATCHES]
         return [
             GraphSpec(
-                role="model",
+                role=schema.ROLE_MODEL,
                 module=wrapper,
-                inputs=[TensorSpec("image", "float32", ("batch", c, h, w))],
-                outputs=[TensorSpec("logits", "float32", ("batch", k), kind="logits")],
+                inputs=[TensorSpec(schema.INPUT_IMAGE, "float32", ("batch", c, h, w))],
+                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=KIND_LOGITS)],
                 example=example,
                 cases=cases,
             )

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_IMAGE, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
+from zoo_runtime import schema
 from zoo_train.models.protocols import as_gan
 
 EXPORT_BATCH = 2
@@ -27,9 +28,10 @@ class PixelGenerator(nn.Module):
 
 
 class ImageGenerationExporter(TaskExporter):
-    task = "image-generation"
+    task = schema.TASK_IMAGE_GENERATION
 
     def validate(self, ctx: BundleContext) -> None:
+        super().validate(ctx)
         missing = [a for a in ("generator", "latent_dim", "generate") if not hasattr(ctx.model, a)]
         if missing:
             raise ExportInputError(f"{ctx.checkpoint}: model {ctx.name!r} lacks {missing} of the GAN protocol (docs/BUNDLE.md)")
@@ -48,10 +50,10 @@ class ImageGenerationExporter(TaskExporter):
         cases = [ParityCase((torch.randn(n, z_dim, generator=gen),), {"batch": n}) for n in PARITY_BATCHES]
         return [
             GraphSpec(
-                role="model",
+                role=schema.ROLE_MODEL,
                 module=PixelGenerator(ctx.model).eval(),
-                inputs=[TensorSpec("z", "float32", ("batch", z_dim))],
-                outputs=[TensorSpec("image", "float32", ("batch", c, h, w), kind="image")],
+                inputs=[TensorSpec(schema.INPUT_Z, "float32", ("batch", z_dim))],
+                outputs=[TensorSpec(schema.OUTPUT_IMAGE, "float32", ("batch", c, h, w), kind=KIND_IMAGE)],
                 example=(torch.randn(EXPORT_BATCH, z_dim, generator=gen),),
                 cases=cases,
             )

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, KIND_MEMORY, GraphSpec, ParityCase, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_export.tasks.text_generation import tokens_check, vocab_size_of
@@ -66,13 +66,13 @@ def _max_len(model: nn.Module) -> int:
 
 
 class Seq2SeqExporter(TaskExporter):
-    task = "seq2seq"
+    task = schema.TASK_SEQ2SEQ
 
     def validate(self, ctx: BundleContext) -> None:
+        super().validate(ctx)
         missing = [a for a in ("encode", "decode") if not hasattr(ctx.model, a)]
         if missing:
             raise ExportInputError(f"{ctx.checkpoint}: model {ctx.name!r} lacks {missing} of the seq2seq protocol")
-        _bos(ctx)
         vocab_size_of(ctx)
         _max_len(ctx.model)
 
@@ -121,23 +121,23 @@ class Seq2SeqExporter(TaskExporter):
         bounds = {"src_time": max_len, "tgt_time": max_len}
         return [
             GraphSpec(
-                role="encoder",
+                role=schema.ROLE_ENCODER,
                 module=encoder,
-                inputs=[TensorSpec("src", "int64", ("batch", "src_time"))],
-                outputs=[TensorSpec("memory", "float32", ("batch", "src_time", d_model), kind="memory")],
+                inputs=[TensorSpec(schema.INPUT_SRC, "int64", ("batch", "src_time"))],
+                outputs=[TensorSpec(schema.OUTPUT_MEMORY, "float32", ("batch", "src_time", d_model), kind=KIND_MEMORY)],
                 example=(src_ex,),
                 cases=enc_cases,
                 dim_max=bounds,
             ),
             GraphSpec(
-                role="decoder",
+                role=schema.ROLE_DECODER,
                 module=Decoder(model).eval(),
                 inputs=[
-                    TensorSpec("tgt", "int64", ("batch", "tgt_time")),
-                    TensorSpec("memory", "float32", ("batch", "src_time", d_model)),
-                    TensorSpec("src", "int64", ("batch", "src_time")),
+                    TensorSpec(schema.INPUT_TGT, "int64", ("batch", "tgt_time")),
+                    TensorSpec(schema.INPUT_MEMORY, "float32", ("batch", "src_time", d_model)),
+                    TensorSpec(schema.INPUT_SRC, "int64", ("batch", "src_time")),
                 ],
-                outputs=[TensorSpec("logits", "float32", ("batch", "tgt_time", vocab), kind="logits")],
+                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", "tgt_time", vocab), kind=KIND_LOGITS)],
                 example=(self._targets(ctx, 2, min(4, max_len), gen), mem_ex, src_ex),
                 cases=dec_cases,
                 dim_max=bounds,
@@ -146,7 +146,7 @@ class Seq2SeqExporter(TaskExporter):
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
         vocab = dict(ctx.meta["vocab"]) if isinstance(ctx.meta.get("vocab"), dict) else {}
-        vocab.setdefault("kind", "ids")
+        vocab.setdefault("kind", schema.VOCAB_IDS)
         vocab.setdefault("size", vocab_size_of(ctx))
         vocab["specials"] = _specials(ctx)
         max_len = _max_len(ctx.model)
@@ -188,7 +188,7 @@ class Seq2SeqExporter(TaskExporter):
             with torch.no_grad():
                 return as_encoder_decoder(model).encode(torch.from_numpy(src_ids))
 
-        enc, dec = cpu_session(files["encoder"]), cpu_session(files["decoder"])
+        enc, dec = cpu_session(files[schema.ROLE_ENCODER]), cpu_session(files[schema.ROLE_DECODER])
         src_np = src.numpy()
         ref, ref_logits = greedy_decode(torch_encode, torch_decode, src_np, bos, steps)
         out, _ = greedy_decode(
@@ -199,7 +199,7 @@ class Seq2SeqExporter(TaskExporter):
             steps,
         )
         check = tokens_check(
-            "decoder",
+            schema.ROLE_DECODER,
             "greedy-decoding",
             "onnxruntime encoder + decoder vs torch encode/decode",
             ref,

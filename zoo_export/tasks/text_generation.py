@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, KIND_STATE, GraphSpec, ParityCase, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session, first_divergence
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
@@ -138,16 +138,15 @@ def vocab_size_of(ctx: BundleContext) -> int:
 
 
 class TextGenerationExporter(TaskExporter):
-    task = "text-generation"
+    task = schema.TASK_TEXT_GENERATION
 
     def validate(self, ctx: BundleContext) -> None:
+        super().validate(ctx)
         missing = [a for a in PROTOCOL if not hasattr(ctx.model, a)]
         if missing:
             raise ExportInputError(
                 f"{ctx.checkpoint}: model {ctx.name!r} lacks {missing} of the text-generation protocol (docs/BUNDLE.md)"
             )
-        if not isinstance(ctx.meta.get("vocab"), dict):
-            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no vocab")
 
     def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
         model = ctx.model.eval()
@@ -160,8 +159,8 @@ class TextGenerationExporter(TaskExporter):
         grow_out = "past + new" if any_tokens else "past + 1"
         tokens = lambda n, t: torch.randint(0, vocab, (n, t), generator=gen)  # noqa: E731
 
-        state_in = [TensorSpec(s["input"], s["dtype"], _state_shape(s, "past"), kind="state") for s in layout]
-        state_out = [TensorSpec(s["output"], s["dtype"], _state_shape(s, grow_out), kind="state") for s in layout]
+        state_in = [TensorSpec(s["input"], s["dtype"], _state_shape(s, "past"), kind=KIND_STATE) for s in layout]
+        state_out = [TensorSpec(s["output"], s["dtype"], _state_shape(s, grow_out), kind=KIND_STATE) for s in layout]
         new_ex = 2 if any_tokens else 1
         example = (tokens(2, new_ex), *[_state_tensor(s, 2, 3, gen) for s in layout])
         sizes = [(1, 1, 0), (3, 3 if any_tokens else 1, 4), (5, 1, (max_context - 1) if max_context else 9)]
@@ -177,10 +176,10 @@ class TextGenerationExporter(TaskExporter):
                 dims["past"] = past
             cases.append(ParityCase(inputs, dims))
         step = GraphSpec(
-            role="step",
+            role=schema.ROLE_STEP,
             module=StepGraph(model).eval(),
-            inputs=[TensorSpec("tokens", "int64", ("batch", new_name)), *state_in],
-            outputs=[TensorSpec("logits", "float32", ("batch", new_name, vocab), kind="logits"), *state_out],
+            inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", new_name)), *state_in],
+            outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", new_name, vocab), kind=KIND_LOGITS), *state_out],
             example=example,
             cases=cases,
         )
@@ -191,10 +190,10 @@ class TextGenerationExporter(TaskExporter):
             specs.insert(
                 0,
                 GraphSpec(
-                    role="model",
+                    role=schema.ROLE_MODEL,
                     module=FullGraph(model).eval(),
-                    inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
-                    outputs=[TensorSpec("logits", "float32", ("batch", "time", vocab), kind="logits")],
+                    inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", "time"))],
+                    outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", "time", vocab), kind=KIND_LOGITS)],
                     example=(tokens(2, t_ex),),
                     cases=[
                         ParityCase((tokens(b, t),), {"batch": b, "time": t})
@@ -243,7 +242,7 @@ class TextGenerationExporter(TaskExporter):
         prompt = torch.randint(0, vocab, (2, PROMPT_LENGTH), generator=gen).numpy()
 
         torch_step, initial = numpy_step(model, torch.device("cpu"))
-        step_session = cpu_session(files["step"])
+        step_session = cpu_session(files[schema.ROLE_STEP])
         names_in = [schema.INPUT_TOKENS] + [s["input"] for s in layout]
 
         def ort_step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -256,7 +255,7 @@ class TextGenerationExporter(TaskExporter):
         got, _, _ = greedy_tokens(ort_step, initial, settings, prompt, GENERATION_TOKENS)
         checks = [
             tokens_check(
-                "step",
+                schema.ROLE_STEP,
                 "greedy-generation",
                 "onnxruntime step graph vs torch step",
                 ref,
@@ -266,8 +265,8 @@ class TextGenerationExporter(TaskExporter):
                 context_resets=resets,
             )
         ]
-        if "model" in files:
-            full_session = cpu_session(files["model"])
+        if schema.ROLE_MODEL in files:
+            full_session = cpu_session(files[schema.ROLE_MODEL])
             full_step, full_initial = full_graph_step(lambda t: full_session.run(None, {schema.INPUT_TOKENS: t})[0])
             full, _, _ = greedy_tokens(
                 full_step, full_initial, dataclasses.replace(settings, step_tokens=schema.STEP_TOKENS_ANY), prompt,
@@ -275,7 +274,7 @@ class TextGenerationExporter(TaskExporter):
             )  # fmt: skip
             checks.append(
                 tokens_check(
-                    "model",
+                    schema.ROLE_MODEL,
                     "greedy-generation-full-graph",
                     "onnxruntime full graph (recomputed each step) vs torch step",
                     ref,

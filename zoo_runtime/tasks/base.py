@@ -1,14 +1,23 @@
-"""What every task object shares: the verified bundle's facts, its sessions, and one way to run them."""
+"""What every task object shares: the verified bundle's facts, its sessions, and one way to run them.
+
+Besides its own methods (``classify``, ``generate``, ``translate``, ...), every task object answers
+one small interface: ``describe()`` says what the model takes and returns, as plain JSON-ready data,
+and ``predict(request)`` runs it on a mapping of those inputs. CLIs, benchmarks and servers use
+these two and never ask which task they hold.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from zoo_runtime import schema
 from zoo_runtime.bundle import Bundle
+from zoo_runtime.contract import task_kind
 from zoo_runtime.errors import BundleError
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.signing import SignatureStatus
@@ -22,11 +31,25 @@ class Prediction(NamedTuple):
     probability: float
 
 
+@dataclass(frozen=True)
+class Field:
+    """One input or output of ``predict``: its JSON type, whether a request must give it, and a line for people."""
+
+    type: str
+    help: str
+    required: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.type, "required": self.required, "help": self.help}
+
+
 class BundleModel:
     """Base of the task objects returned by ``zoo_runtime.load``."""
 
     task: ClassVar[str] = ""
-    roles: ClassVar[tuple[str, ...]] = ("model",)  # graphs this task runs (sessions are built for these only)
+    roles: ClassVar[tuple[str, ...]] = (schema.ROLE_MODEL,)  # graphs this task runs (sessions are built for these only)
+    inputs: ClassVar[Mapping[str, Field]] = {}  # what a predict request may hold
+    outputs: ClassVar[Mapping[str, Field]] = {}  # what a predict result holds
 
     def __init__(self, bundle: Bundle, factory: SessionFactory):
         self.path: Path = bundle.path
@@ -53,6 +76,48 @@ class BundleModel:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} from {self.path} on {self.provider}>"
+
+    # ------------------------------------------------------------------------------ the common interface
+
+    def describe(self) -> dict[str, Any]:
+        """What this model is, takes and returns: plain JSON-ready data (for CLIs, servers and docs)."""
+        return {
+            "model": self.name,
+            "task": self.task,
+            "title": task_kind(self.task).title,
+            "inputs": {name: field.describe() for name, field in self.inputs.items()},
+            "outputs": {name: field.describe() for name, field in self.outputs.items()},
+            "labels": self.labels,
+            "metrics": self.metrics,
+            "provider": self.provider,
+            **self.describe_task(),
+        }
+
+    def describe_task(self) -> dict[str, Any]:
+        """What this task kind adds to ``describe`` (sizes, vocabulary, sampling defaults)."""
+        return {}
+
+    def predict(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the model on ``request`` (keys of ``describe()["inputs"]``); the result has the keys of its "outputs".
+
+        Results hold plain numbers, strings, lists and numpy arrays. Every problem with the request is a
+        BundleError naming the field.
+        """
+        if not isinstance(request, Mapping):
+            raise BundleError(f"request: expected a mapping of {', '.join(self.inputs)}, got {type(request).__name__}")
+        unknown = sorted(set(request) - set(self.inputs))
+        if unknown:
+            raise BundleError(
+                f"request: {self.name} ({self.task}) takes no {', '.join(unknown)}; it takes {', '.join(self.inputs)}"
+            )
+        missing = [name for name, field in self.inputs.items() if field.required and name not in request]
+        if missing:
+            raise BundleError(f"request: {', '.join(missing)} missing; {self.name} ({self.task}) needs it")
+        return self.predict_checked(request)
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``predict`` once the request's keys are known to fit ``inputs``."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------------------ helpers
 

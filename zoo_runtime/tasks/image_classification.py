@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import softmax
-from zoo_runtime.tasks.base import BundleModel, Prediction
+from zoo_runtime.tasks.base import BundleModel, Field, Prediction
 
 _BATCH = 64
 
@@ -126,11 +127,22 @@ class ImageClassifier(BundleModel):
 
     task = schema.TASK_IMAGE_CLASSIFICATION
     roles = (schema.ROLE_MODEL,)
+    inputs: ClassVar[Mapping[str, Field]] = {
+        "images": Field(
+            "images",
+            "one image or a list: file paths, PIL images, HW/HWC arrays, or one NCHW array (uint8 0..255 or float 0..1)",
+            required=True,
+        ),
+        "top_k": Field("integer", "labels to return per image, most probable first (default 5)"),
+    }
+    outputs: ClassVar[Mapping[str, Field]] = {
+        "predictions": Field("array", "per image, a list of {label, index, probability}, most probable first")
+    }
 
     def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
-        self._input = self.graph("model")["inputs"][0]["name"]
-        self.image_spec = ImageSpec(self.manifest, self.graph("model")["inputs"][0].get("shape", []))
+        self._input = self.graph(schema.ROLE_MODEL)["inputs"][0]["name"]
+        self.image_spec = ImageSpec(self.manifest, self.graph(schema.ROLE_MODEL)["inputs"][0].get("shape", []))
 
     def preprocess(self, images: Any) -> np.ndarray:
         """Images as the graph's input: float32 [N,C,H,W] in 0..1."""
@@ -165,9 +177,17 @@ class ImageClassifier(BundleModel):
 
     def logits(self, images: Any) -> np.ndarray:
         x = self.preprocess(images)
-        out = [self._run("model", {self._input: x[i : i + _BATCH]})[0] for i in range(0, x.shape[0], _BATCH)]
+        out = [self._run(schema.ROLE_MODEL, {self._input: x[i : i + _BATCH]})[0] for i in range(0, x.shape[0], _BATCH)]
         return np.concatenate(out, axis=0)
 
     def classify(self, images: Any, top_k: int = 5) -> list[list[Prediction]]:
         probs = softmax(self.logits(images), axis=-1)
         return [self._predictions(p, top_k) for p in probs]
+
+    def describe_task(self) -> dict[str, Any]:
+        spec = self.image_spec
+        return {"image": {"channels": spec.channels, "height": spec.height, "width": spec.width, "color": spec.color}}
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        results = self.classify(request["images"], top_k=request.get("top_k", 5))
+        return {"predictions": [[p._asdict() for p in preds] for preds in results]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -25,7 +25,9 @@ class TaskData:
     val: Dataset
     test: Dataset | None
     model_config: dict[str, Any]  # data-dependent constructor arguments (in_channels, num_classes, vocab_size, ...)
-    meta: dict[str, Any]  # labels / vocabulary / preprocessing: saved in checkpoints and bundles
+    # labels / vocabulary / preprocessing: saved in checkpoints and bundles. Each load_data builds it as its task
+    # kind's TypedDict in zoo_runtime.contract (checked there by check_meta); read here by key.
+    meta: Mapping[str, Any]
     description: str = ""
     collate_fn: Callable | None = None
     # Applied on the training device to every batch before the task sees it: ``f(batch, train)``.

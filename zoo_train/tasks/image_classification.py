@@ -13,6 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime import schema
+from zoo_runtime.contract import ImageClassificationMeta
 from zoo_train.data.augment import augment_batch
 from zoo_train.data.images import augmentation_for, load_image_arrays
 from zoo_train.registry import ModelEntry, Recipe
@@ -56,7 +58,7 @@ class ImageBatchTransform:
 
 
 class ImageClassification(Task):
-    name = "image-classification"
+    name = schema.TASK_IMAGE_CLASSIFICATION
     primary_metric = "val_accuracy"
     mode = "max"
 
@@ -75,7 +77,7 @@ class ImageClassification(Task):
         pixels = arrays.train_images[train_idx].astype(np.float32) / 255.0
         mean = pixels.mean(axis=(0, 1, 2)).tolist()
         std = (pixels.std(axis=(0, 1, 2)) + 1e-6).tolist()
-        meta = {
+        meta: ImageClassificationMeta = {
             "dataset": name,
             "labels": list(arrays.labels),
             "preprocessing": {

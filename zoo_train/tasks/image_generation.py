@@ -30,6 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime import schema
+from zoo_runtime.contract import ImageGenerationMeta
 from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR, SUMMARY_FILE, RunDir
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from zoo_train.data.images import load_image_arrays
@@ -94,7 +96,7 @@ def to_unit(batch: Sequence[torch.Tensor], train: bool) -> list[torch.Tensor]:
 
 
 class ImageGeneration(Task):
-    name = "image-generation"
+    name = schema.TASK_IMAGE_GENERATION
     primary_metric = "val_fd_pixels"
     mode = "min"
 
@@ -109,7 +111,7 @@ class ImageGeneration(Task):
             raise ValueError(f"{name}: DCGAN takes square images, got {arrays.height}x{arrays.width}")
         train = torch.from_numpy(arrays.train_images[: recipe.limit_train]).permute(0, 3, 1, 2).contiguous()
         test = torch.from_numpy(arrays.test_images).permute(0, 3, 1, 2).contiguous()
-        meta = {
+        meta: ImageGenerationMeta = {
             "dataset": name,
             "labels": None,
             "preprocessing": {

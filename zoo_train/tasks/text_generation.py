@@ -34,6 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from zoo_runtime import schema
+from zoo_runtime.contract import Sampling, TextGenerationMeta
 from zoo_runtime.generation import (
     SAMPLING_DEFAULTS,
     GenerationLoop,
@@ -169,7 +171,7 @@ def load_corpus(entry: ModelEntry, data: str | None, data_dir: Path | None) -> C
 
 # ---------------------------------------------------------------------------------------- task
 class TextGeneration(Task):
-    name = "text-generation"
+    name = schema.TASK_TEXT_GENERATION
     primary_metric = "val_loss"
     mode = "min"
 
@@ -189,12 +191,14 @@ class TextGeneration(Task):
         train = Windows(ids[:split], block + 1)
         val = Windows(ids[split:], block + 1, stride=block - burn_in(block), limit=recipe.limit_eval)
         fields = config_fields(entry)
+        sampling: Sampling = {**SAMPLING_DEFAULTS, **corpus.sampling}  # type: ignore[typeddict-item]
+        meta: TextGenerationMeta = {"vocab": corpus.vocab.to_meta(), "sampling": sampling, "block_size": block}
         return TaskData(
             train=train,
             val=val,
             test=None,
             model_config={f: corpus.vocab.size for f in VOCAB_FIELDS if f in fields},
-            meta={"vocab": corpus.vocab.to_meta(), "sampling": {**SAMPLING_DEFAULTS, **corpus.sampling}, "block_size": block},
+            meta=meta,
             description=f"{corpus.description}; train {split:,} / val {len(corpus.ids) - split:,} (last 10% by position)",
             extras={"ids": corpus.ids, "split": split},
         )
