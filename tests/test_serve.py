@@ -494,7 +494,9 @@ def test_real_server_speaks_v2_to_tritonclient_and_drains_on_sigterm(
         image = triton.InferInput("image", list(x.shape), "FP32")
         image.set_data_from_numpy(x)  # binary tensor data, both ways
         result = client.infer("lenet5", [image], outputs=[triton.InferRequestedOutput("logits")])
-        np.testing.assert_allclose(result.as_numpy("logits"), models["lenet5"].run_graph("model", {"image": x})[0], rtol=1e-5)
+        expected = models["lenet5"].run_graph("model", {"image": x})[0]
+        np.testing.assert_allclose(result.as_numpy("logits"), expected, rtol=1e-5)
+        np.testing.assert_allclose(client.infer("lenet5", [image]).as_numpy("logits"), expected, rtol=1e-5)  # outputs unnamed
         src = triton.InferInput("src", [1, 3], "INT64")
         src.set_data_from_numpy(np.array([[3, 4, 5]], dtype=np.int64), binary_data=False)
         assert client.infer("seq2seq-transformer.encoder", [src]).as_numpy("memory").shape == (1, 3, 16)
@@ -573,3 +575,26 @@ def test_triton_repository_configs_parse_against_tritons_schema(bundles: dict[st
     assert configs["gru-classifier"].output[0].label_filename == "labels.txt"
     assert list(configs["char-gpt"].output[0].dims) == [-1, 30] and not configs["char-gpt"].output[0].label_filename
     assert zoo_serve(["export-triton", str(bundles["lenet5"]), "--out", str(repo)]) == 2  # not an empty folder
+
+
+def test_batching_flags_apply_to_every_model_or_one() -> None:
+    from zoo_serve.cli import batch_settings, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["models_out", "--max-batch", "8", "--max-batch", "lenet5=4", "--batch-window-ms", "dcgan=0"])
+    default, overrides = batch_settings(parser, args, {"lenet5", "dcgan", "char-gpt"})
+    assert default == BatchPolicy(max_batch=8, window_s=0.002)
+    assert overrides == {"lenet5": BatchPolicy(4, 0.002), "dcgan": BatchPolicy(8, 0.0)}
+    assert ServeSettings(batching=default, model_batching=overrides).batch_policy("char-gpt") == default
+
+
+def test_listening_socket_is_tcp_so_answers_are_not_held_by_nagle() -> None:
+    """asyncio sets TCP_NODELAY on accepted sockets only when the socket says it is TCP (proto 6, not 0)."""
+    from zoo_serve.cli import bind
+
+    with bind("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        with socket.create_connection(sock.getsockname()[:2]):
+            accepted, _ = sock.accept()
+            with accepted:
+                assert accepted.proto == socket.IPPROTO_TCP

@@ -210,10 +210,12 @@ class ClosingStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            aclose = getattr(self._events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            self._on_close()
+            try:
+                aclose = getattr(self._events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                self._on_close()  # even when the close itself is cancelled (a drain that timed out)
 
 
 # -------------------------------------------------------------------------------------------- images
