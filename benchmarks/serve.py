@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -92,40 +93,104 @@ def infer_body(meta: dict[str, Any], rng: np.random.Generator) -> tuple[bytes, d
     return header + x.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
 
 
-async def classify_cell(base: str, model: str, concurrency: int, requests: int, seconds: float) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+class Connection:
+    """One keep-alive HTTP/1.1 connection, as little client as possible: on two shared cores a full client
+    library (httpx) spends more CPU per request than the server does, and the benchmark would measure it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def send(self, request: bytes) -> int:
+        """Send one whole request; read the answer (zoo-serve always sends Content-Length); return its status."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+        await self.reader.readexactly(length)
+        return int(lines[0].split()[1])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def infer_request(base: str, model: str, meta: dict[str, Any], rng: np.random.Generator) -> bytes:
+    spec = meta["inputs"][0]
+    x = rng.random([1, *spec["shape"][1:]], dtype=np.float32)
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": spec["name"], "shape": list(x.shape), "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}}
+            ],
+            "outputs": [{"name": meta["outputs"][0]["name"], "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    body = header + x.tobytes()
+    head = (
+        f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: {base.split('//')[1]}\r\nContent-Length: {len(body)}\r\n"
+        f"Inference-Header-Content-Length: {len(header)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def classify_cell(
+    base: str, server_pid: int, model: str, concurrency: int, requests: int, seconds: float
+) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base) as client:
         meta = (await client.get(f"/v2/models/{model}")).json()
-        body, headers = infer_body(meta, np.random.default_rng(0))
-        url = f"/v2/models/{model}/infer"
-        for _ in range(max(4, concurrency // 4)):  # warm-up: connections, sessions
-            await client.post(url, content=body, headers=headers)
-        latencies: list[float] = []
-        failures = 0
-        sent = 0
-        stop_at = time.perf_counter() + seconds
+    request = infer_request(base, model, meta, np.random.default_rng(0))
+    host, port = base.split("//")[1].rsplit(":", 1)
+    connections = [await Connection.open(host, int(port)) for _ in range(concurrency)]
+    for connection in connections:  # warm-up: sessions, connections
+        await connection.send(request)
+    latencies: list[float] = []
+    failures = 0
+    sent = 0
+    stop_at = time.perf_counter() + seconds
 
-        async def worker() -> None:
-            nonlocal sent, failures
-            while sent < requests and time.perf_counter() < stop_at:
-                sent += 1
-                t = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers)
-                latencies.append(time.perf_counter() - t)
-                failures += response.status_code != 200
+    async def worker(connection: Connection) -> None:
+        nonlocal sent, failures
+        while sent < requests and time.perf_counter() < stop_at:
+            sent += 1
+            t = time.perf_counter()
+            status = await connection.send(request)
+            latencies.append(time.perf_counter() - t)
+            failures += status != 200
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
+    cpu_before = cpu_seconds(server_pid)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in connections))
+    wall = time.perf_counter() - start
+    server_cpu = cpu_seconds(server_pid) - cpu_before
+    for connection in connections:
+        connection.close()
     ms = np.array(latencies) * 1000
+    return {"latencies_ms": ms.tolist(), "failures": failures, "rps": len(latencies) / wall, "server_cpu_s": server_cpu}
+
+
+def pooled(model: str, concurrency: int, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell over its rounds: the median req/s, latency percentiles of every request, server CPU per request."""
+    ms = np.concatenate([r["latencies_ms"] for r in rounds])
     return {
         "model": model,
         "concurrency": concurrency,
-        "requests": len(latencies),
-        "failures": failures,
-        "rps": len(latencies) / wall,
+        "requests": len(ms),
+        "failures": sum(r["failures"] for r in rounds),
+        "rps": float(np.median([r["rps"] for r in rounds])),
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
+        "server_cpu_ms_per_request": sum(r["server_cpu_s"] for r in rounds) / len(ms) * 1000,
     }
 
 
@@ -148,25 +213,33 @@ async def stream_cell(base: str, streams: int, tokens: int) -> dict[str, Any]:
 
 
 def measure(bundles: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Both servers run at once and their cells alternate, round after round: load from other jobs on a
+    shared machine then falls on both modes alike."""
     modes = {
         "unbatched": ["--max-batch", "1"],
         "batched": ["--max-batch", str(args.max_batch), "--batch-window-ms", str(args.window_ms)],
     }
     results: dict[str, Any] = {"classify": [], "generate": [], "rss_mib": {}}
-    for mode, flags in modes.items():
-        proc, base = start_server(bundles, [*flags, "--max-streams", "16", "--max-queue", "1024"])
-        try:
-            for model in CLASSIFIERS:
-                for concurrency in CONCURRENCY:
-                    print(f"{mode} {model} concurrency {concurrency} ...", file=sys.stderr, flush=True)
-                    cell = asyncio.run(classify_cell(base, model, concurrency, args.requests, args.seconds))
-                    results["classify"].append({"mode": mode, **cell})
-            if mode == "batched":  # generation does not go through the batcher: measured once
-                for streams in STREAMS:
-                    print(f"generate {streams} stream(s) ...", file=sys.stderr, flush=True)
-                    results["generate"].append(asyncio.run(stream_cell(base, streams, args.tokens)))
-            results["rss_mib"][mode] = peak_rss_mib(proc.pid)
-        finally:
+    servers = {}
+    try:
+        for mode, flags in modes.items():
+            servers[mode] = start_server(bundles, [*flags, "--threads", str(args.server_threads), "--max-streams", "16"])
+        for model in CLASSIFIERS:
+            for concurrency in CONCURRENCY:
+                print(f"{model} concurrency {concurrency} ...", file=sys.stderr, flush=True)
+                rounds: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+                for _ in range(args.rounds):
+                    for mode, (proc, base) in servers.items():
+                        cell = classify_cell(base, proc.pid, model, concurrency, args.requests, args.seconds)
+                        rounds[mode].append(asyncio.run(cell))
+                results["classify"] += [{"mode": mode, **pooled(model, concurrency, rounds[mode])} for mode in modes]
+        proc, base = servers["batched"]  # generation does not go through the batcher: measured once
+        for streams in STREAMS:
+            print(f"generate {streams} stream(s) ...", file=sys.stderr, flush=True)
+            results["generate"].append(asyncio.run(stream_cell(base, streams, args.tokens)))
+        results["rss_mib"] = {mode: peak_rss_mib(proc.pid) for mode, (proc, _) in servers.items()}
+    finally:
+        for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=60)
     return results
@@ -175,7 +248,7 @@ def measure(bundles: Path, args: argparse.Namespace) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     cells = {(c["mode"], c["model"], c["concurrency"]): c for c in results["classify"]}
     lines = [
-        "| model | clients | req/s unbatched | req/s batched | batched / unbatched | p50 ms unbatched / batched | p99 ms ditto |",
+        "| model | clients | req/s unbatched / batched | ratio | p50 ms unbatched / batched | p99 ms | server CPU ms/req |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for model in CLASSIFIERS:
@@ -183,8 +256,9 @@ def table(results: dict[str, Any]) -> str:
             u, b = cells[("unbatched", model, concurrency)], cells[("batched", model, concurrency)]
             failed = u["failures"] + b["failures"]
             lines.append(
-                f"| {model} | {concurrency} | {u['rps']:.0f} | {b['rps']:.0f} | {b['rps'] / u['rps']:.2f}x | "
-                f"{u['p50_ms']:.1f} / {b['p50_ms']:.1f} | {u['p99_ms']:.1f} / {b['p99_ms']:.1f}"
+                f"| {model} | {concurrency} | {u['rps']:.0f} / {b['rps']:.0f} | {b['rps'] / u['rps']:.2f}x | "
+                f"{u['p50_ms']:.1f} / {b['p50_ms']:.1f} | {u['p99_ms']:.1f} / {b['p99_ms']:.1f} | "
+                f"{u['server_cpu_ms_per_request']:.2f} / {b['server_cpu_ms_per_request']:.2f}"
                 + (f" ({failed} failed)" if failed else "")
                 + " |"
             )
@@ -213,11 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--bundles", type=Path, default=None, help="folder with lenet5, resnet-cifar and char-gpt bundles (default: make them)"
     )
-    p.add_argument("--requests", type=int, default=600, help="requests per cell at most")
-    p.add_argument("--seconds", type=float, default=8.0, help="seconds per cell at most")
+    p.add_argument("--requests", type=int, default=400, help="requests per cell and round at most")
+    p.add_argument("--seconds", type=float, default=4.0, help="seconds per cell and round at most")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per cell, alternating between the two servers")
     p.add_argument("--tokens", type=int, default=200, help="tokens per generation stream")
     p.add_argument("--max-batch", type=int, default=32, help="zoo-serve --max-batch of the batched mode")
     p.add_argument("--window-ms", type=float, default=2.0, help="zoo-serve --batch-window-ms of the batched mode")
+    p.add_argument("--server-threads", type=int, default=1, help="zoo-serve --threads (onnxruntime intra-op threads)")
     p.add_argument("--append", type=Path, default=None, help="append the results as a section to this markdown file")
     p.add_argument("--json", type=Path, default=None, help="also write raw results here")
     p.add_argument("--date", default=_dt.date.today().isoformat(), help="date written in the section heading")
@@ -240,10 +316,12 @@ def main(argv: list[str] | None = None) -> int:
             "asyncio + httpx) runs on the same cores as the server, so absolute figures are low and noisy.\n"
             f"- Command: `{command}` ({bundles_note}).\n"
             f"- Load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}.\n"
-            "- Classifiers: V2 infer, one image per request, binary tensors; closed loop (each client sends its next "
-            f"request when the last is answered); each cell at most {args.requests} requests or {args.seconds:g} s. "
-            f"Unbatched: `--max-batch 1`; batched: `--max-batch {args.max_batch} --batch-window-ms {args.window_ms:g}`. "
-            "onnxruntime's default threads.\n\n" + text + "\n"
+            "- Classifiers: V2 infer, one image per request, binary tensors, over keep-alive connections; closed loop "
+            "(each client sends its next request when the last is answered). Both servers run at once and each cell "
+            f"alternates between them for {args.rounds} rounds of at most {args.requests} requests or {args.seconds:g} s; "
+            "req/s is the median round, p50/p99 over every request of the rounds, server CPU from /proc. "
+            f"Unbatched: `--max-batch 1`; batched: `--max-batch {args.max_batch} --batch-window-ms {args.window_ms:g}`; "
+            f"both `--threads {args.server_threads}`.\n\n" + text + "\n"
         )
         with open(args.append, "a", encoding="utf-8") as f:
             f.write(section)

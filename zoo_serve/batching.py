@@ -1,9 +1,12 @@
 """Dynamic batching: requests for one graph that arrive within a short window run as one onnxruntime call.
 
-Each request brings rows (the batch axis first); the worker waits up to ``window_s`` after the first
-waiting request for more, takes requests in arrival order whose rows have the same trailing shape and
-dtype (a sequence classifier batches sequences of one length only) up to ``max_batch`` rows, runs them
-as one call in its own thread, and hands each caller its own rows back. The queue is bounded: past
+Each request brings rows (the batch axis first). The worker takes requests in arrival order whose rows
+have the same trailing shape and dtype (a sequence classifier batches sequences of one length only), up
+to ``max_batch`` rows, runs them as one call in its own thread, and hands each caller its own rows
+back. Requests that arrive while a batch runs wait for the next one; when the graph is busy (its last
+batch held several requests, or left some waiting) the worker also waits up to ``window_s`` for more
+before running a batch that is not full, while a lone request to an idle graph runs at once, so light
+traffic pays no window. The queue is bounded: past
 ``max_queue`` waiting requests ``submit`` raises ``QueueFull`` at once rather than letting latency grow.
 A caller that gives up (timeout, disconnect) leaves a cancelled future that the worker skips.
 """
@@ -58,6 +61,7 @@ class Batcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._busy = False  # the last batch held several requests, or left some waiting: worth waiting for more
         self.batches = 0
 
     async def submit(self, rows: np.ndarray, timeout_s: float) -> np.ndarray:
@@ -141,9 +145,10 @@ class Batcher:
             while not self._ready_rows():
                 wake.clear()
                 await wake.wait()
-            if self.policy.max_batch > 1:
+            if self.policy.max_batch > 1 and self._busy:
                 await self._gather(wake)
             taken = self._take()
+            self._busy = len(taken) > 1 or self._ready_rows() > 0
             self._on_queue(len(self._waiting))
             if not taken:
                 continue

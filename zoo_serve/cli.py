@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=per_model(non_negative_number),
         default=None,
         metavar="[NAME=]MS",
-        help="how long the first waiting request waits for others; NAME=MS for one model (repeatable) (default: 2)",
+        help="how long a busy model waits for more requests before running a batch that is not full (an idle "
+        "model runs a lone request at once); NAME=MS for one model (repeatable) (default: 2)",
     )
     batching.add_argument("--max-queue", type=positive_int, default=256, help="waiting requests per batched graph (503 past it)")
     limits = p.add_argument_group("limits")

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class BatchPolicy:
-    """Dynamic batching of one graph: up to ``max_batch`` rows per onnxruntime call, gathered for ``window_s``.
+    """Dynamic batching of one graph: up to ``max_batch`` rows per onnxruntime call.
 
-    ``max_batch`` 1 turns batching off (each request runs alone, still through the bounded queue).
+    ``window_s``: how long a busy graph waits for more requests before running a batch that is not full
+    (an idle graph runs a lone request at once). ``max_batch`` 1 turns batching off (each request runs
+    alone, still through the bounded queue).
     """
 
     max_batch: int = 32
