@@ -61,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="require 'Authorization: Bearer TOKEN' with a token from this file (one per line)",
     )
+    p.add_argument(
+        "--trusted-key",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PUB.pem",
+        help="serve only bundles signed (model.sig, OpenSSF Model Signing) by this EC public key; others are reported "
+        "and left out (repeatable: any of them; needs model-zoo[signing])",
+    )
     p.add_argument("--cpu", action="store_true", help="run on CPU even when CUDA is available")
     p.add_argument(
         "--threads", type=positive_int, default=None, help="onnxruntime intra-op threads per graph (default: onnxruntime's)"
@@ -136,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.exists():
             print(f"zoo-serve: error: {path}: no such bundle or folder", file=sys.stderr)
             return 2
+    for key in args.trusted_key or []:
+        if not key.is_file():
+            print(f"zoo-serve: error: --trusted-key {key}: no such public key file", file=sys.stderr)
+            return 2
     tokens: tuple[str, ...] = ()
     if args.token_file is not None:
         from zoo_serve.security import TokenFileError, read_token_file
@@ -156,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from zoo_serve.models import load_models
 
-    report = load_models(args.paths, device="cpu" if args.cpu else "auto", threads=args.threads)
+    report = load_models(args.paths, device="cpu" if args.cpu else "auto", threads=args.threads, trusted_keys=args.trusted_key)
     for problem in report.problems:
         print(f"zoo-serve: error: {problem}", file=sys.stderr)
     if not report.models:

@@ -58,14 +58,23 @@ class LoadReport:
     problems: list[str]  # one line per bundle left out
 
 
-def load_models(paths: Iterable[str | os.PathLike[str]], device: str = "auto", threads: int | None = None) -> LoadReport:
-    """Load every bundle under ``paths`` (a bundle directory, a folder of them, or a lone .onnx), verifying each."""
+def load_models(
+    paths: Iterable[str | os.PathLike[str]],
+    device: str = "auto",
+    threads: int | None = None,
+    trusted_keys: Iterable[str | os.PathLike[str]] | None = None,
+) -> LoadReport:
+    """Load every bundle under ``paths`` (a bundle directory, a folder of them, or a lone .onnx), verifying each.
+
+    With ``trusted_keys``, a bundle must also carry a signature by one of them (``zoo_runtime.load``).
+    """
+    keys = list(trusted_keys) if trusted_keys is not None else None
     report = LoadReport({}, [])
     for root in map(Path, paths):
         found = zoo_runtime.find_bundles(root) if root.is_dir() else [root]
         for path in found:
             try:
-                model = zoo_runtime.load(path, device=device, threads=threads)
+                model = zoo_runtime.load(path, device=device, threads=threads, trusted_keys=keys)
             except BundleError as exc:
                 report.problems.append(f"{exc}; left out")
                 continue
