@@ -10,6 +10,7 @@ import numpy as np
 
 from zoo_runtime import schema
 from zoo_runtime.errors import BundleError
+from zoo_runtime.sampling import softmax
 from zoo_runtime.tasks.base import BundleModel, Prediction
 
 _BATCH = 64
@@ -165,4 +166,5 @@ class ImageClassifier(BundleModel):
         return np.concatenate(out, axis=0)
 
     def classify(self, images: Any, top_k: int = 5) -> list[list[Prediction]]:
-        return [self.top_predictions(row, top_k) for row in self.logits(images)]
+        probs = softmax(self.logits(images), axis=-1)
+        return [self._predictions(p, top_k) for p in probs]

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.sampling import softmax
 from zoo_runtime.tasks.base import BundleModel, Prediction, as_token_ids
 
 
@@ -26,4 +27,4 @@ class SequenceClassifier(BundleModel):
 
     def classify_sequence(self, tokens: Any, top_k: int | None = None) -> list[Prediction]:
         """Every class (or the ``top_k`` best) with its probability, most probable first."""
-        return self.top_predictions(self.logits(tokens), top_k)
+        return self._predictions(softmax(self.logits(tokens)), top_k)
