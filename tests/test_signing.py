@@ -177,3 +177,13 @@ def test_without_model_signing_installed_the_error_says_how_to_get_it(signed_bun
     with pytest.raises(BundleError, match=r"pip install 'model-zoo\[signing\]'"):
         zoo_runtime.load(signed_bundle, trusted_keys=[keys["public"]])
     assert zoo_runtime.load(signed_bundle).signature.signed  # the status needs no model_signing
+
+
+def test_zoo_serve_with_a_trusted_key_serves_only_bundles_signed_by_it(signed_bundle, tiny_bundle, keys):
+    from zoo_serve import load_models
+
+    report = load_models([signed_bundle, tiny_bundle("dcgan")], device="cpu", trusted_keys=[keys["public"]])
+    assert list(report.models) == ["lenet5"]
+    (problem,) = report.problems
+    assert "not signed" in problem and "left out" in problem
+    assert load_models([signed_bundle], device="cpu", trusted_keys=[keys["other_public"]]).models == {}

@@ -20,6 +20,7 @@ from zoo_runtime.bundle import Bundle
 from zoo_runtime.contract import task_kind
 from zoo_runtime.errors import BundleError
 from zoo_runtime.providers import SessionFactory
+from zoo_runtime.sampling import softmax
 from zoo_runtime.signing import SignatureStatus
 
 _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64, "int32": np.int32}
@@ -153,6 +154,20 @@ class BundleModel:
             raise BundleError(
                 f"{self.path}: the {role} graph refused the input ({shapes}): {text[0] if text else type(exc).__name__}"
             ) from None
+
+    def run_graph(self, role: str, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:
+        """Run one of this task's graphs on raw tensors (no pre- or post-processing): for servers and batchers.
+
+        ``feeds`` maps every input name to an array of the graph's dtype; the outputs come in the order asked
+        (all of the graph's when None). A graph the task does not run, or a refused input, is a BundleError.
+        """
+        if role not in self._sessions:
+            raise BundleError(f"{self.name}: no {role!r} graph runs here (it has {', '.join(self._sessions)})")
+        return self._run(role, dict(feeds), outputs)
+
+    def top_predictions(self, logits: np.ndarray, top_k: int | None) -> list[Prediction]:
+        """One row of logits ``[K]`` -> the ``top_k`` (every one when None) labels, most probable first."""
+        return self._predictions(softmax(np.asarray(logits)), top_k)
 
     def numpy_dtype(self, role: str, name: str) -> Any:
         return _NUMPY_DTYPES.get(self.input_spec(role, name).get("dtype", "float32"), np.float32)

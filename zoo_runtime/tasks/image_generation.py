@@ -80,8 +80,7 @@ class ImageGenerator(BundleModel):
 
     def decode(self, z: Any) -> np.ndarray:
         """Latents [n, Z] -> uint8 images [n, H, W, C]."""
-        x = self.decode_float(z)
-        return np.ascontiguousarray((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1))
+        return images_uint8(self.decode_float(z))
 
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         return self.decode(self.sample_latents(n, seed))
@@ -114,6 +113,11 @@ class ImageGenerator(BundleModel):
         else:
             raise BundleError(f"interpolate: method {method!r}: expected 'linear' or 'slerp'")
         return self.decode(z.astype(np.float32))
+
+
+def images_uint8(x: np.ndarray) -> np.ndarray:
+    """The graph's float32 [n, C, H, W] in 0..1 -> uint8 images [n, H, W, C] (rounded, clipped)."""
+    return np.ascontiguousarray((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1))
 
 
 def _count(n: Any, what: str) -> int:
