@@ -155,7 +155,7 @@ def scan_folder(root: Path) -> FolderScan:
                         continue
                     try:
                         with Image.open(path) as img:
-                            scan.modes.add(img.mode)
+                            scan.modes.add(stored_mode(img))
                     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
                         scan.unreadable.append((path, _reason(exc)))
                         continue
@@ -171,8 +171,20 @@ def scan_folder(root: Path) -> FolderScan:
     return scan
 
 
+def stored_mode(img: Any) -> str:
+    """The image's Pillow mode, with a palette of greys (a grey GIF) counted as grey ("L")."""
+    if img.mode == "P":
+        palette = img.getpalette() or []
+        if palette and palette[0::3] == palette[1::3] == palette[2::3]:
+            return "L"
+    return str(img.mode)
+
+
 def resolve_color(requested: str, modes: set[str]) -> str:
-    """The Pillow mode images are trained in: --color auto is grey only when every file is grey."""
+    """The Pillow mode images are trained in: --color auto is grey only when every file is stored grey.
+
+    Formats without a grey mode (WebP) store grey pictures as colour, so they count as colour here: --color gray.
+    """
     if requested == "auto":
         return "L" if modes and all(is_grey(m) for m in modes) else "RGB"
     if requested not in COLORS:
@@ -246,7 +258,7 @@ class CachedImages(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pixels is None:
             self._pixels = np.memmap(self.path, dtype=np.uint8, mode="r", shape=self.shape)
-        image = np.ascontiguousarray(self._pixels[self.positions[i]].transpose(2, 0, 1))
+        image = np.array(self._pixels[self.positions[i]].transpose(2, 0, 1), order="C")  # a writable copy
         return torch.from_numpy(image), self.labels[i]
 
     def __getstate__(self) -> dict[str, Any]:

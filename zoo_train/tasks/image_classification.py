@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +311,17 @@ def per_class_report(confusion: np.ndarray, labels: list[str]) -> dict[str, dict
     return report
 
 
+def save_figure(fig: Any, path: Path) -> None:
+    """Laid out, saved and closed. Class names in scripts the font lacks (CJK, ...) show as boxes, without a warning per glyph."""
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> None:
     import matplotlib
 
@@ -335,9 +347,7 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> None
                 )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def folder_description(root: Path, folder: ImageFolderData, seed: int) -> str:
@@ -378,6 +388,4 @@ def plot_predictions(
         ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
         ax.set_title(f"{names[pred][:10]}\n{p[pred]:.2f}", fontsize=7, color="green" if pred == int(true) else "red")
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
