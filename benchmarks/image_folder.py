@@ -81,7 +81,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         decoding["seconds"], decoding["decoded"] = time.perf_counter() - began, result[3]
         return result
 
-    image_folder.decode_folder = timed_decode_folder  # type: ignore[assignment]
+    image_folder.decode_folder = timed_decode_folder
 
     torch.set_num_threads(args.threads)
     options: dict[str, Any] = {"image_size": args.image_size, "workers": args.workers, "cache_dir": args.cache}

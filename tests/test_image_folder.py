@@ -389,8 +389,9 @@ def test_folder_to_bundle_to_runtime_classify(tmp_path, capsys):
     run = tmp_path / "runs" / "lenet5"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["metric"] == "test_accuracy" and summary["split"] == "the folder's test/ images"
-    result = export_checkpoint(run / "checkpoints" / "best.pt")
+    result = export_checkpoint(run / "checkpoints" / "best.pt", quantize="int8")  # calibrated on the folder's images
     assert result.passed and result.bundle is not None
+    assert (result.bundle / "model.int8.onnx").is_file()
     manifest = json.loads((result.bundle / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["labels"] == CLASSES
     assert manifest["preprocessing"]["image"]["resize"] == "center-crop"

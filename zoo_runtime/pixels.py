@@ -63,7 +63,7 @@ def fit_image(img: Any, color: str, width: int, height: int, resize: str = RESIZ
     img = ImageOps.exif_transpose(img)
     img = to_mode(img, color)
     if img.size != (width, height):
-        box = crop_box(*img.size, width, height) if resize == RESIZE_CENTER_CROP else None
+        box = crop_box(img.width, img.height, width, height) if resize == RESIZE_CENTER_CROP else None
         img = img.resize((width, height), Image.Resampling.BILINEAR, box=box)
     pixels = np.asarray(img, dtype=np.uint8)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels

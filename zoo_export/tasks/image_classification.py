@@ -94,16 +94,19 @@ class ImageClassificationExporter(TaskExporter):
         entry = get_entry(ctx.name)
         dataset = ctx.meta.get("dataset") or entry.default_dataset
         preset = ctx.payload.get("preset") or "quick"
+        # A folder of the user's images is read again with the size and colour it was trained with.
+        recipe = entry.recipe(preset).replace(data_options=ctx.meta.get("folder_options"))
         try:
-            data = get_task(self.task).load_data(entry, entry.recipe(preset), dataset, data_dir, seed=0)
+            data = get_task(self.task).load_data(entry, recipe, dataset, data_dir, seed=0)
         except DataError as exc:
             raise ExportInputError(f"{ctx.checkpoint}: calibration data for int8: {exc}") from None
-        train_images = data.train.tensors[0]  # type: ignore[attr-defined]  uint8 [N,C,H,W]
-        test_images, test_labels = data.test.tensors  # type: ignore[union-attr]
-        pick = torch.linspace(0, len(train_images) - 1, min(calibration, len(train_images))).long()
-        calib = train_images[pick].float().numpy() / 255.0
-        test_x = test_images[:test].float().numpy() / 255.0
-        return calib.astype(np.float32), test_x.astype(np.float32), test_labels[:test].numpy(), dataset
+        held_out = data.test if data.test is not None else data.val  # a folder without test/ has validation images only
+        pick = torch.linspace(0, len(data.train) - 1, min(calibration, len(data.train))).long().tolist()  # type: ignore[arg-type]
+        calib = torch.stack([data.train[i][0] for i in pick]).float().numpy() / 255.0
+        tests = [held_out[i] for i in range(min(test, len(held_out)))]  # type: ignore[arg-type]
+        test_x = torch.stack([image for image, _ in tests]).float().numpy() / 255.0
+        test_y = torch.stack([torch.as_tensor(label) for _, label in tests]).numpy()
+        return calib.astype(np.float32), test_x.astype(np.float32), test_y, dataset
 
 
 register_exporter(ImageClassificationExporter())

@@ -10,7 +10,7 @@ import numpy as np
 
 from zoo_runtime import schema
 from zoo_runtime.errors import BundleError
-from zoo_runtime.pixels import RESIZE_POLICIES, RESIZE_STRETCH, decode_image_file, fit_image
+from zoo_runtime.pixels import RESIZE_CENTER_CROP, RESIZE_POLICIES, RESIZE_STRETCH, crop_box, decode_image_file, fit_image
 from zoo_runtime.sampling import softmax
 from zoo_runtime.tasks.base import BundleModel, Prediction
 
@@ -105,12 +105,14 @@ def _hwc_to_chw(arr: np.ndarray, spec: ImageSpec, what: str) -> np.ndarray:
         else:
             raise BundleError(f"{what}: wrong input shape {list(arr.shape)}: cannot make {spec.channels} channels from {c}")
     if x.shape[:2] != (spec.height, spec.width):
-        from PIL import Image  # resizing uses Pillow's bilinear filter, as for files
+        from PIL import Image  # resizing uses Pillow's bilinear filter and the manifest's policy, as for files
 
+        height, width = x.shape[:2]
+        box = crop_box(width, height, spec.width, spec.height) if spec.resize == RESIZE_CENTER_CROP else None
         planes = [
             np.asarray(
                 Image.fromarray(np.ascontiguousarray(x[:, :, i], dtype=np.float32)).resize(
-                    (spec.width, spec.height), Image.Resampling.BILINEAR
+                    (spec.width, spec.height), Image.Resampling.BILINEAR, box=box
                 )
             )
             for i in range(x.shape[2])

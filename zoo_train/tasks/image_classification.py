@@ -172,7 +172,8 @@ class ImageClassification(Task):
         meta = {
             "dataset": str(root),
             "labels": list(folder.classes),
-            "folder_options": {"image_size": folder.image_size, "color": folder.color},
+            # The data_options that load this folder again as it was trained on (zoo-export --quantize's calibration).
+            "folder_options": {"image_size": folder.image_size, "color": "gray" if folder.color == "L" else "rgb"},
             "preprocessing": {
                 "image": {
                     "channels": channels,
