@@ -416,3 +416,70 @@ def test_folder_to_bundle_to_runtime_classify(tmp_path, capsys):
     assert run_main([str(result.bundle), "--image", str(photo), "--top-k", "3"]) == 0
     printed = capsys.readouterr().out
     assert all(name in printed for name in CLASSES)
+
+
+# ------------------------------------------------------------------------------------ starting from other weights
+TINY_LENET = {"conv_channels": (4, 8), "fc_sizes": (16, 16)}
+
+
+def tiny_run(tmp_path: Path, data: Path, name: str, **changes) -> Path:
+    config = TrainConfig(
+        model="lenet5",
+        preset="smoke",
+        data=str(data),
+        out=tmp_path / "runs",
+        run_name=name,
+        max_steps=2,
+        show_progress=False,
+        model_overrides=TINY_LENET,
+        data_options={"image_size": 16, "workers": 0, "color": "rgb"},
+    )
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return train(config)
+
+
+def test_init_from_a_run_with_other_classes_loads_the_backbone_and_a_frozen_backbone_stays_put(tmp_path, capsys):
+    three = write_folder(tmp_path / "three", per_class=4)
+    two = tmp_path / "two"
+    for k, name in enumerate(["pear", "plum"]):
+        write_class_folder(two / name, k, 4, seed=50 + k)
+    source = tiny_run(tmp_path, three, "source")
+    tuned = tiny_run(tmp_path, two, "tuned", init_from=source, freeze="backbone")
+
+    record = json.loads((tuned / "run.json").read_text())
+    head = ["head.weight", "head.bias"]  # LeNet's last Linear: 3 classes there, 2 here
+    assert record["init_from"]["fresh"] == head
+    assert [line.split(":")[0] for line in record["init_from"]["skipped"]] == head
+    assert "shape [3, 16], lenet5 has [2, 16]" in record["init_from"]["skipped"][0]
+    assert record["trained_parameters"] == 16 * 2 + 2
+    assert "--init-from" in capsys.readouterr().err
+
+    before = load_checkpoint(source / "checkpoints" / "last.pt")["state_dict"]
+    after = load_checkpoint(tuned / "checkpoints" / "last.pt")["state_dict"]
+    for name, tensor in after.items():
+        if name not in head:
+            assert torch.equal(tensor, before[name]), name  # the frozen backbone did not move
+
+
+def test_init_from_a_plain_state_dict_loads_every_matching_tensor(tmp_path):
+    root = write_folder(tmp_path / "photos", per_class=4)
+    donor = get_entry("lenet5").build(in_channels=3, num_classes=3, image_size=16, **TINY_LENET)
+    # Saved through a DataParallel-style wrapper: names prefixed by "module.", which are matched without it.
+    torch.save({f"module.{k}": v for k, v in donor.state_dict().items()}, tmp_path / "weights.pth")
+    run = tiny_run(tmp_path, root, "from-pth", init_from=tmp_path / "weights.pth")
+    record = json.loads((run / "run.json").read_text())["init_from"]
+    assert record["loaded"] == len(donor.state_dict()) and record["skipped"] == [] and record["fresh"] == []
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("missing.pt", "no such checkpoint or state dict file"), ("unrelated.pth", "none of its 1 tensors fits lenet5")],
+)
+def test_init_from_what_cannot_be_used_is_a_one_line_error_before_any_run(tmp_path, capsys, source, message):
+    root = write_folder(tmp_path / "photos", per_class=3)
+    torch.save({"encoder.weight": torch.zeros(3)}, tmp_path / "unrelated.pth")
+    assert train_cli(tmp_path, root, "--init-from", str(tmp_path / source)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "runs").exists()

@@ -19,6 +19,7 @@ from zoo_train.run_folder import existing_run, headline_text, resume_plan
 from zoo_train.tasks.base import DataError, get_task
 from zoo_train.tasks.image_generation import FID_CLASSIFIER, fid_classifier_problem
 from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, train
+from zoo_train.transfer import FREEZE_CHOICES
 
 EXAMPLES = """examples:
   zoo-train --list                                   what can be trained
@@ -113,6 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="image generation: the trained classifier in whose features the FID is measured: a checkpoint, a run "
         f"folder, or a registry name meaning its run under --out (default: {FID_CLASSIFIER}, so OUT/{FID_CLASSIFIER}; "
         "without it the FID is reported as missing)",
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="RUN_OR_FILE",
+        help="start from these weights: a run folder, a zoo checkpoint or a PyTorch state dict (.pth); every tensor "
+        "whose name and shape match is loaded, the rest (e.g. a head for other classes) starts fresh and is listed",
+    )
+    p.add_argument(
+        "--freeze",
+        choices=FREEZE_CHOICES,
+        help="backbone: train only the classifier head (the last Linear layer); use with --init-from",
     )
     folder = p.add_argument_group(
         "your own images (--data FOLDER: one subfolder of images per class, optionally inside train/, val/, test/)"
@@ -210,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--image-size, --color, --memory-budget, --decode-cache and --workers are for one image classifier")
     if args.fid_classifier:
         data_options["fid_classifier"] = args.fid_classifier
+    if args.all and (args.init_from or args.freeze):
+        parser.error("--init-from and --freeze are for one MODEL, not --all")
     # Classifiers first: the GAN's FID is measured in a trained classifier's features, by default those of the
     # simple-cnn run that --all trains beside it (--fid-classifier), so that run must be there when the GAN finishes.
     names = (
@@ -268,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             show_progress=not args.quiet,
             model_overrides=overrides,
             data_options=data_options or None,
+            init_from=args.init_from,
+            freeze=args.freeze,
         )
         try:
             run_dir = train(config)
