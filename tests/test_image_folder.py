@@ -412,6 +412,15 @@ def test_folder_to_bundle_to_runtime_classify(tmp_path, capsys):
     top = model.classify([str(photo)], top_k=3)[0]
     assert sorted(p.label for p in top) == CLASSES
 
+    # docs/EMBEDDING.md's numpy preprocessing (no zoo_runtime) gives the runtime's input and logits.
+    embedding = (Path(__file__).parents[1] / "docs" / "EMBEDDING.md").read_text(encoding="utf-8")
+    snippet = embedding.split("### The preprocessing of an image classifier")[1].split("```python")[1].split("```")[0]
+    snippet = snippet.replace('"export/', f'"{result.bundle}/').replace('"photo.jpg"', f'"{photo}"')
+    namespace: dict = {}
+    exec(compile(snippet, "docs/EMBEDDING.md", "exec"), namespace)
+    assert np.abs(namespace["x"] - model.preprocess([str(photo)])).max() <= 1 / 255
+    assert np.allclose(namespace["logits"], model.logits([str(photo)]), atol=1e-5)
+
     capsys.readouterr()
     assert run_main([str(result.bundle), "--image", str(photo), "--top-k", "3"]) == 0
     printed = capsys.readouterr().out
