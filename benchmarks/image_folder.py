@@ -164,14 +164,15 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace, generated_s: 
         f"JPEGs in {args.classes} classes (generated in {generated_s:.0f} s, not counted), trained at "
         f"{args.image_size}x{args.image_size} RGB ({decoded_mb:.0f} MB decoded); each row a fresh process.",
         "- prepare: the trainer's whole data and model set-up (scan, decode or cache hit, statistics, model, run "
-        "folder with its TensorBoard writer); scan: walking the folder and reading every file's header; decode: the decoding part of it (files decoded / seconds; a cache hit decodes none, and its "
+        "folder with its TensorBoard writer); scan: walking the folder and reading every file's header; "
+        "decode: the decoding part of it (files decoded / seconds; a cache hit decodes none, and its "
         "images/s is images made ready per second); epoch read: one epoch of training batches through the trainer's "
         "loader, before augmentation and model; train: optimiser steps with augmentation (one epoch, or --train-steps); "
         "RSS: ru_maxrss "
         "of the main process and of its largest DataLoader worker.",
         "",
-        "| mode | images | scan s | files decoded | decode s | decode images/s | prepare s | epoch read images/s | train images/s "
-        "| peak RSS MB | worker peak RSS MB |",
+        "| mode | images | scan s | files decoded | decode s | decode images/s | prepare s | epoch read images/s "
+        "| train images/s | peak RSS MB | worker peak RSS MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
