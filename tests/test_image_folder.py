@@ -99,7 +99,7 @@ def test_flat_folder_classes_are_sorted_names_and_strays_are_ignored_and_counted
     assert scan.train_folder == root
     assert sorted(scan.files) == ["train"]
     assert len(scan.files["train"]) == 12
-    assert scan.hidden == 2 and scan.not_images == 2
+    assert scan.hidden == 2 and scan.not_images == 1 and scan.loose == 1
     assert not scan.unreadable
 
 

@@ -64,6 +64,10 @@ class FolderOptions:
     cache_dir: Path | None = None  # None: the user cache's decoded-images folder
     workers: int | None = None  # None: default_workers(); 0 decodes and streams in the main process
 
+    @property
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers is not None else default_workers()
+
     @classmethod
     def from_data_options(cls, options: dict[str, Any]) -> FolderOptions:
         known = {"image_size", "color", "memory_budget_mb", "cache_dir", "workers"}
@@ -95,7 +99,8 @@ class FolderScan:
     files: dict[str, list[tuple[Path, int]]]  # split -> (file, class index); "train" always, "val"/"test" if given
     modes: set[str] = field(default_factory=set)  # Pillow modes of the readable files
     hidden: int = 0
-    not_images: int = 0
+    not_images: int = 0  # files in class folders that are not of an image format
+    loose: int = 0  # files beside the class folders rather than in one
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
@@ -142,7 +147,7 @@ def scan_folder(root: Path) -> FolderScan:
         if foreign:
             raise DataError(f"{folder}: class folder(s) {', '.join(foreign)} are not in {splits['train']}")
         scan.hidden += sum(1 for p in folder.iterdir() if p.name.startswith("."))
-        scan.not_images += sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        scan.loose += sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         found: list[tuple[Path, int]] = []
         for class_folder in classes:
             for dirpath, dirnames, filenames in os.walk(class_folder, followlinks=True):
@@ -164,7 +169,7 @@ def scan_folder(root: Path) -> FolderScan:
     if not scan.files["train"] and not scan.unreadable:
         raise DataError(
             f"{splits['train']}: holds no images in class folders (expected {splits['train']}/CLASS/IMAGE, "
-            f"{scan.hidden} hidden and {scan.not_images} non-image files ignored)"
+            f"{scan.hidden} hidden, {scan.not_images} non-image and {scan.loose} loose files ignored)"
         )
     if len(scan.classes) < 2:
         raise DataError(f"{splits['train']}: a classifier needs at least 2 class folders, found {len(scan.classes)}")
@@ -293,7 +298,7 @@ def decode_folder(
     size, channels = options.image_size, 1 if color == "L" else 3
     shape = (len(files), size, size, channels)
     budget = options.memory_budget_mb if options.memory_budget_mb is not None else default_memory_budget_mb()
-    workers = options.workers if options.workers is not None else default_workers()
+    workers = options.resolved_workers
     if int(np.prod(shape)) <= budget * 2**20:
         pixels = np.zeros(shape, np.uint8)
         return pixels, decode_into(pixels, files, color, size, workers), None, len(files)
@@ -353,6 +358,7 @@ class ImageFolderData:
     cache_file: Path | None
     decoded: int
     has_val_folder: bool
+    workers: int  # processes that decoded it, and that stream it when it is cached
     report: dict[str, Any]
 
 
@@ -435,6 +441,7 @@ def load_image_folder(
         "unreadable_named": [f"{path.relative_to(root)}: {reason}" for path, reason in unreadable[:NAMED_FILES]],
         "hidden_files_ignored": scan.hidden,
         "non_image_files_ignored": scan.not_images,
+        "files_outside_class_folders_ignored": scan.loose,
     }
     return ImageFolderData(
         classes=scan.classes,
@@ -446,6 +453,7 @@ def load_image_folder(
         cache_file=cache_file,
         decoded=decoded,
         has_val_folder="val" in scan.files,
+        workers=options.resolved_workers,
         report=report,
     )
 

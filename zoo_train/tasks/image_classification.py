@@ -22,7 +22,6 @@ from zoo_train.data.image_folder import (
     FolderOptions,
     ImageFolderData,
     class_count_line,
-    default_workers,
     load_image_folder,
 )
 from zoo_train.data.images import IMAGE_DATASETS, Augmentation, augmentation_for, idx_folder, load_image_arrays
@@ -206,7 +205,7 @@ class ImageClassification(Task):
             batch_transform=ImageBatchTransform(mean, std, augmentation, recipe.augment),
             extras={
                 "folder_report": folder.report,
-                "loader_workers": 0 if folder.cache_file is None else options.workers or default_workers(),
+                "loader_workers": 0 if folder.cache_file is None else folder.workers,
             },
         )
 
