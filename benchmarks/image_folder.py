@@ -115,7 +115,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         began = time.perf_counter()
         run.prepare()
         prepare_s = time.perf_counter() - began
-        images = len(run.data.train) + len(run.data.val) + (len(run.data.test) if run.data.test is not None else 0)
+        splits = [run.data.train, run.data.val] + ([run.data.test] if run.data.test is not None else [])
+        images = sum(len(split) for split in splits)  # type: ignore[arg-type]
         report = run.data.extras["folder_report"]
         assert report["streamed_from_cache"] == (args.mode != "resident")
 
@@ -131,7 +132,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         began = time.perf_counter()
         run.fit_epoch(0)
         train_s = time.perf_counter() - began
-        trained = min(len(run.data.train), run.step * args.batch_size)
+        trained = min(len(run.data.train), run.step * args.batch_size)  # type: ignore[arg-type]
         del run
         gc.collect()  # the streamed loader's persistent workers exit (and are reaped) here: their RSS counts
     return {

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_fixtures import CLASSES, class_image, write_class_folder, write_folder
 from PIL import Image
 
 import zoo_runtime
@@ -26,40 +27,11 @@ from zoo_train.data.image_folder import FolderOptions, load_image_folder, scan_f
 from zoo_train.registry import get_entry, list_models
 from zoo_train.trainer import TrainConfig, train
 
-CLASSES = ["birch", "Äpfel", "猫"]  # sorted by code point, as the trainer sorts folder names
-FORMATS = ("jpg", "png", "webp", "gif", "bmp", "tiff")
-GREY_FORMATS = ("jpg", "png", "gif", "bmp", "tiff")  # WebP has no grey mode: it stores grey pictures as RGB
-
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The decode cache defaults to the user's cache folder: never the real one in a test.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-
-
-def class_image(k: int, height: int, width: int, seed: int) -> np.ndarray:
-    """uint8 [H, W, 3]: noise with a bright vertical band in the k-th third."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
-    pixels[:, width * k // 3 : width * (k + 1) // 3] = 220
-    return pixels
-
-
-def write_class_folder(folder: Path, k: int, count: int, seed: int, grey: bool = False) -> None:
-    """``count`` images of class ``k`` in rotating formats and sizes (odd ones too)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        pixels = class_image(k, 24 + 7 * (i % 4), 30 + 5 * (i % 3), seed * 1000 + i)
-        image = Image.fromarray(pixels).convert("L") if grey else Image.fromarray(pixels)
-        formats = GREY_FORMATS if grey else FORMATS
-        image.save(folder / f"img{i:03d}.{formats[i % len(formats)]}")
-
-
-def write_folder(root: Path, per_class: int = 12, splits: tuple[str, ...] = (), grey: bool = False) -> Path:
-    for s, split in enumerate(splits or ("",)):
-        for k, name in enumerate(CLASSES):
-            write_class_folder(root / split / name, k, per_class, seed=10 * s + k, grey=grey)
-    return root
 
 
 def train_cli(tmp_path: Path, data: Path, *extra: str) -> int:
