@@ -316,8 +316,9 @@ def decode_folder(
         raise DataError(
             f"{cache_dir}: cannot hold the decoded-image cache ({_reason(exc)}); give another --decode-cache"
         ) from None
-    # Written under a temporary name and renamed, data before index: a stopped decode never looks like a cache.
-    partial = cache_dir / f"{key}.u8.partial"
+    # Written under a temporary name and renamed, data before index: a stopped decode never looks like a cache. The
+    # name is the process's own, so that torchrun's ranks (or two runs) decoding the same folder never share a file.
+    partial = cache_dir / f"{key}.u8.{os.getpid()}.partial"
     pixels = np.memmap(partial, dtype=np.uint8, mode="w+", shape=shape)
     try:
         failed = decode_into(pixels, files, color, size, workers)
@@ -328,7 +329,7 @@ def decode_folder(
         raise
     del pixels
     os.replace(partial, data_file)
-    index_tmp = cache_dir / f"{key}.json.partial"
+    index_tmp = cache_dir / f"{key}.json.{os.getpid()}.partial"
     index_tmp.write_text(json.dumps({"shape": list(shape), "failed": {str(i): r for i, r in failed.items()}}))
     os.replace(index_tmp, index_file)
     return np.memmap(data_file, dtype=np.uint8, mode="r", shape=shape), failed, data_file, len(files)
