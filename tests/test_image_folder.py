@@ -311,9 +311,11 @@ def test_a_folder_over_the_memory_budget_streams_from_a_cache_decoded_once(tmp_p
     assert "streamed from a decoded-image cache" in summary["data"]
     assert len(list(cache.glob("*.u8"))) == 1 and not list(cache.glob("*.partial"))
 
+    assert summary["files_decoded"] == 24
     decodes.clear()
-    run("second")
+    second = run("second")
     assert decodes == []  # the same folder again: all pixels come from the cache
+    assert json.loads((second / "summary.json").read_text())["files_decoded"] == 0
 
     (root / "birch" / "img000.jpg").touch()  # a changed file (its time) is a new key: decoded again
     run("third")

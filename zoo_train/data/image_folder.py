@@ -270,18 +270,6 @@ class CachedImages(Dataset):
         return {**self.__dict__, "_pixels": None}  # each worker maps the file itself
 
 
-@dataclass
-class DecodedFolder:
-    """The folder's pixels (in memory, or a memmap on disk) with labels and split positions into them."""
-
-    pixels: np.ndarray  # uint8 [N, H, W, C]
-    labels: np.ndarray  # int64 [N]
-    positions: dict[str, np.ndarray]  # split -> positions of usable images
-    cache_file: Path | None  # the memmap's file when streamed
-    decoded: int  # files decoded by this call (0 when the cache had them)
-    failed: list[tuple[Path, str]]  # files that would not decode, with why
-
-
 def _cache_key(files: Sequence[Path], color: str, size: int) -> str:
     stats = []
     for path in files:
@@ -292,7 +280,7 @@ def _cache_key(files: Sequence[Path], color: str, size: int) -> str:
 
 
 def decode_folder(
-    files: Sequence[Path], labels: np.ndarray, color: str, options: FolderOptions
+    files: Sequence[Path], color: str, options: FolderOptions
 ) -> tuple[np.ndarray, dict[int, str], Path | None, int]:
     """Pixels of ``files`` (in memory or a memmap cache), {position: reason} of failures, the cache file, decodes done."""
     size, channels = options.image_size, 1 if color == "L" else 3
@@ -357,7 +345,6 @@ class ImageFolderData:
     labels: np.ndarray
     positions: dict[str, np.ndarray]
     cache_file: Path | None
-    decoded: int
     has_val_folder: bool
     workers: int  # processes that decoded it, and that stream it when it is cached
     report: dict[str, Any]
@@ -411,7 +398,7 @@ def load_image_folder(
     used = np.sort(np.concatenate([train_pos, val_pos, test_pos]))
     used_files = [files[i] for i in used]
 
-    pixels, failed, cache_file, decoded = decode_folder(used_files, labels[used], color, options)
+    pixels, failed, cache_file, decoded = decode_folder(used_files, color, options)
     unreadable = scan.unreadable + [(used_files[i], reason) for i, reason in sorted(failed.items())]
     share_problem = _unreadable_problem(unreadable, scan.image_files, root)
     if share_problem:
@@ -438,6 +425,7 @@ def load_image_folder(
         "image_size": options.image_size,
         "resize": RESIZE_CENTER_CROP,
         "streamed_from_cache": cache_file is not None,
+        "files_decoded": decoded,  # by this run: 0 when the decode cache already held the folder
         "unreadable_files": len(unreadable),
         "unreadable_named": [f"{path.relative_to(root)}: {reason}" for path, reason in unreadable[:NAMED_FILES]],
         "hidden_files_ignored": scan.hidden,
@@ -452,7 +440,6 @@ def load_image_folder(
         labels=used_labels,
         positions=positions,
         cache_file=cache_file,
-        decoded=decoded,
         has_val_folder="val" in scan.files,
         workers=options.resolved_workers,
         report=report,
