@@ -339,7 +339,7 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> None
                 ax.text(
                     j,
                     i,
-                    int(confusion[i, j]),
+                    str(int(confusion[i, j])),
                     ha="center",
                     va="center",
                     fontsize=6,
@@ -377,6 +377,7 @@ def plot_predictions(
     pick = torch.linspace(0, size - 1, min(count, size)).long().tolist()
     x = torch.stack([dataset[i][0] for i in pick])
     y = torch.stack([torch.as_tensor(dataset[i][1]) for i in pick])
+    assert data.batch_transform is not None  # image tasks always normalise in their batch transform
     xb, _ = data.batch_transform((x.to(device), y.to(device)), False)
     probs = torch.softmax(model(xb).float(), dim=1).cpu()
     names = data.meta["labels"]
