@@ -390,11 +390,12 @@ def load_image_folder(
         train_pos = rng.permutation(train_pos)
     pool = np.concatenate([train_pos, val_pos])  # what the 2-images-per-class rule counts
     test_pos = np.arange(len(train_files) + len(val_files), len(files))
-    # The quick and smoke presets train on part of a large folder: only that part is decoded.
+    # The quick and smoke presets train and validate on part of a large folder: only that part (and all of test/,
+    # whose figures are the run's result, as a named dataset's test split is) is decoded.
     if limit_train:
         train_pos = train_pos[:limit_train]
     if limit_eval:
-        val_pos, test_pos = val_pos[:limit_eval], test_pos[:limit_eval]
+        val_pos = val_pos[:limit_eval]
     used = np.sort(np.concatenate([train_pos, val_pos, test_pos]))
     used_files = [files[i] for i in used]
 
