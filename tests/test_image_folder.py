@@ -466,3 +466,16 @@ def test_init_from_what_cannot_be_used_is_a_one_line_error_before_any_run(tmp_pa
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("name", list_models("image-classification"))
+def test_every_image_classifier_exports_in_colour_at_an_odd_size_with_parity(tmp_path, name):
+    from zoo_export import export_checkpoint
+    from zoo_export.synthetic import write_checkpoint
+
+    config = {**get_entry(name).tiny_config, "in_channels": 3, "image_size": 37, "num_classes": 5}
+    checkpoint = write_checkpoint(name, tmp_path / name / "checkpoints" / "best.pt", config=config)
+    result = export_checkpoint(checkpoint)
+    assert result.passed, f"{result.status}: {result.error}"
+    manifest = json.loads((result.bundle / "manifest.json").read_text())
+    assert manifest["graphs"]["model"]["inputs"][0]["shape"] == ["batch", 3, 37, 37]
