@@ -333,6 +333,39 @@ def test_classify_images_and_a_folder_then_export_csv(qtbot, make_window, bundle
     assert window.save_action.isEnabled()
 
 
+def test_a_model_trained_on_an_image_folder_classifies_colour_photos_with_its_own_labels(qtbot, make_window, tmp_path):
+    from image_fixtures import CLASSES, write_folder
+
+    from zoo_export import export_checkpoint
+    from zoo_train.trainer import TrainConfig, train
+
+    photos = write_folder(tmp_path / "photos", per_class=4)
+    run = train(
+        TrainConfig(
+            model="lenet5",
+            preset="smoke",
+            data=str(photos),
+            out=tmp_path / "runs",
+            max_steps=1,
+            show_progress=False,
+            model_overrides={"conv_channels": (4, 8), "fc_sizes": (16, 16)},
+            data_options={"image_size": 16, "workers": 0},
+        )
+    )
+    result = export_checkpoint(run / "checkpoints" / "best.pt")
+    assert result.passed and result.bundle is not None
+    window = make_window([result.bundle])
+    page = open_page(qtbot, window, result.bundle)
+    assert page.add_paths([photos / "猫"]) == 4  # colour JPEG, PNG, WebP and GIF from a folder with a Unicode name
+    qtbot.waitUntil(lambda: not page.busy and all(i.done for i in page.results.items), timeout=WAIT)
+    for item in page.results.items:
+        assert item.error is None and item.thumbnail is not None and not item.thumbnail.isNull()
+        assert sorted(p.label for p in item.predictions) == sorted(CLASSES)  # 3 classes: all of them in the top 5
+    rows = list(csv.DictReader(page.export_csv(tmp_path / "predictions.csv").open(encoding="utf-8")))
+    assert {row["top1_label"] for row in rows} <= set(CLASSES) and len(rows) == 4
+    assert window.errors == []
+
+
 def drop(page, paths) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])

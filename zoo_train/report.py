@@ -32,6 +32,7 @@ DETAIL_KEYS = (
     "test_loss",
     "macro_f1",
     "majority_class_accuracy",
+    "class_imbalance",
     "val_bpc",
     "val_perplexity",
     "markov_order",

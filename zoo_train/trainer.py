@@ -30,6 +30,7 @@ from zoo_train.checkpoint import load_checkpoint, save_checkpoint
 from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
 from zoo_train.run_folder import checked_run_dir, run_to_replace
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, ResidentLoader, TaskData, dataset_size, get_task
+from zoo_train.transfer import InitReport, freeze_backbone, initialise_from
 
 # Reading a loss on the host waits for the GPU to finish its step, so that it then idles while Python queues the
 # next one: for the zoo's small models that queueing is a large part of a step. Losses wait on the device and are
@@ -334,6 +335,9 @@ class TrainConfig:
     # Added to the recipe's data_options: inputs a task takes from outside the run, e.g. the GAN's
     # {"fid_classifier": "simple-cnn"} (zoo-train --fid-classifier; see zoo_train.tasks.image_generation).
     data_options: dict[str, Any] | None = None
+    # Start from these weights (a run folder, a checkpoint or a state dict; see zoo_train.transfer), and what to freeze.
+    init_from: Path | None = None
+    freeze: str | None = None  # "backbone": only the classifier head trains
 
 
 class Run:
@@ -399,6 +403,13 @@ class Run:
         self.model = self.entry.build(**self.config).to(self.device)
         if channels_last_suits(self.model, self.device):
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.init_report: InitReport | None = None
+        if cfg.init_from is not None and self.resumed is None:
+            self.init_report = initialise_from(self.model, Path(cfg.init_from), self.entry.name)
+            if self.dist.is_main:
+                print(self.init_report.line(), file=sys.stderr)
+        if cfg.freeze == "backbone":
+            freeze_backbone(self.model)
         self.optimizers = self.task.make_optimizers(self.model, recipe, self.device)
         if self.resumed is not None:
             self.restore(self.resumed)
@@ -475,6 +486,9 @@ class Run:
             "seed": self.cfg.seed,
             "world_size": self.dist.world_size,
             "parameters": count_parameters(self.model),
+            "trained_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            "init_from": self.init_report.record() if self.init_report is not None else None,
+            "freeze": self.cfg.freeze,
         }
 
     def train_epochs(self) -> None:
@@ -530,6 +544,11 @@ class Run:
         """The optimiser steps of one epoch; returns their mean loss."""
         self.sampler.set_epoch(epoch)
         self.train_model.train()
+        if self.cfg.freeze == "backbone":
+            # A frozen backbone keeps its normalisation statistics too, or its features drift under the head.
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         first_step, loss_sum = self.step, 0.0
         pending: list[torch.Tensor] = []
         show = self.cfg.show_progress and self.dist.is_main
@@ -649,6 +668,8 @@ class Run:
             "preset": self.cfg.preset,
             "data": self.data.description,
             "parameters": count_parameters(self.model),
+            "init_from": self.init_report.source if self.init_report is not None else None,
+            "freeze": self.cfg.freeze,
             "device": str(self.device),
             "device_name": _device_name(self.device),
             "precision": self.precision,
