@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 
 from zoo_runtime.bundle import find_bundles, open_bundle, read_manifest
-from zoo_runtime.errors import BundleError
+from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.schema import FORMAT, SCHEMA_VERSION
 from zoo_runtime.signing import SignatureStatus, check_signature
@@ -63,6 +63,7 @@ __all__ = [
     "BundleModel",
     "ImageClassifier",
     "ImageGenerator",
+    "InputError",
     "Prediction",
     "SequenceClassifier",
     "SignatureStatus",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_runtime import schema
-from zoo_runtime.errors import BundleError
+from zoo_runtime.errors import BundleError, InputError
 
 _CHUNK = 1 << 20
 
@@ -83,12 +83,12 @@ def sha256_file(path: Path) -> str:
 
 def _open(path: Path, keep_graphs: bool) -> Bundle:
     if not path.exists():
-        raise BundleError(f"{path}: no such bundle (directory or .onnx file)")
+        raise InputError(f"{path}: no such bundle (directory or .onnx file)")
     if path.is_file() and path.name == schema.MANIFEST_FILE:
         path = path.parent
     if path.is_file():
         if path.suffix.lower() != ".onnx":
-            raise BundleError(f"{path}: not a bundle; give a bundle directory (with {schema.MANIFEST_FILE}) or an .onnx file")
+            raise InputError(f"{path}: not a bundle; give a bundle directory (with {schema.MANIFEST_FILE}) or an .onnx file")
         return _open_lone(path, keep_graphs)
     return _open_dir(path, keep_graphs)
 
@@ -96,7 +96,7 @@ def _open(path: Path, keep_graphs: bool) -> Bundle:
 def _open_dir(path: Path, keep_graphs: bool) -> Bundle:
     mpath = path / schema.MANIFEST_FILE
     if not mpath.is_file():
-        raise BundleError(f"{mpath}: missing; {path} is not a bundle directory")
+        raise InputError(f"{mpath}: missing; {path} is not a bundle directory")
     try:
         manifest_bytes = mpath.read_bytes()
         manifest = json.loads(manifest_bytes.decode("utf-8"))

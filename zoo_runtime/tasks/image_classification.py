@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo_runtime import schema
-from zoo_runtime.errors import BundleError
+from zoo_runtime import limits, schema
+from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.sampling import softmax
 from zoo_runtime.tasks.base import BundleModel, Prediction
 
@@ -33,25 +33,68 @@ class ImageSpec:
 
 
 def load_image(path: str | os.PathLike[str]) -> Any:
-    """Open an image file with Pillow; a file that is not an image is a BundleError naming it."""
+    """Open an image file with Pillow; a file that is not an image, or one larger than
+    ``limits.max_image_pixels()``, is an InputError naming it (checked from the header, before decoding)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError  # Pillow only where files are read
 
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{path}: no such image file")
+        raise InputError(f"{path}: no such image file")
+    most = limits.max_image_pixels()
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        raise BundleError(
+        # Pillow warns (or, far above its threshold, refuses) as it opens a large file: the check below says it instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > most:
+                    raise _too_large(path, width, height, most)
+                img.load()
+                return img.copy()
+    except Image.DecompressionBombError:
+        raise _too_large(path, None, None, most) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(
             f"{path}: not an image Pillow can read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
         ) from None
+
+
+def _too_large(path: Path, width: int | None, height: int | None, most: int) -> InputError:
+    size = f"{width}x{height} = {width * height:,} pixels" if width and height else "far more pixels than that"
+    return InputError(
+        f"{path}: image too large to open ({size}; the limit is {most:,} pixels, ${limits.IMAGE_PIXELS_ENV} changes it)"
+    )
+
+
+# Pillow's modes whose values go beyond 0..255: 16-bit greyscale (PNG, TIFF), 32-bit integers and floats.
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _wide_to_float01(img: Any) -> np.ndarray:
+    """A high-bit-depth greyscale image as HW float32 in 0..1, scaled by its bit depth.
+
+    Converting such an image to "L" clips every value above 255 (a 16-bit PNG turns near white).
+    "I;16" images are 16-bit; for "I" and "F" the depth is not recorded, so the smallest range that
+    holds the values is taken (0..1, 0..255, 0..65535, or the image's own maximum).
+    """
+    arr = np.asarray(img, dtype=np.float64)
+    top = float(arr.max()) if arr.size else 0.0
+    if img.mode.startswith("I;16"):
+        scale = 65535.0
+    else:
+        scale = next((s for s in (1.0, 255.0, 65535.0) if top <= s), top)
+        if img.mode == "I" and top <= 1.0:
+            scale = 255.0  # whole numbers 0 and 1 are dark 8-bit values, not a 0..1 scale
+    return np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
 
 
 def _pil_to_chw(img: Any, spec: ImageSpec) -> np.ndarray:
     from PIL import Image
 
+    if img.mode in _WIDE_MODES:
+        return _hwc_to_chw(_wide_to_float01(img), spec, "image")
     if img.mode != spec.color:
         img = img.convert(spec.color)
     if img.size != (spec.width, spec.height):
