@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from zoo_runtime import publishing
 from zoo_runtime.bundle import find_bundles, open_bundle, read_manifest
 from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.providers import SessionFactory
@@ -48,6 +49,8 @@ def load(
     ``signature`` says whether the bundle is signed, and by which key when verified.
     """
     factory = SessionFactory(device, threads)  # checks the options before any file is read
+    if not os.path.exists(path):
+        publishing.settle(path)  # an export killed between its two renames: its bundle is put in place
     bundle = open_bundle(path)
     signature = check_signature(bundle, trusted_keys)  # before any session reads a graph
     model = TASK_CLASSES[bundle.manifest["task"]](bundle, factory)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_runtime import schema
+from zoo_runtime import publishing, schema
 from zoo_runtime.errors import BundleError, InputError
 
 _CHUNK = 1 << 20
@@ -52,12 +52,15 @@ def find_bundles(root: str | os.PathLike[str]) -> list[Path]:
     """Bundle directories under ``root`` (``root`` included) whose manifest says ``complete``, sorted.
 
     Only the manifest is read (no hashing): this is for listings; ``read_manifest``/``load`` verify.
+    Temporaries of exports killed midway are settled on the way (``zoo_runtime.publishing.settle``).
     """
     root = Path(root)
     if not root.is_dir():
         return []
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
+        # A bundle whose writer was killed mid-publish is put back in place (publishing.settle) before listing.
+        dirnames += [d for d in publishing.settle_folder(Path(dirpath), filenames) if d not in dirnames]
         # Skip hidden folders and the writer's transient ones (<target>.tmp-*, <target>.old-*).
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and ".tmp-" not in d and ".old-" not in d)
         if schema.MANIFEST_FILE in filenames:
