@@ -18,11 +18,16 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo_runtime.limits import human_bytes
+from zoo_runtime.limits import human_bytes, max_image_pixels
 from zoo_train.registry import ModelEntry, config_fields
 
 # Training keeps each fp32 parameter with its gradient and Adam's two moments: 4 x 4 bytes.
 BYTES_PER_TRAINED_PARAMETER = 16
+# Modules, parameters and buffers together: far more than any model of the zoo has (a few hundred); a
+# config past this describes an absurd depth.
+MAX_PARTS = 20_000
+# The config field that gives an image model's input side, in pixels.
+IMAGE_SIZE_FIELD = "image_size"
 # Errors a builder raises for a config it cannot make (a size of 0, heads that do not divide the width, ...).
 BUILD_ERRORS = (TypeError, ValueError, AssertionError, RuntimeError, ZeroDivisionError, OverflowError)
 
@@ -73,21 +78,55 @@ def check_config_values(entry: ModelEntry, values: Mapping[str, Any], flag: str 
     hints = typing.get_type_hints(entry.config_cls)
     for name, value in values.items():
         problem = _config_value_problem(hints.get(name), name, value)
+        # The input size shapes no weight of a model with global pooling: bounded by what the runtime opens.
+        if problem is None and name == IMAGE_SIZE_FIELD and value * value > max_image_pixels():
+            problem = f"makes images of {value * value:,} pixels, more than the runtime's limit of {max_image_pixels():,}"
         if problem:
             raise ValueError(f"{flag} {name}={json.dumps(value)}: {entry.name}'s {name} {problem}")
+
+
+class _TooManyParts(Exception):
+    pass
 
 
 def meta_model(entry: ModelEntry, config: Mapping[str, Any]) -> nn.Module:
     """The model ``config`` describes, built on the meta device: its shapes, none of its memory.
 
-    Raises ValueError when the builder refuses the config.
+    Raises ValueError when the builder refuses the config, or when the config describes more than
+    MAX_PARTS modules, parameters and buffers: the meta device saves memory, not the Python time of
+    building each layer, so a depth of millions is stopped as it is being built.
     """
+    from torch.nn.modules import module as torch_module
+
+    registered = 0
+
+    def count(*_: object) -> None:
+        nonlocal registered
+        registered += 1
+        if registered > MAX_PARTS:
+            raise _TooManyParts
+
+    hooks = [
+        torch_module.register_module_module_registration_hook(count),
+        torch_module.register_module_parameter_registration_hook(count),
+        torch_module.register_module_buffer_registration_hook(count),
+    ]
     try:
         with torch.device("meta"):
             return entry.build(**config)
+    except _TooManyParts:
+        raise ValueError(f"this config makes {entry.name} of more than {MAX_PARTS:,} modules, parameters and buffers") from None
     except BUILD_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{entry.name} cannot be built from this config: {first}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def tensor_bytes(model: nn.Module) -> int:
+    """Memory of a model's parameters and buffers (those not saved with it included)."""
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -126,7 +165,14 @@ def check_checkpoint_config(entry: ModelEntry, config: Any, state_dict: Mapping[
         raise ValueError(f"config is a {type(config).__name__}, expected a mapping of field names to values")
     check_config_fields(entry, config)
     check_config_values(entry, config, flag="config")
-    expected = meta_model(entry, config).state_dict()
+    skeleton = meta_model(entry, config)
+    memory = device_memory(torch.device("cpu"))
+    if memory is not None and tensor_bytes(skeleton) > memory:
+        raise ValueError(
+            f"the config describes a model of {human_bytes(tensor_bytes(skeleton))}, more than this machine's "
+            f"{human_bytes(memory)} of memory"
+        )
+    expected = skeleton.state_dict()
     for key, tensor in expected.items():
         held = state_dict.get(key)
         shape = tuple(held.shape) if isinstance(held, torch.Tensor) else None
