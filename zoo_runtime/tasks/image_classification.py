@@ -53,6 +53,8 @@ def load_image(path: str | os.PathLike[str]) -> Any:
                     raise _too_large(path, width, height, most)
                 img.load()
                 return img.copy()
+    except InputError:
+        raise
     except Image.DecompressionBombError:
         raise _too_large(path, None, None, most) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
