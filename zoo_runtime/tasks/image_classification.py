@@ -56,7 +56,8 @@ def load_image(path: str | os.PathLike[str]) -> Any:
     except InputError:
         raise
     except Image.DecompressionBombError:
-        raise _too_large(path, None, None, most) from None
+        # Pillow's own hard limit (twice PIL.Image.MAX_IMAGE_PIXELS), reached only when ours is set above it.
+        raise _too_large(path, None, None, min(most, 2 * (Image.MAX_IMAGE_PIXELS or 0))) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputError(
             f"{path}: not an image Pillow can read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
@@ -64,9 +65,9 @@ def load_image(path: str | os.PathLike[str]) -> Any:
 
 
 def _too_large(path: Path, width: int | None, height: int | None, most: int) -> InputError:
-    size = f"{width}x{height} = {width * height:,} pixels" if width and height else "far more pixels than that"
+    size = f"{width}x{height} = {width * height:,} pixels; " if width and height else ""
     return InputError(
-        f"{path}: image too large to open ({size}; the limit is {most:,} pixels, ${limits.IMAGE_PIXELS_ENV} changes it)"
+        f"{path}: image too large to open ({size}the limit is {most:,} pixels, ${limits.IMAGE_PIXELS_ENV} changes it)"
     )
 
 
