@@ -65,7 +65,7 @@ def onnx_metadata(manifest: dict[str, Any], role: str, graph_entry: dict[str, An
 
 
 class BundleWriter:
-    """Collects a bundle's files in a temp folder beside ``target`` and publishes them in one rename."""
+    """Collects a bundle's files in a temp folder beside ``target`` and publishes them in one atomic exchange."""
 
     def __init__(self, target: Path):
         self.target = Path(target)
