@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from zoo_export import export_checkpoint, load_for_export
 from zoo_export.graphs import GraphSpec
-from zoo_export.synthetic import TASK_DATA, write_checkpoint
+from zoo_export.synthetic import write_checkpoint
 from zoo_export.tasks.base import BundleContext, get_exporter
 from zoo_runtime import schema
+from zoo_runtime.contract import task_kind
 from zoo_runtime.generation import LoopSettings, full_graph_step, greedy_decode, greedy_tokens
 from zoo_runtime.rundir import RunDir
 from zoo_train.models.char_lstm import RecurrentLM
@@ -56,7 +57,7 @@ def quick_checkpoint(name: str, folder: Path) -> Path:
     """An untrained checkpoint at the quick preset's size and the default dataset's shapes."""
     entry = get_entry(name)
     fields = config_fields(entry)
-    data = dict(TASK_DATA.get(entry.task, {}))
+    data = dict(task_kind(entry.task).example_sizes)
     data.update(get_task(entry.task).nominal_model_config(entry.default_dataset))
     if entry.default_dataset in REAL_VOCAB:
         data.update({k: REAL_VOCAB[entry.default_dataset] for k in ("vocab_size", "input_size", "output_size")})
@@ -148,10 +149,10 @@ def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens
         "latency": rows,
     }
     model = loaded.model
-    if manifest["task"] == "text-generation":
+    if manifest["task"] == schema.TASK_TEXT_GENERATION:
         assert isinstance(model, (RecurrentLM, GPT)), type(model)
         out["generation"] = bench_generation(model, bundle, manifest, threads, tokens, vocab_size)
-    if manifest["task"] == "seq2seq":
+    if manifest["task"] == schema.TASK_SEQ2SEQ:
         assert isinstance(model, Seq2SeqTransformer), type(model)
         out["generation"] = bench_decoding(model, bundle, manifest, threads, vocab_size)
     return out
@@ -162,8 +163,8 @@ def bench_generation(
 ) -> dict[str, Any]:
     gen = manifest["generation"]
     prompt = np.random.default_rng(0).integers(0, vocab, (1, 8)).astype(np.int64)
-    state_names = ["tokens"] + [s["input"] for s in gen["state"]]
-    step_sess = session(bundle / "step.onnx", threads)
+    state_names = [schema.INPUT_TOKENS] + [s["input"] for s in gen["state"]]
+    step_sess = session(bundle / schema.STEP_FILE, threads)
 
     torch_step, initial = numpy_step(model, torch.device("cpu"))
 
@@ -196,7 +197,7 @@ def bench_generation(
         result["ort_step_half_reset_tps"] = tps(lambda: greedy_tokens(ort_step, initial, half, prompt, tokens))
         result["torch_step_half_reset_tps"] = tps(lambda: greedy_tokens(torch_step, initial, half, prompt, tokens))
     if "model" in manifest["graphs"]:
-        full_sess = session(bundle / "model.onnx", threads)
+        full_sess = session(bundle / schema.MODEL_FILE, threads)
         from zoo_export.tasks.text_generation import FullGraph
 
         full_module = FullGraph(model).eval()
@@ -221,7 +222,9 @@ def bench_decoding(model: Seq2SeqTransformer, bundle: Path, manifest: dict[str, 
     gen = manifest["generation"]
     steps, bos = gen["max_new_tokens"], gen["bos"]
     src = np.random.default_rng(0).integers(3, vocab, (1, gen["max_source"] - 2)).astype(np.int64)
-    enc, dec = session(bundle / "encoder.onnx", threads), session(bundle / "decoder.onnx", threads)
+    files = manifest["graphs"]
+    enc = session(bundle / files[schema.ROLE_ENCODER]["file"], threads)
+    dec = session(bundle / files[schema.ROLE_DECODER]["file"], threads)
 
     def ort_decode() -> None:
         greedy_decode(

@@ -31,10 +31,9 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,55 +60,22 @@ def _since_spawn() -> float:
     return time.time() - float(os.environ["ZOO_BENCH_SPAWNED_AT"])
 
 
-def _inputs(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The same inputs for both engines, from the manifest alone."""
-    rng = np.random.default_rng(0)
-    task = manifest["task"]
-    vocab = manifest.get("vocab") or {}
-    vsize = len(vocab["tokens"]) if isinstance(vocab.get("tokens"), list) else vocab.get("size")
-    if task == "image-classification":
-        pre = manifest["preprocessing"]["image"]
-        return {"image": rng.random((1, pre["channels"], pre["height"], pre["width"]), dtype=np.float32)}
-    if task == "image-generation":
-        dim = manifest["preprocessing"]["latent"]["dim"]
-        return {"z": rng.standard_normal((1, dim)).astype(np.float32)}
-    if task == "text-generation":
-        tokens = vocab["tokens"]
-        prompt = (
-            "GATTACA" if sorted(tokens) == ["A", "C", "G", "T"] else "".join(t for t in "ROMEO: " if t in tokens) or tokens[1]
-        )
-        return {"prompt": prompt}
-    specials = set(v for v in (vocab.get("specials") or {}).values() if v is not None)
-    ordinary = [i for i in range(int(vsize)) if i not in specials]
-    length = min(24, (manifest.get("generation") or {}).get("max_source") or 24)
-    return {"tokens": [ordinary[i % len(ordinary)] for i in rng.integers(0, 10**6, length)]}
-
-
 def child_runtime(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[str, Any]:
     import zoo_runtime
+    from zoo_runtime.contract import example_request
 
     model = zoo_runtime.load(bundle, device="cpu", threads=threads)
     t_loaded = time.perf_counter()
-    x = _inputs(model.manifest)
-    task = model.task
+    request = example_request(model.manifest)  # the task's one call at batch 1 (a generator: one greedy token)
     out: dict[str, Any] = {}
-    if task == "image-classification":
-        call = lambda: model.classify(x["image"], top_k=5)  # noqa: E731
-    elif task == "image-generation":
-        call = lambda: model.decode(x["z"])  # noqa: E731
-    elif task == "sequence-classification":
-        call = lambda: model.classify_sequence(x["tokens"])  # noqa: E731
-    elif task == "seq2seq":
-        call = lambda: model.translate(x["tokens"])  # noqa: E731  (up to the positions the model knows)
-    else:
-        call = lambda: next(iter(model.generate(x["prompt"], max_new_tokens=1, temperature=0)))  # noqa: E731
+    call = partial(model.predict, request)
     call()
     out["first_result_s"] = time.perf_counter() - T_START
     out["from_spawn_s"] = _since_spawn()
     out["load_s"] = t_loaded - T_START
-    if task == "text-generation":
+    if "pieces" in model.outputs:  # a generator: tokens per second of a longer greedy generation
         t = time.perf_counter()
-        n = sum(1 for _ in model.generate(x["prompt"], max_new_tokens=n_tokens, temperature=0))
+        n = model.predict({**request, "max_new_tokens": n_tokens})["pieces"]
         out["tokens_per_s"] = n / (time.perf_counter() - t)
         out["latency_s"] = 1.0 / out["tokens_per_s"]
     else:
@@ -123,31 +89,37 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
     import torch
 
     torch.set_num_threads(threads)
+    from zoo_runtime import schema
+    from zoo_runtime.contract import example_request
     from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
+    from zoo_train.models.protocols import as_gan
 
-    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest = json.loads((bundle / schema.MANIFEST_FILE).read_text())
     ckpt = checkpoint_of(bundle, manifest)
     payload = load_checkpoint(ckpt)
     net = build_from_checkpoint(payload, ckpt)
     t_loaded = time.perf_counter()
-    x = _inputs(manifest)
+    x = example_request(manifest)  # the runtime child's request: the same inputs
     task = manifest["task"]
-    if task == "image-classification":
+    call: Callable[[], object]
+    # torch has no task objects: the reference of each task's call is written out here.
+    if task == schema.TASK_IMAGE_CLASSIFICATION:
         pre = manifest["preprocessing"]["image"]
         mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
         std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
-        image = torch.from_numpy(x["image"])
+        image = torch.from_numpy(x["images"])
         call = lambda: torch.softmax(net((image - mean) / std), -1).topk(5)  # noqa: E731
-    elif task == "image-generation":
+    elif task == schema.TASK_IMAGE_GENERATION:
         z = torch.from_numpy(x["z"])
-        call = lambda: (net.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
-    elif task == "sequence-classification":
+        gan = as_gan(net)
+        call = lambda: (gan.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
+    elif task == schema.TASK_SEQUENCE_CLASSIFICATION:
         tokens = torch.tensor([x["tokens"]])
         call = lambda: torch.softmax(net(tokens), -1)  # noqa: E731
-    elif task == "seq2seq":
+    elif task == schema.TASK_SEQ2SEQ:
         specials = manifest["vocab"]["specials"]
         max_new = manifest["generation"]["max_target"] - 1
-        call = lambda: torch_translate(net, x["tokens"], specials["bos"], specials.get("eos"), max_new)  # noqa: E731
+        call = lambda: torch_translate(net, x["src"], specials["bos"], specials.get("eos"), max_new)  # noqa: E731
     else:
         from zoo_train.tasks.text_generation import generate  # the torch reference of the generation loop
 
@@ -161,7 +133,7 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
             "from_spawn_s": _since_spawn(),
             "load_s": t_loaded - T_START,
         }
-        if task == "text-generation":
+        if task == schema.TASK_TEXT_GENERATION:
             t = time.perf_counter()
             n = len(generate(net, ids, n_tokens, temperature=0))
             out["tokens_per_s"] = n / (time.perf_counter() - t)
@@ -228,7 +200,9 @@ def run_child(engine: str, bundle: Path, args: argparse.Namespace) -> dict[str, 
 
 
 def measure(bundle: Path, args: argparse.Namespace) -> dict[str, Any]:
-    manifest = json.loads((bundle / "manifest.json").read_text())
+    from zoo_runtime.schema import MANIFEST_FILE
+
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     rows = {"bundle": str(bundle), "model": manifest["model"], "task": manifest["task"]}
     best: dict[str, dict[str, Any]] = {}
     for _ in range(args.cold_runs):  # cold figures: the best of a few fresh processes (page cache warm)
@@ -257,7 +231,7 @@ def table(results: list[dict[str, Any]]) -> str:
         rt, th = r["runtime"], r["torch"]
         cold = f"{fmt_s(rt['from_spawn_s'])} / {fmt_s(th['from_spawn_s'])} ({th['from_spawn_s'] / rt['from_spawn_s']:.1f}x)"
         load = f"{fmt_s(rt['load_s'])} / {fmt_s(th['load_s'])}"
-        if r["task"] == "text-generation":
+        if "tokens_per_s" in rt:
             lat = f"{fmt_s(rt['latency_s'])} / {fmt_s(th['latency_s'])} per token"
             tps = f"{rt['tokens_per_s']:.0f} / {th['tokens_per_s']:.0f} ({rt['tokens_per_s'] / th['tokens_per_s']:.1f}x)"
         else:
@@ -305,10 +279,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(ROOT))
     from zoo_runtime import find_bundles
+    from zoo_runtime.schema import MANIFEST_FILE
 
     bundles = []
     for b in find_bundles(args.runs):
-        manifest = json.loads((b / "manifest.json").read_text())
+        manifest = json.loads((b / MANIFEST_FILE).read_text())
         if args.models and manifest["model"] not in args.models:
             continue
         try:

@@ -28,7 +28,7 @@ from torch.utils.data import TensorDataset
 from zoo_runtime.rundir import RunDir
 from zoo_train.data.paths import existing_folder
 from zoo_train.registry import get_entry, list_models
-from zoo_train.tasks.base import DeviceLoader, ResidentLoader, get_task
+from zoo_train.tasks.base import DeviceLoader, ResidentLoader, dataset_size, get_task
 from zoo_train.trainer import (
     PRECISIONS,
     GlobalBatchSampler,
@@ -80,7 +80,7 @@ def measure(
     if fast and channels_last_suits(model, device):
         model = model.to(memory_format=torch.channels_last)
     optimizers = task.make_optimizers(model, recipe, device if fast else torch.device("cpu"))
-    sampler = GlobalBatchSampler(len(data.train), recipe.batch_size, 0, 1, 0)
+    sampler = GlobalBatchSampler(dataset_size(data.train), recipe.batch_size, 0, 1, 0)
     if fast and isinstance(data.train, TensorDataset):
         loader: ResidentLoader | DeviceLoader = ResidentLoader(
             data.train.tensors, sampler, recipe.batch_size, device, data.batch_transform, True

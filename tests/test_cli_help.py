@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-PARSER_MODULES = ["zoo_runtime.cli", "zoo_export.cli", "zoo_train.cli", "zoo_gui.app", "zoo_gui.screenshots"]
+PARSER_MODULES = [
+    "zoo_runtime.cli",
+    "zoo_export.cli",
+    "zoo_train.cli",
+    "zoo_gui.app",
+    "zoo_gui.screenshots",
+    "zoo_serve.cli",
+    "zoo_serve.triton",
+]
 
 
 @pytest.mark.parametrize("module", PARSER_MODULES)

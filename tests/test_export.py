@@ -22,7 +22,8 @@ import torch
 from onnx import numpy_helper
 
 from zoo_export import cli, export_checkpoint
-from zoo_runtime import schema
+from zoo_runtime import read_manifest, schema
+from zoo_runtime.contract import task_kind
 from zoo_runtime.generation import LoopSettings, full_graph_step, greedy_tokens
 from zoo_train.registry import get_entry, list_models
 
@@ -60,7 +61,7 @@ def test_export_passes_parity_and_manifest_hashes_match(tiny_bundle, name):
     assert set(manifest["files"]) == on_disk
     for fname, entry in manifest["files"].items():
         assert entry["sha256"] == sha256(bundle / fname) and entry["bytes"] == (bundle / fname).stat().st_size
-    assert set(schema.REQUIRED_ROLES[task]) <= set(manifest["graphs"])
+    assert set(task_kind(task).roles) <= set(manifest["graphs"])
 
     parity = manifest["parity"]
     assert parity["passed"] is True and parity["checks"] and all(c["passed"] for c in parity["checks"])
@@ -477,3 +478,5 @@ def test_int8_quantization_reports_accuracy_size_and_latency(tiny_checkpoint, tm
     int8 = onnx.load(str(out / schema.INT8_FILE))
     assert any(n.op_type == "QuantizeLinear" for n in int8.graph.node)
     assert {p.key: p.value for p in int8.metadata_props}[schema.META_TASK] == "image-classification"
+    # The reader accepts the int8 twin: its metadata agrees with the manifest's model entry under its own name.
+    assert read_manifest(out) == manifest

@@ -9,6 +9,7 @@ import torch
 from zoo_runtime.sampling import pick_next
 from zoo_train.data.dna import DNA_VOCAB
 from zoo_train.data.text import CharVocab, UnknownCharacterError
+from zoo_train.models.protocols import as_step_model
 from zoo_train.registry import config_fields, get_entry, list_models
 from zoo_train.tasks.text_generation import VOCAB_FIELDS, generate
 
@@ -32,7 +33,8 @@ def reference_greedy(model: torch.nn.Module, prompt: list[int], steps: int) -> l
     """Greedy decoding by recomputing the whole (context-limited) sequence every step, no state carried."""
     ids = list(prompt)
     for _ in range(steps):
-        context = ids[-model.max_context :] if model.max_context else ids
+        max_context = as_step_model(model).max_context
+        context = ids[-max_context:] if max_context else ids
         logits, _ = model(torch.tensor([context]))
         ids.append(int(logits[0, -1].argmax()))
     return ids[len(prompt) :]
@@ -54,7 +56,7 @@ def test_temperature_zero_is_greedy(name: str) -> None:
     """Past the model's context length too: the cached loop equals recomputing from scratch."""
     model = tiny_lm(name)
     prompt = [4, 5, 6, 7, 8]
-    steps = 2 * (model.max_context or 12)
+    steps = 2 * (as_step_model(model).max_context or 12)
     greedy = generate(model, prompt, steps, temperature=0.0, seed=1)
     assert greedy == reference_greedy(model, prompt, steps)
     assert greedy == generate(model, prompt, steps, temperature=0.0, seed=2)  # no randomness at all
@@ -63,7 +65,7 @@ def test_temperature_zero_is_greedy(name: str) -> None:
 
 def test_long_prompts_are_cut_to_the_context() -> None:
     model = tiny_lm("char-gpt")
-    prompt = list(torch.randint(0, VOCAB, (3 * model.max_context,)).tolist())
+    prompt = list(torch.randint(0, VOCAB, (3 * (as_step_model(model).max_context or 0),)).tolist())
     assert generate(model, prompt, 5, temperature=0.0) == reference_greedy(model, prompt, 5)
 
 

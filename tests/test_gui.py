@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -146,7 +147,7 @@ class LoopProbe:
         self.timer = QTimer()
         self.timer.setInterval(10)
         self.timer.timeout.connect(self._tick)
-        self.last = None
+        self.last: float | None = None
         self.max_gap = 0.0
         self.ticks = 0
 
@@ -338,7 +339,7 @@ def drop(page, paths) -> None:
     pos = page.rect().center()
     args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     try:  # PySide6 6.12 takes a QPointF (its QPoint form is deprecated); 6.11 only a QPoint
-        enter = QDragEnterEvent(QPointF(pos), *args)
+        enter = cast(Any, QDragEnterEvent)(QPointF(pos), *args)  # the QPointF form is 6.12's; 6.11's stubs lack it
     except TypeError:
         enter = QDragEnterEvent(pos, *args)
     QApplication.sendEvent(page, enter)

@@ -1,8 +1,9 @@
-"""zoo_runtime (and zoo_gui) import and run with torch impossible to import.
+"""zoo_runtime (and zoo_gui, zoo_serve) import and run with torch impossible to import.
 
 A fresh interpreter gets a meta-path finder that makes ``import torch`` (and torchvision)
-raise ImportError; it then imports every submodule of zoo_runtime and zoo_gui and classifies
-an image with a bundle that zoo-export made, through the API and through ``zoo-run``.
+raise ImportError; it then imports every submodule of zoo_runtime, zoo_gui and zoo_serve and
+classifies an image with a bundle that zoo-export made, through the API, through ``zoo-run``
+and through zoo-serve's app.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ except ImportError:
 else:
     raise SystemExit("the torch blocker does not work")
 
-packages = ["zoo_runtime"] + [p for p in ("zoo_gui",) if importlib.util.find_spec(p) is not None]
+packages = ["zoo_runtime"] + [p for p in ("zoo_gui", "zoo_serve") if importlib.util.find_spec(p) is not None]
 imported = []
 for pkg_name in packages:
     pkg = importlib.import_module(pkg_name)
@@ -61,12 +62,27 @@ from zoo_runtime.cli import main as zoo_run
 model = zoo_runtime.load(sys.argv[1], device="cpu")
 preds = model.classify(np.full((28, 28), 0.5, dtype=np.float32), top_k=3)
 rc = zoo_run([sys.argv[1], "--image", sys.argv[2], "--json", "--cpu"])
+
+import asyncio, httpx
+from zoo_serve import ServeSettings, create_app
+
+async def serve_one():
+    app = create_app({model.name: model}, ServeSettings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://zoo") as client:
+        with open(sys.argv[2], "rb") as image:
+            answer = await client.post(f"/models/{model.name}/classify?top_k=3", files={"image": image})
+    app.state.zoo.close()
+    return answer.json()["predictions"]
+
+served = asyncio.run(serve_one())
 print(json.dumps({
     "imported": imported,
     "torch_loaded": sorted(m for m in sys.modules if m.split(".")[0] == "torch"),
     "pil_before_use": pil_before_use,
     "top3": [p.label for p in preds[0]],
     "cli_rc": rc,
+    "served_top3": [p["label"] for p in served],
+    "file_top3": [p.label for p in model.classify(sys.argv[2], top_k=3)[0]],
 }))
 """
 )
@@ -96,6 +112,7 @@ def test_runtime_and_gui_run_without_torch(lenet_bundle, tmp_path):
     assert report["torch_loaded"] == []
     assert report["cli_rc"] == 0
     assert len(report["top3"]) == 3
+    assert report["served_top3"] == report["file_top3"]
     modules = set(report["imported"])
     for name in (
         "zoo_runtime.bundle",
@@ -105,6 +122,9 @@ def test_runtime_and_gui_run_without_torch(lenet_bundle, tmp_path):
         "zoo_runtime.schema",
         "zoo_runtime.tasks.text_generation",
         "zoo_runtime.tasks.seq2seq",
+        "zoo_serve.app",
+        "zoo_serve.cli",
+        "zoo_serve.triton",
     ):
         assert name in modules
     # Pillow is imported only where image files are read or written.

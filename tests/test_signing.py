@@ -48,7 +48,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def signed_bundle(tiny_checkpoint, keys, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("signed") / "lenet5"
     result = export_checkpoint(tiny_checkpoint("lenet5"), out, sign_key=keys["private"])
-    assert result.passed, result.error
+    assert result.passed and result.bundle is not None, result.error
     return result.bundle
 
 
@@ -113,7 +113,8 @@ def test_other_key_unsigned_and_altered_bundles_are_refused(signed_bundle, tiny_
     edited = private_copy(signed_bundle, tmp_path / "edited")
     manifest_path = edited / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["labels"] = ["forged"] * len(manifest["labels"])
+    # A field the manifest alone carries: an edited label would already be refused, as the graphs' metadata disagrees.
+    manifest["metrics"] = dict(manifest["metrics"], forged=1.0)
     manifest_path.write_text(json.dumps(manifest, indent=2))
     with pytest.raises(BundleError, match="does not verify"):
         zoo_runtime.load(edited, trusted_keys=[keys["public"]])
@@ -130,8 +131,8 @@ def test_signature_over_other_files_than_those_verified_is_refused(signed_bundle
 
     real_open = bundle_module.open_bundle
 
-    def open_then_swap(path):
-        opened = real_open(path)
+    def open_then_swap(path, **options):
+        opened = real_open(path, **options)
         opened.digests["manifest.json"] = "0" * 64  # as if the manifest changed between hashing and verifying
         return opened
 
@@ -176,3 +177,13 @@ def test_without_model_signing_installed_the_error_says_how_to_get_it(signed_bun
     with pytest.raises(BundleError, match=r"pip install 'model-zoo\[signing\]'"):
         zoo_runtime.load(signed_bundle, trusted_keys=[keys["public"]])
     assert zoo_runtime.load(signed_bundle).signature.signed  # the status needs no model_signing
+
+
+def test_zoo_serve_with_a_trusted_key_serves_only_bundles_signed_by_it(signed_bundle, tiny_bundle, keys):
+    from zoo_serve import load_models
+
+    report = load_models([signed_bundle, tiny_bundle("dcgan")], device="cpu", trusted_keys=[keys["public"]])
+    assert list(report.models) == ["lenet5"]
+    (problem,) = report.problems
+    assert "not signed" in problem and "left out" in problem
+    assert load_models([signed_bundle], device="cpu", trusted_keys=[keys["other_public"]]).models == {}

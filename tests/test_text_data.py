@@ -32,7 +32,7 @@ from zoo_train.data.text import (
     strip_gutenberg,
 )
 from zoo_train.registry import get_entry
-from zoo_train.tasks.base import get_task
+from zoo_train.tasks.base import dataset_size, get_task
 
 
 @pytest.fixture(autouse=True)
@@ -106,11 +106,11 @@ def test_language_model_data_is_split_by_position(tmp_path: Path) -> None:
     data = get_task(entry.task).load_data(entry, recipe, str(path), None, seed=0)
     block = data.meta["block_size"]
     assert data.model_config == {"vocab_size": 26}
-    assert len(data.train) == 1800 - block  # every start position of the first 90%
+    assert dataset_size(data.train) == 1800 - block  # every start position of the first 90%
     assert all(len(w) == block + 1 for w in (data.train[0], data.val[0]))
-    assert data.train[len(data.train) - 1][-1] == data.extras["ids"][1799]  # training ends at the split
+    assert data.train[dataset_size(data.train) - 1][-1] == data.extras["ids"][1799]  # training ends at the split
     assert data.val[0][0] == data.extras["ids"][1800]  # validation starts at it
-    assert len(data.val) == recipe.limit_eval
+    assert dataset_size(data.val) == recipe.limit_eval
 
 
 def test_non_utf8_and_missing_files_are_clear_errors(tmp_path: Path) -> None:

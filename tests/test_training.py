@@ -153,7 +153,7 @@ def test_lr_schedule_warms_up_then_decays():
     factors = [lr_factor(s, 100, 10) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.1, abs=1e-3)
-    assert all(a >= b for a, b in itertools.pairwise(factors))
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
     assert lr_factor(99, 100, 10, floor=0.0) == pytest.approx(0.0, abs=1e-3)  # a speedrun anneals to 0
 
 

@@ -29,6 +29,11 @@ import torch
 import torch.nn as nn
 
 Dim = int | str
+# TensorSpec kinds: how parity compares an output.
+KIND_LOGITS = "logits"  # top-1 agreement, then tolerance
+KIND_IMAGE = "image"  # absolute tolerance on pixels
+KIND_STATE = "state"  # tolerance only
+KIND_MEMORY = "memory"  # tolerance only
 ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16, "int64": onnx.TensorProto.INT64}
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "int64": torch.int64}
 

@@ -2,119 +2,40 @@
 
 ``write_checkpoint(name, path)`` builds a registry entry (its ``tiny_config`` by default) with
 plausible data-dependent arguments per task kind, and saves it with ``save_checkpoint`` in the
-trainer's layout (model, task, config, state_dict, meta, metrics, preset, train_state) and the
-meta of docs/BUNDLE.md (labels, preprocessing, vocab). Export, runtime and GUI tests use it
-through the ``tiny_checkpoint``/``tiny_bundle`` fixtures; nothing here trains.
+trainer's layout (model, task, config, state_dict, meta, metrics, preset, train_state). Sizes and
+meta come from the task contract (``zoo_runtime.contract``: ``example_sizes``, ``example_meta``).
+Export, runtime and GUI tests use it through the ``tiny_checkpoint``/``tiny_bundle`` fixtures; nothing here trains.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-# Data-dependent constructor arguments, per task kind (only those a model's config has are used).
-TASK_DATA: dict[str, dict[str, Any]] = {
-    "image-classification": {"in_channels": 1, "num_classes": 10, "image_size": 28},
-    "image-generation": {"channels": 1, "image_size": 28},
-    "text-generation": {"vocab_size": 30, "input_size": 30, "output_size": 30},
-    "sequence-classification": {"vocab_size": 8, "num_classes": 4},
-    # 14 positions: a greedy decoding of 8 sources then covers 8 x 13 = 104 tokens.
-    "seq2seq": {"vocab_size": 13, "max_len": 14, "pad_id": 0},
-}
-# Where the dataset, not the task, fixes them.
+from zoo_runtime.contract import TaskMeta, task_kind
+
+# Where the dataset, not the task kind (``TaskKind.example_sizes``), fixes data-dependent arguments.
 DATASET_DATA: dict[str, dict[str, Any]] = {
     "kmer-examples": {"vocab_size": 4},  # DNA: A, C, G, T
 }
-CHARS = "\n !',.:;?" + string.ascii_letters + string.digits
-SEQ_LABELS = ["XX", "XY", "YX", "YY"]
 
 
 def data_args(entry: Any) -> dict[str, Any]:
+    """Data-dependent constructor arguments of a small model of ``entry`` (only those its config has)."""
     from zoo_train.registry import config_fields
 
     fields = config_fields(entry)
-    args = {**TASK_DATA.get(entry.task, {}), **DATASET_DATA.get(entry.default_dataset, {})}
+    args = {**task_kind(entry.task).example_sizes, **DATASET_DATA.get(entry.default_dataset, {})}
     return {k: v for k, v in args.items() if k in fields}
 
 
-def _vocab_size(config: Mapping[str, Any]) -> int:
-    for key in ("vocab_size", "output_size", "input_size"):
-        if isinstance(config.get(key), int):
-            return int(config[key])
-    raise ValueError(f"config {dict(config)} names no vocabulary size")
-
-
-def meta_for(task: str, config: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+def meta_for(task: str, config: Mapping[str, Any], dataset: str) -> TaskMeta:
     """The meta the trainer would have written for data of these sizes."""
-    if task == "image-classification":
-        c, size, k = config["in_channels"], config["image_size"], config["num_classes"]
-        return {
-            "dataset": dataset,
-            "labels": [f"class-{i}" for i in range(k)],
-            "preprocessing": {
-                "image": {
-                    "channels": c,
-                    "height": size,
-                    "width": size,
-                    "color": "L" if c == 1 else "RGB",
-                    "mean": [0.286] * c,
-                    "std": [0.353] * c,
-                    "input_range": [0, 1],
-                    "normalisation": "in-graph",
-                }
-            },
-        }
-    if task == "image-generation":
-        c, size = config["channels"], config["image_size"]
-        return {
-            "dataset": dataset,
-            "labels": None,
-            "preprocessing": {
-                "image": {
-                    "channels": c,
-                    "height": size,
-                    "width": size,
-                    "color": "L" if c == 1 else "RGB",
-                    "output_range": [0, 1],
-                },
-                "latent": {"dim": config["latent_dim"], "distribution": "normal"},
-            },
-        }
-    if task == "text-generation":
-        v = _vocab_size(config)
-        if v == 4:
-            vocab = {"kind": "char", "tokens": ["A", "C", "G", "T"], "unknown": "skip"}
-        else:
-            vocab = {"kind": "char", "tokens": list(CHARS[:v]), "unknown": "error"}
-        vocab["specials"] = {"pad": None, "bos": None, "eos": None}
-        return {
-            "dataset": dataset,
-            "vocab": vocab,
-            "sampling": {"temperature": 0.8, "top_k": 10, "top_p": 0.95, "max_new_tokens": 200},
-        }
-    if task == "sequence-classification":
-        k = config["num_classes"]
-        labels = SEQ_LABELS[:k] if k <= len(SEQ_LABELS) else [f"class-{i}" for i in range(k)]
-        return {
-            "dataset": dataset,
-            "labels": labels,
-            "vocab": {"kind": "ids", "size": _vocab_size(config), "specials": {"pad": None, "bos": None, "eos": None}},
-        }
-    if task == "seq2seq":
-        return {
-            "dataset": dataset,
-            "vocab": {
-                "kind": "ids",
-                "size": _vocab_size(config),
-                "specials": {"pad": config.get("pad_id", 0), "bos": 1, "eos": 2},
-            },
-        }
-    raise ValueError(f"no synthetic meta for task {task!r}")
+    return task_kind(task).example_meta(config, dataset)
 
 
 def write_checkpoint(
@@ -149,6 +70,6 @@ def _settle_batchnorm(model: torch.nn.Module) -> None:
     """Give BatchNorm layers non-trivial running statistics, as training would."""
     gen = torch.Generator().manual_seed(1)
     for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None and m.running_var is not None:
             m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) * 0.5 + 0.75)

@@ -42,6 +42,7 @@ from zoo_gui import APP_NAME, ORG_DOMAIN, ORG_NAME
 from zoo_gui.formatting import short_provider
 from zoo_gui.library import LibraryPage
 from zoo_gui.pages import PAGES, AppContext, ModelPage, page_for_task
+from zoo_gui.pages.classify import ClassifyPage
 from zoo_gui.store import ModelStore
 from zoo_gui.widgets import busy_bar
 from zoo_gui.workers import Runner
@@ -52,8 +53,8 @@ MIN_SIZE = QSize(1100, 720)
 DEFAULT_SIZE = QSize(1320, 840)
 
 
-PAGE_CLASSES = (LibraryPage, *PAGES)  # sidebar order
-PAGE_KEYS = [cls.title.lower() for cls in PAGE_CLASSES]  # for --page and show_page()
+PAGE_CLASSES: tuple[type[LibraryPage] | type[ModelPage], ...] = (LibraryPage, *PAGES)  # sidebar order
+PAGE_KEYS = [str(cls.title).lower() for cls in PAGE_CLASSES]  # for --page and show_page()
 
 
 def _version(*dists: str) -> str | None:
@@ -155,7 +156,9 @@ class MainWindow(QMainWindow):
             show_status=lambda text: self.statusBar().showMessage(text, 8000),
         )
 
-        self.library = LibraryPage(self.runner, self.store, self.settings, paths, report_error=self.report_error)
+        self.library = LibraryPage(
+            self.runner, self.store, self.settings, [Path(p) for p in paths], report_error=self.report_error
+        )
         self.pages: dict[type[ModelPage], ModelPage] = {cls: cls(self.ctx) for cls in PAGES}
 
         self.setWindowTitle(APP_NAME)
@@ -196,7 +199,7 @@ class MainWindow(QMainWindow):
         font.setPointSizeF(font.pointSizeF() * 1.1)
         self.sidebar.setFont(font)
         self.stack = QStackedWidget()
-        self._page_widgets: list[QWidget] = [self.library, *self.pages.values()]
+        self._page_widgets: list[LibraryPage | ModelPage] = [self.library, *self.pages.values()]
         for i, widget in enumerate(self._page_widgets, 1):
             item = QListWidgetItem(self.style().standardIcon(widget.icon), widget.title)
             item.setToolTip(f"{widget.title} (Ctrl+{i})")
@@ -289,15 +292,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ pages
 
-    def current_page(self) -> QWidget:
-        return self.stack.currentWidget()
+    def current_page(self) -> LibraryPage | ModelPage:
+        return self._page_widgets[max(self.stack.currentIndex(), 0)]
 
-    def page(self, key: str | type[ModelPage]) -> QWidget:
+    def page(self, key: str | type[ModelPage]) -> LibraryPage | ModelPage:
         if isinstance(key, type):
             return self.pages[key]
         return self._page_widgets[PAGE_KEYS.index(key)]
 
-    def show_page(self, key: str | type[ModelPage]) -> QWidget:
+    def show_page(self, key: str | type[ModelPage]) -> LibraryPage | ModelPage:
         widget = self.page(key)
         self.sidebar.setCurrentRow(self._page_widgets.index(widget))
         return widget
@@ -306,7 +309,7 @@ class MainWindow(QMainWindow):
         if row < 0:
             return
         self.stack.setCurrentIndex(row)
-        self.setWindowTitle(f"{self.stack.currentWidget().title} — {APP_NAME}")
+        self.setWindowTitle(f"{self.current_page().title} — {APP_NAME}")
         self.statusBar().clearMessage()  # news from the page left behind
         self._update_actions()
         self._update_provider()
@@ -328,8 +331,8 @@ class MainWindow(QMainWindow):
         return page
 
     def open_images(self) -> None:
-        page = self.show_page("classify")
-        page.open_files()
+        self.show_page(ClassifyPage)
+        self.pages[ClassifyPage].open_files()
 
     def _page_action(self, action: str) -> None:
         page = self.current_page()
@@ -338,12 +341,12 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         page = self.current_page()
-        is_task_page = isinstance(page, ModelPage)
-        self.run_action.setEnabled(is_task_page and page.can("run"))
-        self.stop_action.setEnabled(is_task_page and page.can("stop"))
-        self.save_action.setEnabled(is_task_page and page.can("save"))
-        if is_task_page:
-            self.run_action.setText(f"&{page.run_label}")
+        task_page = page if isinstance(page, ModelPage) else None
+        self.run_action.setEnabled(task_page is not None and task_page.can("run"))
+        self.stop_action.setEnabled(task_page is not None and task_page.can("stop"))
+        self.save_action.setEnabled(task_page is not None and task_page.can("save"))
+        if task_page is not None:
+            self.run_action.setText(f"&{task_page.run_label}")
 
     def _update_provider(self) -> None:
         page = self.current_page()
@@ -446,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_app(argv: Sequence[str] = ()) -> QApplication:
-    app = QApplication.instance()
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else None
     if app is None:
         app = QApplication([sys.argv[0] if sys.argv else "zoo-gui", *argv])
         app.setStyle("Fusion")

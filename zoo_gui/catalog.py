@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from typing import Any
 
 import zoo_runtime
 from zoo_gui.errors import describe_error
+from zoo_runtime.bundle import peek_manifest
+from zoo_runtime.errors import BundleError
 from zoo_runtime.rundir import RunDir
 from zoo_runtime.schema import MANIFEST_FILE
 
@@ -136,8 +137,8 @@ def read_bundle(path: Path, root: Path | None = None) -> BundleInfo:
 
 def _unverified_manifest(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = peek_manifest(path)  # no links, no FIFOs, a bounded size: as the verifying reader reads it
+    except BundleError:
         return None
     return data if isinstance(data, dict) else None
 

@@ -5,18 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo_runtime import schema
+from zoo_runtime.contract import TASK_KINDS
 
 ERROR_HEX = "#c0392b"
 PASSED_HEX = "#2e8b57"
-
-TASK_TITLES = {
-    schema.TASK_IMAGE_CLASSIFICATION: "Image classification",
-    schema.TASK_TEXT_GENERATION: "Text generation",
-    schema.TASK_IMAGE_GENERATION: "Image generation",
-    schema.TASK_SEQUENCE_CLASSIFICATION: "Sequence classification",
-    schema.TASK_SEQ2SEQ: "Sequence to sequence",
-}
 
 # Which metric best says how good a model is, best first; the first one present is shown.
 KEY_METRICS = (
@@ -42,7 +34,9 @@ KEY_METRICS = (
 
 
 def task_title(task: str | None) -> str:
-    return TASK_TITLES.get(task or "", task or "unknown")
+    """The task kind's title (from the task contract); an unknown kind shows as itself."""
+    kind = TASK_KINDS.get(task or "")
+    return kind.title if kind else task or "unknown"
 
 
 def format_size(n: int | None) -> str:

@@ -37,12 +37,13 @@ from PySide6.QtWidgets import (
 
 from zoo_gui.catalog import BundleInfo, bundle_key, scan, unique_roots
 from zoo_gui.details import details_html
-from zoo_gui.formatting import TASK_TITLES, display_path
+from zoo_gui.formatting import display_path
 from zoo_gui.library_table import LibraryModel, TaskFilter
 from zoo_gui.store import ModelStore
 from zoo_gui.widgets import heading, hint
 from zoo_gui.workers import Runner
 from zoo_runtime import BundleModel
+from zoo_runtime.contract import TASK_KINDS
 from zoo_runtime.schema import MANIFEST_FILE
 
 FOLDERS_KEY = "library/folders"
@@ -124,8 +125,8 @@ class LibraryPage(QWidget):
         )
         self.task_combo = QComboBox()
         self.task_combo.addItem("All tasks", "")
-        for task, title in TASK_TITLES.items():
-            self.task_combo.addItem(title, task)
+        for kind in TASK_KINDS.values():
+            self.task_combo.addItem(kind.title, kind.name)
         self.task_combo.currentIndexChanged.connect(lambda _i: self.proxy.set_task(self.task_combo.currentData()))
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter by name…")

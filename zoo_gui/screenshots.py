@@ -23,9 +23,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from zoo_runtime import schema
 from zoo_runtime.cli import HelpFormatter
+
+if TYPE_CHECKING:  # Qt is imported only when screenshots are taken
+    from zoo_gui.pages import ModelPage
 
 SIZE = (1320, 840)
 XVFB_SCREEN = "1600x1000x24"
@@ -154,6 +158,9 @@ class Shooter:
         log(f"timed out waiting for {what}")
         return False
 
+    def wait_idle(self, page: ModelPage, what: str) -> bool:
+        return self.wait(lambda: not page.busy, what)
+
     def shot(self, name: str, widget: Any = None) -> Path:
         widget = widget or self.window
         if self.real_window:
@@ -199,7 +206,7 @@ def _tokens(info: Any) -> list[str]:
 
 
 def is_dna(info: Any) -> bool:
-    return sorted(_tokens(info)) == ["A", "C", "G", "T"]
+    return sorted(_tokens(info)) == sorted(schema.DNA_TOKENS)
 
 
 def run(args: argparse.Namespace, platform_name: str) -> int:
@@ -227,12 +234,12 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
         s.wait(lambda: all(i.provider or i.problem for i in infos if i.usable), "every bundle to load", timeout=args.timeout * 2)
         log(f"{len(infos)} bundles: " + ", ".join(f"{i.name} ({i.task})" for i in infos))
 
-        window.library.select((pick(infos, "image-classification") or infos[0]).key)
+        window.library.select((pick(infos, schema.TASK_IMAGE_CLASSIFICATION) or infos[0]).key)
         s.shot("library")
 
         # the most accurate Fashion-MNIST classifier (else any classifier)
         classifiers = sorted(
-            (i for i in infos if i.usable and not i.load_error and i.task == "image-classification"),
+            (i for i in infos if i.usable and not i.load_error and i.task == schema.TASK_IMAGE_CLASSIFICATION),
             key=lambda i: ("Ankle boot" in ((i.manifest or {}).get("labels") or []), i.metrics.get("test_accuracy") or 0),
         )
         fashion = classifiers[-1] if classifiers else None
@@ -253,11 +260,11 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
         for name, info, prompt, tokens in (
             (
                 "generate-text",
-                pick(infos, "text-generation", lambda i: "gpt" in i.name, only=lambda i: not is_dna(i)),
+                pick(infos, schema.TASK_TEXT_GENERATION, lambda i: "gpt" in i.name, only=lambda i: not is_dna(i)),
                 TEXT_PROMPT,
                 600,
             ),
-            ("generate-dna", pick(infos, "text-generation", only=is_dna), DNA_PROMPT, 600),
+            ("generate-dna", pick(infos, schema.TASK_TEXT_GENERATION, only=is_dna), DNA_PROMPT, 600),
         ):
             if info is None:
                 s.skipped.append(f"{name}: no {'DNA' if name.endswith('dna') else 'text'} generation bundle")
@@ -269,11 +276,11 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             page.max_tokens.setValue(tokens)
             n = len(window.errors)
             page.run()
-            s.wait(lambda page=page: not page.busy, f"{name} to finish")
+            s.wait_idle(page, f"{name} to finish")
             s.failed += s.errors_since(n)
             s.shot(name)
 
-        gan = pick(infos, "image-generation")
+        gan = pick(infos, schema.TASK_IMAGE_GENERATION)
         if gan is None:
             s.skipped.append("gan: no image-generation bundle")
         else:
@@ -290,7 +297,7 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             s.failed += s.errors_since(n)
             s.shot("gan")
 
-        for name, task in (("sequence-classify", "sequence-classification"), ("seq2seq", "seq2seq")):
+        for name, task in (("sequence-classify", schema.TASK_SEQUENCE_CLASSIFICATION), ("seq2seq", schema.TASK_SEQ2SEQ)):
             info = pick(infos, task)
             if info is None:
                 s.skipped.append(f"{name}: no {task} bundle")
@@ -300,7 +307,7 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             page.panel.length.setValue(12)
             page.panel.random_example()
             page.run()
-            s.wait(lambda page=page: not page.busy, f"{name} to finish")
+            s.wait_idle(page, f"{name} to finish")
             s.failed += s.errors_since(n)
             s.shot(name)
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 import zoo_runtime
-from zoo_runtime import schema
 from zoo_runtime.errors import BundleError, InputError
+from zoo_runtime.tasks.base import BundleModel
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -27,7 +27,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         help_text = action.help or ""
         if action.default is None or action.default is False or "default" in help_text:
             return help_text
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or help_text
 
 
 def checked_number(convert: Callable[[str], Any], accept: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
@@ -138,15 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(model: Any, args: argparse.Namespace) -> int:
-    wanted = {
-        "image": schema.TASK_IMAGE_CLASSIFICATION,
-        "prompt": schema.TASK_TEXT_GENERATION,
-        "sample": schema.TASK_IMAGE_GENERATION,
-        "tokens": (schema.TASK_SEQUENCE_CLASSIFICATION, schema.TASK_SEQ2SEQ),
-    }
-    for option, tasks in wanted.items():
-        if getattr(args, option) is not None and model.task not in (tasks if isinstance(tasks, tuple) else (tasks,)):
+# The predict input each action flag gives: a flag applies to a model whose ``inputs`` hold one of these.
+FLAG_INPUTS = {"image": ("images",), "prompt": ("prompt",), "sample": ("n",), "tokens": ("tokens", "src")}
+
+
+def _flag_input(model: BundleModel, option: str) -> str | None:
+    return next((name for name in FLAG_INPUTS[option] if name in model.inputs), None)
+
+
+def _dispatch(model: BundleModel, args: argparse.Namespace) -> int:
+    for option in FLAG_INPUTS:
+        if getattr(args, option) is not None and _flag_input(model, option) is None:
             print(f"zoo-run: error: --{option} does not apply to {model.name} (task {model.task})", file=sys.stderr)
             return 2
     if args.image is not None:
@@ -165,7 +167,7 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> int:
     return 0
 
 
-def _base(model: Any) -> dict[str, Any]:
+def _base(model: BundleModel) -> dict[str, Any]:
     return {
         "bundle": str(model.path),
         "model": model.name,
@@ -175,33 +177,33 @@ def _base(model: Any) -> dict[str, Any]:
     }
 
 
-def _describe(model: Any, args: argparse.Namespace) -> int:
+def _describe(model: BundleModel, args: argparse.Namespace) -> int:
+    described = model.describe()
     info = {
         **_base(model),
         "size_bytes": model.size_bytes,
         "metrics": model.metrics,
         "labels": model.labels,
         "signature": dataclasses.asdict(model.signature),
+        "inputs": described["inputs"],
+        "outputs": described["outputs"],
     }
     lines = [f"{model.name}: {model.task}, {model.size_bytes / 1024:.1f} KiB, on {model.provider}, {model.signature.badge()}"]
     lines += [f"  {k}: {v}" for k, v in model.metrics.items()]
     return _emit(args, info, "\n".join(lines))
 
 
-def _classify(model: Any, args: argparse.Namespace) -> int:
+def _classify(model: BundleModel, args: argparse.Namespace) -> int:
     top_k = args.top_k if args.top_k is not None else 5
-    results = model.classify([str(p) for p in args.image], top_k=top_k)
+    results = model.predict({"images": [str(p) for p in args.image], "top_k": top_k})["predictions"]
     payload = {
         **_base(model),
-        "results": [
-            {"image": str(path), "predictions": [p._asdict() for p in preds]}
-            for path, preds in zip(args.image, results, strict=False)
-        ],
+        "results": [{"image": str(path), "predictions": preds} for path, preds in zip(args.image, results, strict=False)],
     }
     lines = []
     for path, preds in zip(args.image, results, strict=False):
         lines.append(f"{path}:")
-        lines += [f"  {p.probability:7.2%}  {p.label}" for p in preds]
+        lines += [f"  {p['probability']:7.2%}  {p['label']}" for p in preds]
     return _emit(args, payload, "\n".join(lines))
 
 
@@ -282,17 +284,21 @@ def make_grid(images: np.ndarray, pad: int = 2) -> np.ndarray:
     return grid
 
 
-def _tokens(model: Any, args: argparse.Namespace) -> int:
+def _tokens(model: BundleModel, args: argparse.Namespace) -> int:
     try:
         ids = [int(t) for t in args.tokens.replace(",", " ").split()]
     except ValueError:
         raise BundleError(f"--tokens {args.tokens!r}: expected integers separated by spaces") from None
-    if model.task == schema.TASK_SEQ2SEQ:
-        out = model.translate(ids)
-        return _emit(args, {**_base(model), "src": ids, "output": out}, " ".join(map(str, out)))
-    preds = model.classify_sequence(ids, top_k=args.top_k)
-    payload = {**_base(model), "tokens": ids, "predictions": [p._asdict() for p in preds]}
-    return _emit(args, payload, "\n".join(f"{p.probability:7.2%}  {p.label}" for p in preds))
+    name = _flag_input(model, "tokens")
+    assert name is not None  # _dispatch checked that --tokens applies
+    request: dict[str, Any] = {name: ids}
+    if args.top_k is not None and "top_k" in model.inputs:
+        request["top_k"] = args.top_k
+    result = model.predict(request)
+    payload = {**_base(model), name: ids, **result}
+    if "predictions" in result:  # labels with probabilities
+        return _emit(args, payload, "\n".join(f"{p['probability']:7.2%}  {p['label']}" for p in result["predictions"]))
+    return _emit(args, payload, " ".join(map(str, result["output"])))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -50,7 +50,8 @@ class LoopSettings:
 
 
 def greedy_pick(last_logits: np.ndarray) -> np.ndarray:
-    return np.asarray(last_logits).argmax(-1).astype(np.int64)
+    picked: np.ndarray = np.asarray(last_logits).argmax(-1).astype(np.int64)
+    return picked
 
 
 def sampling_pick(
@@ -105,7 +106,7 @@ class GenerationLoop:
             yield nxt, last
             seq = np.concatenate([seq, nxt[:, None]], axis=1)
             if context and cached + 1 > context:
-                state, feed, cached = self.initial(seq.shape[0]), seq[:, -keep:], 0
+                state, feed, cached = self.initial(seq.shape[0]), seq[:, -(keep or context) :], 0
                 self.resets += 1
             else:
                 feed = nxt[:, None]
@@ -142,13 +143,13 @@ def greedy_tokens(
 
 # ------------------------------------------------------------------------------------------- seq2seq
 
-EncodeFn = Callable[[np.ndarray], np.ndarray]  # src [N,S] -> memory
-DecodeFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # tgt prefix, memory, src -> logits [N,T,V]
+# The encoder's output, opaque to the loop: a numpy array from onnxruntime, a tensor kept on its device in torch.
+Memory = TypeVar("Memory")
 
 
 def greedy_decode(
-    encode: EncodeFn,
-    decode: DecodeFn,
+    encode: Callable[[np.ndarray], Memory],  # src [N,S] -> memory
+    decode: Callable[[np.ndarray, Memory, np.ndarray], np.ndarray],  # tgt prefix, memory, src -> logits [N,T,V]
     src: np.ndarray,
     bos: int,
     steps: int,

@@ -47,7 +47,8 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     m = np.max(x, axis=axis, keepdims=True)
     e = np.exp(x - m)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    result: np.ndarray = e / np.sum(e, axis=axis, keepdims=True)
+    return result
 
 
 def pick_next(

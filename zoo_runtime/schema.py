@@ -1,7 +1,9 @@
 """Constants of the bundle format (docs/BUNDLE.md), shared by the writer and the reader.
 
-``zoo_export`` is the only writer and imports these; ``zoo_runtime`` is the only reader.
-Nothing here imports anything beyond the standard library.
+``zoo_export`` is the only writer and imports these; ``zoo_runtime`` is the only reader; the trainer
+and the app name task kinds, vocabularies and tensors by them too. What each task kind needs
+(roles, checkpoint meta, titles) is in ``zoo_runtime.contract``. Nothing here imports anything
+beyond the standard library.
 """
 
 from __future__ import annotations
@@ -12,16 +14,11 @@ SCHEMA_VERSION = 1
 # File names inside a bundle directory.
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
-TORCHSCRIPT_FILE = "model.ts"
 STEP_FILE = "step.onnx"
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder.onnx"
 INT8_FILE = "model.int8.onnx"
 
-# Directory naming used when publishing a bundle atomically.
+# The bundle's folder inside a run folder.
 EXPORT_DIR = "export"
-TMP_PREFIX = "export.tmp-"
-FAILED_DIR = "export.failed"
 
 # Task kinds.
 TASK_IMAGE_CLASSIFICATION = "image-classification"
@@ -29,38 +26,12 @@ TASK_IMAGE_GENERATION = "image-generation"
 TASK_SEQUENCE_CLASSIFICATION = "sequence-classification"
 TASK_TEXT_GENERATION = "text-generation"
 TASK_SEQ2SEQ = "seq2seq"
-TASKS = (
-    TASK_IMAGE_CLASSIFICATION,
-    TASK_IMAGE_GENERATION,
-    TASK_SEQUENCE_CLASSIFICATION,
-    TASK_TEXT_GENERATION,
-    TASK_SEQ2SEQ,
-)
 
-# Graph roles (keys of manifest["graphs"]) and the file each role is written to.
+# Graph roles (keys of manifest["graphs"]); role R is written to "R.onnx".
 ROLE_MODEL = "model"
 ROLE_STEP = "step"
 ROLE_ENCODER = "encoder"
 ROLE_DECODER = "decoder"
-ROLE_FILES = {
-    ROLE_MODEL: MODEL_FILE,
-    ROLE_STEP: STEP_FILE,
-    ROLE_ENCODER: ENCODER_FILE,
-    ROLE_DECODER: DECODER_FILE,
-}
-
-# Roles each task needs in a bundle ("model" is optional for text generators whose step
-# loops over time in Python, see BUNDLE.md "full_graph").
-REQUIRED_ROLES = {
-    TASK_IMAGE_CLASSIFICATION: (ROLE_MODEL,),
-    TASK_IMAGE_GENERATION: (ROLE_MODEL,),
-    TASK_SEQUENCE_CLASSIFICATION: (ROLE_MODEL,),
-    TASK_TEXT_GENERATION: (ROLE_STEP,),
-    TASK_SEQ2SEQ: (ROLE_ENCODER, ROLE_DECODER),
-}
-
-# Tasks whose lone model.onnx can be loaded from its metadata_props alone.
-SINGLE_GRAPH_TASKS = (TASK_IMAGE_CLASSIFICATION, TASK_IMAGE_GENERATION, TASK_SEQUENCE_CLASSIFICATION)
 
 # Top-level manifest keys a reader requires.
 REQUIRED_MANIFEST_KEYS = ("format", "schema_version", "complete", "model", "task", "files", "graphs")

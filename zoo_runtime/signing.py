@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_runtime.bundle import Bundle
+from zoo_runtime.bundle import Bundle, read_bundle_file
 from zoo_runtime.errors import BundleError
 
 SIGNATURE_FILE = "model.sig"
 FINGERPRINT_CHARS = 16
+MAX_SIGNATURE_BYTES = 16 << 20  # a signature lists one digest per file: kilobytes
 _INSTALL_HINT = "signing needs the model-signing package: pip install 'model-zoo[signing]'"
 
 
@@ -145,9 +146,9 @@ def signature_status(bundle_dir: Path) -> SignatureStatus:
     if not sig_path.is_file() or sig_path.is_symlink():
         return SignatureStatus(signed=False)
     try:
-        data = sig_path.read_bytes()
-    except OSError:
-        return SignatureStatus(signed=False)
+        data = read_bundle_file(bundle_dir, SIGNATURE_FILE, MAX_SIGNATURE_BYTES)
+    except BundleError:
+        return SignatureStatus(signed=True)  # present but unreadable: verifying it will say why
     try:
         return SignatureStatus(signed=True, fingerprint=_payload_and_hint(sig_path, data)[1])
     except BundleError:
@@ -170,7 +171,7 @@ def verify_bundle(
         raise BundleError(f"{bundle_dir}: the bundle is not signed ({SIGNATURE_FILE} missing) and trusted keys are configured")
     ms = _model_signing()
     key_pems = {key: _read_key_file(key, "public key") for key in keys}
-    sig_bytes = sig_path.read_bytes()
+    sig_bytes = read_bundle_file(bundle_dir, SIGNATURE_FILE, MAX_SIGNATURE_BYTES)
     payload, hint = _payload_and_hint(sig_path, sig_bytes)
     signed = _signed_digests(sig_path, payload)
     # Verify the very bytes parsed above: model_signing reads a path, so it gets a private copy.

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zoo_runtime import schema
 from zoo_runtime.cli import positive_float, positive_int
 from zoo_runtime.rundir import RunDir
 from zoo_train.checkpoint import CheckpointError
@@ -155,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown model {args.model!r}; known: {', '.join(list_models())}")
     if args.fid_classifier and (problem := fid_classifier_problem(args.fid_classifier)):
         parser.error(f"--fid-classifier {problem}")
+
     # Classifiers first: the GAN's FID is measured in a trained classifier's features, by default those of the
     # simple-cnn run that --all trains beside it (--fid-classifier), so that run must be there when the GAN finishes.
-    names = (
-        sorted(list_models(args.task), key=lambda n: get_entry(n).task != "image-classification") if args.all else [args.model]
-    )
+    def classifiers_first(name: str) -> bool:
+        return get_entry(name).task != schema.TASK_IMAGE_CLASSIFICATION
+
+    names = sorted(list_models(args.task), key=classifiers_first) if args.all else [args.model]
     if args.all and not names:
         parser.error(f"no models of task {args.task!r}")
     if args.preset in OPTIONAL_PRESETS:

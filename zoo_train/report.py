@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from zoo_runtime import schema
 from zoo_runtime.rundir import CURVES_FILE, SAMPLES_TEXT_FILE, RunDir
 from zoo_train.data.paths import output_file_problem
 from zoo_train.registry import BY_THOROUGHNESS, ModelEntry, get_entry, list_models
@@ -25,7 +26,7 @@ from zoo_train.run_folder import headline_figure
 README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
 # Tables a task writes beside its runs, comparing them; shown before the task's first model.
-SIDE_BY_SIDE = {"sequence-classification": "sequence-classification.md"}
+SIDE_BY_SIDE = {schema.TASK_SEQUENCE_CLASSIFICATION: "sequence-classification.md"}
 # Secondary figures worth a line in docs/QUALITY.md when a run reports them.
 DETAIL_KEYS = (
     "test_loss",
@@ -172,7 +173,7 @@ def update_readme(readme: Path, text: str, table: str) -> None:
 
 def preset_label(entry: ModelEntry, summary: dict[str, Any]) -> str:
     """ "full, 40 epochs", or "full, 4 of 25 epochs" for a run shorter than its recipe that did not stop early."""
-    preset, run = summary.get("preset"), summary.get("epochs_run") or 0
+    preset, run = str(summary.get("preset")), summary.get("epochs_run") or 0
     if preset in entry.recipes and not summary.get("stopped_early") and run < entry.recipe(preset).epochs:
         return f"{preset}, {run} of {entry.recipe(preset).epochs} epochs"
     return f"{preset}, {run} epoch{'' if run == 1 else 's'}"
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoo_train.report: error: {exc}", file=sys.stderr)
         return 2
     print(text_table(records))
-    if args.readme:
+    if args.readme and readme is not None:
         update_readme(args.readme, readme, markdown_table(records))
     if args.quality:
         kept = write_quality(records, args.quality)

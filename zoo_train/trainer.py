@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -29,7 +29,7 @@ from zoo_train.checkpoint import load_checkpoint, save_checkpoint
 from zoo_train.model_config import check_config_fields, check_config_values, check_trainable, count_parameters
 from zoo_train.registry import ModelEntry, Recipe, get_entry
 from zoo_train.run_folder import checked_run_dir, run_to_replace
-from zoo_train.tasks.base import BatchLoader, DeviceLoader, ResidentLoader, TaskData, get_task
+from zoo_train.tasks.base import BatchLoader, DeviceLoader, ResidentLoader, TaskData, dataset_size, get_task
 
 # Reading a loss on the host waits for the GPU to finish its step, so that it then idles while Python queues the
 # next one: for the zoo's small models that queueing is a large part of a step. Losses wait on the device and are
@@ -385,8 +385,8 @@ class Run:
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         if recipe.batch_size % world:
             raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {world} processes")
-        self.sampler = GlobalBatchSampler(len(self.data.train), recipe.batch_size, self.dist.rank, world, self.cfg.seed)
-        self.steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(self.data.train) / recipe.batch_size)
+        self.sampler = GlobalBatchSampler(dataset_size(self.data.train), recipe.batch_size, self.dist.rank, world, self.cfg.seed)
+        self.steps_per_epoch = recipe.steps_per_epoch or math.ceil(dataset_size(self.data.train) / recipe.batch_size)
         self.total_steps = recipe.max_steps or self.steps_per_epoch * recipe.epochs
         # Kept to fall back to when torch.compile fails at a step; compiled_shapes: the batch shapes compiled for.
         self.eager_model = self.train_model
@@ -669,7 +669,7 @@ def synchronize(device: torch.device) -> None:
 def compile_for_training(model: nn.Module) -> nn.Module:
     """``torch.compile(model)``, or ``model`` itself (with a message) where this machine cannot compile."""
     try:
-        return torch.compile(model)
+        return cast(nn.Module, torch.compile(model))
     except Exception as exc:
         print(f"torch.compile unavailable ({type(exc).__name__}: {exc}); training eagerly")
         return model

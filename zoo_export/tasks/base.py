@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from zoo_export.graphs import GraphSpec
 from zoo_export.parity import Tolerances
+from zoo_runtime.contract import check_meta
 
 
 class ExportInputError(Exception):
@@ -44,7 +45,13 @@ class TaskExporter:
     task: str = ""
 
     def validate(self, ctx: BundleContext) -> None:
-        """Raise ExportInputError when the checkpoint lacks what this task's bundle needs."""
+        """Raise ExportInputError when the checkpoint lacks what this task's bundle needs.
+
+        Here: its meta, by the task contract (``zoo_runtime.contract``); task exporters add their model's checks.
+        """
+        problems = check_meta(self.task, ctx.meta)
+        if problems:
+            raise ExportInputError(f"{ctx.checkpoint}: checkpoint {'; '.join(problems)}")
 
     def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
         raise NotImplementedError

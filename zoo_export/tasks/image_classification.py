@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.utils.data import TensorDataset
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
+from zoo_runtime import schema
+from zoo_runtime.contract import ClassifierImage
 
 EXPORT_BATCH = 2
 PARITY_BATCHES = (1, 3, 7)
@@ -26,29 +29,19 @@ class NormalisedClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model((image - self.mean) / self.std)
+        mean, std = cast(torch.Tensor, self.mean), cast(torch.Tensor, self.std)  # registered buffers
+        return self.model((image - mean) / std)
 
 
-def image_block(ctx: BundleContext) -> dict[str, Any]:
-    block = (ctx.meta.get("preprocessing") or {}).get("image")
-    if not isinstance(block, dict):
-        raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no preprocessing.image block (channels, size, mean, std)")
-    missing = [k for k in ("channels", "height", "width", "mean", "std") if k not in block]
-    if missing:
-        raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta preprocessing.image lacks {missing}")
-    if len(block["mean"]) != block["channels"] or len(block["std"]) != block["channels"]:
-        raise ExportInputError(f"{ctx.checkpoint}: preprocessing.image mean/std do not have one value per channel")
+def image_block(ctx: BundleContext) -> ClassifierImage:
+    """The pixels the graph takes (checked by ``validate``, through the task contract)."""
+    block: ClassifierImage = ctx.meta["preprocessing"]["image"]
     return block
 
 
 class ImageClassificationExporter(TaskExporter):
-    task = "image-classification"
+    task = schema.TASK_IMAGE_CLASSIFICATION
     supports_int8 = True
-
-    def validate(self, ctx: BundleContext) -> None:
-        image_block(ctx)
-        if not isinstance(ctx.meta.get("labels"), list) or not ctx.meta["labels"]:
-            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no labels")
 
     def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
         block = image_block(ctx)
@@ -67,10 +60,10 @@ class ImageClassificationExporter(TaskExporter):
         cases = [ParityCase((torch.rand(n, c, h, w, generator=gen),), {"batch": n}) for n in PARITY_BATCHES]
         return [
             GraphSpec(
-                role="model",
+                role=schema.ROLE_MODEL,
                 module=wrapper,
-                inputs=[TensorSpec("image", "float32", ("batch", c, h, w))],
-                outputs=[TensorSpec("logits", "float32", ("batch", k), kind="logits")],
+                inputs=[TensorSpec(schema.INPUT_IMAGE, "float32", ("batch", c, h, w))],
+                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=KIND_LOGITS)],
                 example=example,
                 cases=cases,
             )
@@ -98,8 +91,10 @@ class ImageClassificationExporter(TaskExporter):
             data = get_task(self.task).load_data(entry, entry.recipe(preset), dataset, data_dir, seed=0)
         except DataError as exc:
             raise ExportInputError(f"{ctx.checkpoint}: calibration data for int8: {exc}") from None
-        train_images = data.train.tensors[0]  # type: ignore[attr-defined]  uint8 [N,C,H,W]
-        test_images, test_labels = data.test.tensors  # type: ignore[union-attr]
+        if not isinstance(data.train, TensorDataset) or not isinstance(data.test, TensorDataset):
+            raise ExportInputError(f"{ctx.checkpoint}: int8 calibration needs resident train and test images")
+        train_images = data.train.tensors[0]  # uint8 [N,C,H,W]
+        test_images, test_labels = data.test.tensors
         pick = torch.linspace(0, len(train_images) - 1, min(calibration, len(train_images))).long()
         calib = train_images[pick].float().numpy() / 255.0
         test_x = test_images[:test].float().numpy() / 255.0

@@ -7,8 +7,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_IMAGE, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
+from zoo_runtime import schema
+from zoo_train.models.protocols import as_gan
 
 EXPORT_BATCH = 2
 PARITY_BATCHES = (1, 3, 7)
@@ -22,35 +24,36 @@ class PixelGenerator(nn.Module):
         self.gan = gan
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.gan.generate(z)
+        return as_gan(self.gan).generate(z)
 
 
 class ImageGenerationExporter(TaskExporter):
-    task = "image-generation"
+    task = schema.TASK_IMAGE_GENERATION
 
     def validate(self, ctx: BundleContext) -> None:
+        super().validate(ctx)
         missing = [a for a in ("generator", "latent_dim", "generate") if not hasattr(ctx.model, a)]
         if missing:
             raise ExportInputError(f"{ctx.checkpoint}: model {ctx.name!r} lacks {missing} of the GAN protocol (docs/BUNDLE.md)")
 
     def _output_shape(self, ctx: BundleContext) -> tuple[int, int, int]:
         with torch.no_grad():
-            out = ctx.model.generate(torch.zeros(EXPORT_BATCH, int(ctx.model.latent_dim)))
+            out = as_gan(ctx.model).generate(torch.zeros(EXPORT_BATCH, as_gan(ctx.model).latent_dim))
         if out.dim() != 4:
             raise ExportInputError(f"{ctx.checkpoint}: generate() gives shape {list(out.shape)}, expected [N,C,H,W]")
         return int(out.shape[1]), int(out.shape[2]), int(out.shape[3])
 
     def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
-        z_dim = int(ctx.model.latent_dim)
+        z_dim = as_gan(ctx.model).latent_dim
         c, h, w = self._output_shape(ctx)
         gen = generator_seed(ctx.name)
         cases = [ParityCase((torch.randn(n, z_dim, generator=gen),), {"batch": n}) for n in PARITY_BATCHES]
         return [
             GraphSpec(
-                role="model",
+                role=schema.ROLE_MODEL,
                 module=PixelGenerator(ctx.model).eval(),
-                inputs=[TensorSpec("z", "float32", ("batch", z_dim))],
-                outputs=[TensorSpec("image", "float32", ("batch", c, h, w), kind="image")],
+                inputs=[TensorSpec(schema.INPUT_Z, "float32", ("batch", z_dim))],
+                outputs=[TensorSpec(schema.OUTPUT_IMAGE, "float32", ("batch", c, h, w), kind=KIND_IMAGE)],
                 example=(torch.randn(EXPORT_BATCH, z_dim, generator=gen),),
                 cases=cases,
             )
@@ -65,7 +68,7 @@ class ImageGenerationExporter(TaskExporter):
         image.setdefault("output_range", [0, 1])
         pre["image"] = image
         latent = dict(pre.get("latent") or {})
-        latent["dim"] = int(ctx.model.latent_dim)
+        latent["dim"] = as_gan(ctx.model).latent_dim
         latent.setdefault("distribution", "normal")
         pre["latent"] = latent
         return {"labels": ctx.meta.get("labels"), "vocab": None, "preprocessing": pre, "generation": None, "sampling": None}

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, KIND_MEMORY, GraphSpec, ParityCase, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_export.tasks.text_generation import tokens_check, vocab_size_of
 from zoo_runtime import schema
 from zoo_runtime.generation import greedy_decode
+from zoo_train.models.protocols import as_encoder_decoder
 
 DECODE_TOKENS = 120  # at least this many decoded tokens in all: the batch grows when targets are short
 
@@ -31,7 +32,7 @@ class Encoder(nn.Module):
         self.model = model
 
     def forward(self, src: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(src)
+        return as_encoder_decoder(self.model).encode(src)
 
 
 class Decoder(nn.Module):
@@ -40,13 +41,20 @@ class Decoder(nn.Module):
         self.model = model
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(tgt, memory, src)
+        return as_encoder_decoder(self.model).decode(tgt, memory, src)
 
 
 def _specials(ctx: BundleContext) -> dict[str, int | None]:
     specials = dict((ctx.meta.get("vocab") or {}).get("specials") or {})
     pad = specials.get("pad", getattr(ctx.model, "pad_id", 0))
     return {"pad": pad, "bos": specials.get("bos"), "eos": specials.get("eos")}
+
+
+def _bos(ctx: BundleContext) -> int:
+    bos = _specials(ctx)["bos"]
+    if bos is None:
+        raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta vocab names no bos id (vocab.specials.bos)")
+    return bos
 
 
 def _max_len(model: nn.Module) -> int:
@@ -58,14 +66,13 @@ def _max_len(model: nn.Module) -> int:
 
 
 class Seq2SeqExporter(TaskExporter):
-    task = "seq2seq"
+    task = schema.TASK_SEQ2SEQ
 
     def validate(self, ctx: BundleContext) -> None:
+        super().validate(ctx)
         missing = [a for a in ("encode", "decode") if not hasattr(ctx.model, a)]
         if missing:
             raise ExportInputError(f"{ctx.checkpoint}: model {ctx.name!r} lacks {missing} of the seq2seq protocol")
-        if _specials(ctx)["bos"] is None:
-            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta vocab names no bos id (vocab.specials.bos)")
         vocab_size_of(ctx)
         _max_len(ctx.model)
 
@@ -78,13 +85,13 @@ class Seq2SeqExporter(TaskExporter):
         src = allowed[torch.randint(0, len(allowed), (batch, length), generator=gen)]
         lengths = torch.randint(1, length + 1, (batch,), generator=gen)
         lengths[0] = length
-        src[torch.arange(length)[None, :] >= lengths[:, None]] = sp["pad"]
+        src[torch.arange(length)[None, :] >= lengths[:, None]] = sp["pad"] or 0
         return src
 
     def _targets(self, ctx: BundleContext, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
         vocab = vocab_size_of(ctx)
         tgt = torch.randint(0, vocab, (batch, length), generator=gen)
-        tgt[:, 0] = _specials(ctx)["bos"]
+        tgt[:, 0] = _bos(ctx)
         return tgt
 
     def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
@@ -114,23 +121,23 @@ class Seq2SeqExporter(TaskExporter):
         bounds = {"src_time": max_len, "tgt_time": max_len}
         return [
             GraphSpec(
-                role="encoder",
+                role=schema.ROLE_ENCODER,
                 module=encoder,
-                inputs=[TensorSpec("src", "int64", ("batch", "src_time"))],
-                outputs=[TensorSpec("memory", "float32", ("batch", "src_time", d_model), kind="memory")],
+                inputs=[TensorSpec(schema.INPUT_SRC, "int64", ("batch", "src_time"))],
+                outputs=[TensorSpec(schema.OUTPUT_MEMORY, "float32", ("batch", "src_time", d_model), kind=KIND_MEMORY)],
                 example=(src_ex,),
                 cases=enc_cases,
                 dim_max=bounds,
             ),
             GraphSpec(
-                role="decoder",
+                role=schema.ROLE_DECODER,
                 module=Decoder(model).eval(),
                 inputs=[
-                    TensorSpec("tgt", "int64", ("batch", "tgt_time")),
-                    TensorSpec("memory", "float32", ("batch", "src_time", d_model)),
-                    TensorSpec("src", "int64", ("batch", "src_time")),
+                    TensorSpec(schema.INPUT_TGT, "int64", ("batch", "tgt_time")),
+                    TensorSpec(schema.INPUT_MEMORY, "float32", ("batch", "src_time", d_model)),
+                    TensorSpec(schema.INPUT_SRC, "int64", ("batch", "src_time")),
                 ],
-                outputs=[TensorSpec("logits", "float32", ("batch", "tgt_time", vocab), kind="logits")],
+                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", "tgt_time", vocab), kind=KIND_LOGITS)],
                 example=(self._targets(ctx, 2, min(4, max_len), gen), mem_ex, src_ex),
                 cases=dec_cases,
                 dim_max=bounds,
@@ -139,7 +146,7 @@ class Seq2SeqExporter(TaskExporter):
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
         vocab = dict(ctx.meta["vocab"]) if isinstance(ctx.meta.get("vocab"), dict) else {}
-        vocab.setdefault("kind", "ids")
+        vocab.setdefault("kind", schema.VOCAB_IDS)
         vocab.setdefault("size", vocab_size_of(ctx))
         vocab["specials"] = _specials(ctx)
         max_len = _max_len(ctx.model)
@@ -166,7 +173,7 @@ class Seq2SeqExporter(TaskExporter):
     ) -> list[dict[str, Any]]:
         model = ctx.model.eval()
         max_len = _max_len(model)
-        bos = _specials(ctx)["bos"]
+        bos = _bos(ctx)
         gen = generator_seed(ctx.name, salt=2)
         steps = max_len - 1  # target positions after bos; decoding runs on past eos to compare every position
         batch = max(8, -(-DECODE_TOKENS // steps))
@@ -175,13 +182,13 @@ class Seq2SeqExporter(TaskExporter):
         # Every position is decoded (no stop at eos), so that parity compares each of them.
         def torch_decode(tgt: np.ndarray, memory: torch.Tensor, src_ids: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                return model.decode(torch.from_numpy(tgt), memory, torch.from_numpy(src_ids)).numpy()
+                return as_encoder_decoder(model).decode(torch.from_numpy(tgt), memory, torch.from_numpy(src_ids)).numpy()
 
         def torch_encode(src_ids: np.ndarray) -> torch.Tensor:
             with torch.no_grad():
-                return model.encode(torch.from_numpy(src_ids))
+                return as_encoder_decoder(model).encode(torch.from_numpy(src_ids))
 
-        enc, dec = cpu_session(files["encoder"]), cpu_session(files["decoder"])
+        enc, dec = cpu_session(files[schema.ROLE_ENCODER]), cpu_session(files[schema.ROLE_DECODER])
         src_np = src.numpy()
         ref, ref_logits = greedy_decode(torch_encode, torch_decode, src_np, bos, steps)
         out, _ = greedy_decode(
@@ -192,7 +199,7 @@ class Seq2SeqExporter(TaskExporter):
             steps,
         )
         check = tokens_check(
-            "decoder",
+            schema.ROLE_DECODER,
             "greedy-decoding",
             "onnxruntime encoder + decoder vs torch encode/decode",
             ref,

@@ -7,9 +7,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_export.tasks.text_generation import vocab_size_of
+from zoo_runtime import schema
 
 EXPORT_SHAPE = (2, 3)  # short: torch.export of nn.LSTM/GRU costs time per step of the example
 PARITY_SHAPES = ((1, 5), (3, 20), (7, 33))
@@ -38,11 +39,10 @@ def _token_sampler(ctx: BundleContext, gen: torch.Generator):
 
 
 class SequenceClassificationExporter(TaskExporter):
-    task = "sequence-classification"
+    task = schema.TASK_SEQUENCE_CLASSIFICATION
 
     def validate(self, ctx: BundleContext) -> None:
-        if not isinstance(ctx.meta.get("labels"), list) or not ctx.meta["labels"]:
-            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no labels")
+        super().validate(ctx)
         vocab_size_of(ctx)
 
     def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
@@ -57,10 +57,10 @@ class SequenceClassificationExporter(TaskExporter):
             raise ExportInputError(f"{ctx.checkpoint}: logits shape {list(out.shape)} does not fit {k} labels")
         return [
             GraphSpec(
-                role="model",
+                role=schema.ROLE_MODEL,
                 module=wrapper,
-                inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
-                outputs=[TensorSpec("logits", "float32", ("batch", k), kind="logits")],
+                inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", "time"))],
+                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=KIND_LOGITS)],
                 example=example,
                 cases=[ParityCase((sample(n, t),), {"batch": n, "time": t}) for n, t in PARITY_SHAPES],
             )
@@ -70,7 +70,7 @@ class SequenceClassificationExporter(TaskExporter):
         vocab = (
             dict(ctx.meta["vocab"])
             if isinstance(ctx.meta.get("vocab"), dict)
-            else {"kind": "ids", "size": vocab_size_of(ctx), "specials": {"pad": None, "bos": None, "eos": None}}
+            else {"kind": schema.VOCAB_IDS, "size": vocab_size_of(ctx), "specials": {"pad": None, "bos": None, "eos": None}}
         )
         return {
             "labels": list(ctx.meta["labels"]),

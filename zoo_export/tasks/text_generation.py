@@ -21,11 +21,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, KIND_STATE, GraphSpec, ParityCase, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session, first_divergence
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
 from zoo_runtime.generation import SAMPLING_DEFAULTS, full_graph_step, greedy_tokens
+from zoo_train.models.protocols import as_step_model
 from zoo_train.tasks.text_generation import loop_settings, numpy_step
 
 GENERATION_TOKENS = 120
@@ -41,9 +42,10 @@ class FullGraph(nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        state = self.model.initial_state(tokens.shape[0], tokens.device)
+        model = as_step_model(self.model)
+        state = model.initial_state(tokens.shape[0], tokens.device)
         dtype = next(self.model.parameters()).dtype  # float16 when exported with --dtype fp16
-        return self.model.step(tokens, *[s.to(dtype) for s in state])[0]
+        return model.step(tokens, *[s.to(dtype) for s in state])[0]
 
 
 class StepGraph(nn.Module):
@@ -54,18 +56,19 @@ class StepGraph(nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.step(tokens, *state))
+        return tuple(as_step_model(self.model).step(tokens, *state))
 
 
 # ------------------------------------------------------------------------------ the exporter
 
 
-def reset_keep_of(model: nn.Module) -> int | None:
+def reset_keep_of(module: nn.Module) -> int | None:
     """How many recent ids the generation loop feeds after a cache reset (docs/BUNDLE.md, generation).
 
     A model may set ``reset_keep`` (e.g. ``max_context // 2``, so that a reset comes only every
     ``max_context - reset_keep`` tokens); without it the whole window is fed again.
     """
+    model = as_step_model(module)
     if not model.max_context:
         return None
     keep = int(getattr(model, "reset_keep", None) or model.max_context)
@@ -74,8 +77,9 @@ def reset_keep_of(model: nn.Module) -> int | None:
     return keep
 
 
-def _state_layout(model: nn.Module) -> list[dict[str, Any]]:
+def _state_layout(module: nn.Module) -> list[dict[str, Any]]:
     """Per state tensor: names, dtype, batch axis, grow axis and fixed sizes, from initial_state(2) vs (3)."""
+    model = as_step_model(module)
     two = model.initial_state(2, torch.device("cpu"))
     three = model.initial_state(3, torch.device("cpu"))
     names = list(model.state_names)
@@ -134,30 +138,29 @@ def vocab_size_of(ctx: BundleContext) -> int:
 
 
 class TextGenerationExporter(TaskExporter):
-    task = "text-generation"
+    task = schema.TASK_TEXT_GENERATION
 
     def validate(self, ctx: BundleContext) -> None:
+        super().validate(ctx)
         missing = [a for a in PROTOCOL if not hasattr(ctx.model, a)]
         if missing:
             raise ExportInputError(
                 f"{ctx.checkpoint}: model {ctx.name!r} lacks {missing} of the text-generation protocol (docs/BUNDLE.md)"
             )
-        if not isinstance(ctx.meta.get("vocab"), dict):
-            raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no vocab")
 
     def graphs(self, ctx: BundleContext) -> list[GraphSpec]:
         model = ctx.model.eval()
         gen = generator_seed(ctx.name)
         layout = _state_layout(model)
         vocab = vocab_size_of(ctx)
-        max_context = model.max_context
-        any_tokens = model.step_tokens != 1
+        max_context = as_step_model(model).max_context
+        any_tokens = as_step_model(model).step_tokens != 1
         new_name = "new" if any_tokens else 1
         grow_out = "past + new" if any_tokens else "past + 1"
         tokens = lambda n, t: torch.randint(0, vocab, (n, t), generator=gen)  # noqa: E731
 
-        state_in = [TensorSpec(s["input"], s["dtype"], _state_shape(s, "past"), kind="state") for s in layout]
-        state_out = [TensorSpec(s["output"], s["dtype"], _state_shape(s, grow_out), kind="state") for s in layout]
+        state_in = [TensorSpec(s["input"], s["dtype"], _state_shape(s, "past"), kind=KIND_STATE) for s in layout]
+        state_out = [TensorSpec(s["output"], s["dtype"], _state_shape(s, grow_out), kind=KIND_STATE) for s in layout]
         new_ex = 2 if any_tokens else 1
         example = (tokens(2, new_ex), *[_state_tensor(s, 2, 3, gen) for s in layout])
         sizes = [(1, 1, 0), (3, 3 if any_tokens else 1, 4), (5, 1, (max_context - 1) if max_context else 9)]
@@ -173,10 +176,10 @@ class TextGenerationExporter(TaskExporter):
                 dims["past"] = past
             cases.append(ParityCase(inputs, dims))
         step = GraphSpec(
-            role="step",
+            role=schema.ROLE_STEP,
             module=StepGraph(model).eval(),
-            inputs=[TensorSpec("tokens", "int64", ("batch", new_name)), *state_in],
-            outputs=[TensorSpec("logits", "float32", ("batch", new_name, vocab), kind="logits"), *state_out],
+            inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", new_name)), *state_in],
+            outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", new_name, vocab), kind=KIND_LOGITS), *state_out],
             example=example,
             cases=cases,
         )
@@ -187,10 +190,10 @@ class TextGenerationExporter(TaskExporter):
             specs.insert(
                 0,
                 GraphSpec(
-                    role="model",
+                    role=schema.ROLE_MODEL,
                     module=FullGraph(model).eval(),
-                    inputs=[TensorSpec("tokens", "int64", ("batch", "time"))],
-                    outputs=[TensorSpec("logits", "float32", ("batch", "time", vocab), kind="logits")],
+                    inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", "time"))],
+                    outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", "time", vocab), kind=KIND_LOGITS)],
                     example=(tokens(2, t_ex),),
                     cases=[
                         ParityCase((tokens(b, t),), {"batch": b, "time": t})
@@ -239,7 +242,7 @@ class TextGenerationExporter(TaskExporter):
         prompt = torch.randint(0, vocab, (2, PROMPT_LENGTH), generator=gen).numpy()
 
         torch_step, initial = numpy_step(model, torch.device("cpu"))
-        step_session = cpu_session(files["step"])
+        step_session = cpu_session(files[schema.ROLE_STEP])
         names_in = [schema.INPUT_TOKENS] + [s["input"] for s in layout]
 
         def ort_step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -252,7 +255,7 @@ class TextGenerationExporter(TaskExporter):
         got, _, _ = greedy_tokens(ort_step, initial, settings, prompt, GENERATION_TOKENS)
         checks = [
             tokens_check(
-                "step",
+                schema.ROLE_STEP,
                 "greedy-generation",
                 "onnxruntime step graph vs torch step",
                 ref,
@@ -262,8 +265,8 @@ class TextGenerationExporter(TaskExporter):
                 context_resets=resets,
             )
         ]
-        if "model" in files:
-            full_session = cpu_session(files["model"])
+        if schema.ROLE_MODEL in files:
+            full_session = cpu_session(files[schema.ROLE_MODEL])
             full_step, full_initial = full_graph_step(lambda t: full_session.run(None, {schema.INPUT_TOKENS: t})[0])
             full, _, _ = greedy_tokens(
                 full_step, full_initial, dataclasses.replace(settings, step_tokens=schema.STEP_TOKENS_ANY), prompt,
@@ -271,7 +274,7 @@ class TextGenerationExporter(TaskExporter):
             )  # fmt: skip
             checks.append(
                 tokens_check(
-                    "model",
+                    schema.ROLE_MODEL,
                     "greedy-generation-full-graph",
                     "onnxruntime full graph (recomputed each step) vs torch step",
                     ref,

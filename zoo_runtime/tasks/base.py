@@ -1,16 +1,26 @@
-"""What every task object shares: the verified bundle's facts, its sessions, and one way to run them."""
+"""What every task object shares: the verified bundle's facts, its sessions, and one way to run them.
+
+Besides its own methods (``classify``, ``generate``, ``translate``, ...), every task object answers
+one small interface: ``describe()`` says what the model takes and returns, as plain JSON-ready data,
+and ``predict(request)`` runs it on a mapping of those inputs. CLIs, benchmarks and servers use
+these two and never ask which task they hold.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from zoo_runtime import schema
 from zoo_runtime.bundle import Bundle
+from zoo_runtime.contract import task_kind
 from zoo_runtime.errors import BundleError
 from zoo_runtime.providers import SessionFactory
+from zoo_runtime.sampling import softmax
 from zoo_runtime.signing import SignatureStatus
 
 _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64, "int32": np.int32}
@@ -18,15 +28,29 @@ _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.flo
 
 class Prediction(NamedTuple):
     label: str
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index: the class index is the public name callers use
     probability: float
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input or output of ``predict``: its JSON type, whether a request must give it, and a line for people."""
+
+    type: str
+    help: str
+    required: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.type, "required": self.required, "help": self.help}
 
 
 class BundleModel:
     """Base of the task objects returned by ``zoo_runtime.load``."""
 
     task: ClassVar[str] = ""
-    roles: ClassVar[tuple[str, ...]] = ("model",)  # graphs this task runs (sessions are built for these only)
+    roles: ClassVar[tuple[str, ...]] = (schema.ROLE_MODEL,)  # graphs this task runs (sessions are built for these only)
+    inputs: ClassVar[Mapping[str, Field]] = {}  # what a predict request may hold
+    outputs: ClassVar[Mapping[str, Field]] = {}  # what a predict result holds
 
     def __init__(self, bundle: Bundle, factory: SessionFactory):
         self.path: Path = bundle.path
@@ -54,15 +78,58 @@ class BundleModel:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} from {self.path} on {self.provider}>"
 
+    # ------------------------------------------------------------------------------ the common interface
+
+    def describe(self) -> dict[str, Any]:
+        """What this model is, takes and returns: plain JSON-ready data (for CLIs, servers and docs)."""
+        return {
+            "model": self.name,
+            "task": self.task,
+            "title": task_kind(self.task).title,
+            "inputs": {name: field.describe() for name, field in self.inputs.items()},
+            "outputs": {name: field.describe() for name, field in self.outputs.items()},
+            "labels": self.labels,
+            "metrics": self.metrics,
+            "provider": self.provider,
+            **self.describe_task(),
+        }
+
+    def describe_task(self) -> dict[str, Any]:
+        """What this task kind adds to ``describe`` (sizes, vocabulary, sampling defaults)."""
+        return {}
+
+    def predict(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the model on ``request`` (keys of ``describe()["inputs"]``); the result has the keys of its "outputs".
+
+        Results hold plain numbers, strings, lists and numpy arrays. Every problem with the request is a
+        BundleError naming the field.
+        """
+        if not isinstance(request, Mapping):
+            raise BundleError(f"request: expected a mapping of {', '.join(self.inputs)}, got {type(request).__name__}")
+        unknown = sorted(set(request) - set(self.inputs))
+        if unknown:
+            raise BundleError(
+                f"request: {self.name} ({self.task}) takes no {', '.join(unknown)}; it takes {', '.join(self.inputs)}"
+            )
+        missing = [name for name, field in self.inputs.items() if field.required and name not in request]
+        if missing:
+            raise BundleError(f"request: {', '.join(missing)} missing; {self.name} ({self.task}) needs it")
+        return self.predict_checked(request)
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``predict`` once the request's keys are known to fit ``inputs``."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------------------ helpers
 
     def graph(self, role: str) -> dict[str, Any]:
-        return self.manifest["graphs"][role]
+        spec: dict[str, Any] = self.manifest["graphs"][role]
+        return spec
 
     def input_spec(self, role: str, name: str) -> dict[str, Any]:
         for spec in self.graph(role)["inputs"]:
             if spec["name"] == name:
-                return spec
+                return dict(spec)
         raise BundleError(f"{self.path}: graph {role!r} has no input {name!r}")
 
     def _check_io(self, role: str, session: Any, where: Path) -> None:
@@ -79,13 +146,28 @@ class BundleModel:
         session = self._sessions[role]
         self.session_runs += 1
         try:
-            return session.run(list(outputs) if outputs is not None else None, feeds)
+            results: list[np.ndarray] = session.run(list(outputs) if outputs is not None else None, feeds)
+            return results
         except Exception as exc:  # onnxruntime's InvalidArgument / Fail / RuntimeException
             shapes = ", ".join(f"{k} {list(np.shape(v))}" for k, v in feeds.items())
             text = str(exc).strip().splitlines()
             raise BundleError(
                 f"{self.path}: the {role} graph refused the input ({shapes}): {text[0] if text else type(exc).__name__}"
             ) from None
+
+    def run_graph(self, role: str, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:
+        """Run one of this task's graphs on raw tensors (no pre- or post-processing): for servers and batchers.
+
+        ``feeds`` maps every input name to an array of the graph's dtype; the outputs come in the order asked
+        (all of the graph's when None). A graph the task does not run, or a refused input, is a BundleError.
+        """
+        if role not in self._sessions:
+            raise BundleError(f"{self.name}: no {role!r} graph runs here (it has {', '.join(self._sessions)})")
+        return self._run(role, dict(feeds), outputs)
+
+    def top_predictions(self, logits: np.ndarray, top_k: int | None) -> list[Prediction]:
+        """One row of logits ``[K]`` -> the ``top_k`` (every one when None) labels, most probable first."""
+        return self._predictions(softmax(np.asarray(logits)), top_k)
 
     def numpy_dtype(self, role: str, name: str) -> Any:
         return _NUMPY_DTYPES.get(self.input_spec(role, name).get("dtype", "float32"), np.float32)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo_runtime import limits, schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError, InputError
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import softmax
-from zoo_runtime.tasks.base import BundleModel, Prediction
+from zoo_runtime.tasks.base import BundleModel, Field, Prediction
 
 _BATCH = 64
 
@@ -21,7 +24,7 @@ class ImageSpec:
 
     def __init__(self, manifest: dict[str, Any], shape: list[Any]):
         pre = (manifest.get("preprocessing") or {}).get("image") or {}
-        dims = [d for d in shape[1:4]] if len(shape) == 4 else [None, None, None]
+        dims: list[Any] = list(shape[1:4]) if len(shape) == 4 else [None, None, None]
         self.channels = int(pre.get("channels") or dims[0])
         self.height = int(pre.get("height") or dims[1])
         self.width = int(pre.get("width") or dims[2])
@@ -102,10 +105,11 @@ def _pil_to_chw(img: Any, spec: ImageSpec) -> np.ndarray:
         img = img.convert(spec.color)
     if img.size != (spec.width, spec.height):
         img = img.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr: np.ndarray = np.asarray(img, dtype=np.float32) / 255.0
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return arr.transpose(2, 0, 1)
+    chw: np.ndarray = arr.transpose(2, 0, 1)
+    return chw
 
 
 def _is_pil(obj: Any) -> bool:
@@ -169,11 +173,22 @@ class ImageClassifier(BundleModel):
 
     task = schema.TASK_IMAGE_CLASSIFICATION
     roles = (schema.ROLE_MODEL,)
+    inputs: ClassVar[Mapping[str, Field]] = {
+        "images": Field(
+            "images",
+            "one image or a list: file paths, PIL images, HW/HWC arrays, or one NCHW array (uint8 0..255 or float 0..1)",
+            required=True,
+        ),
+        "top_k": Field("integer", "labels to return per image, most probable first (default 5)"),
+    }
+    outputs: ClassVar[Mapping[str, Field]] = {
+        "predictions": Field("array", "per image, a list of {label, index, probability}, most probable first")
+    }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
-        self._input = self.graph("model")["inputs"][0]["name"]
-        self.image_spec = ImageSpec(self.manifest, self.graph("model")["inputs"][0].get("shape", []))
+        self._input = self.graph(schema.ROLE_MODEL)["inputs"][0]["name"]
+        self.image_spec = ImageSpec(self.manifest, self.graph(schema.ROLE_MODEL)["inputs"][0].get("shape", []))
 
     def preprocess(self, images: Any) -> np.ndarray:
         """Images as the graph's input: float32 [N,C,H,W] in 0..1."""
@@ -208,9 +223,17 @@ class ImageClassifier(BundleModel):
 
     def logits(self, images: Any) -> np.ndarray:
         x = self.preprocess(images)
-        out = [self._run("model", {self._input: x[i : i + _BATCH]})[0] for i in range(0, x.shape[0], _BATCH)]
+        out = [self._run(schema.ROLE_MODEL, {self._input: x[i : i + _BATCH]})[0] for i in range(0, x.shape[0], _BATCH)]
         return np.concatenate(out, axis=0)
 
     def classify(self, images: Any, top_k: int = 5) -> list[list[Prediction]]:
         probs = softmax(self.logits(images), axis=-1)
         return [self._predictions(p, top_k) for p in probs]
+
+    def describe_task(self) -> dict[str, Any]:
+        spec = self.image_spec
+        return {"image": {"channels": spec.channels, "height": spec.height, "width": spec.width, "color": spec.color}}
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        results = self.classify(request["images"], top_k=request.get("top_k", 5))
+        return {"predictions": [[p._asdict() for p in preds] for preds in results]}

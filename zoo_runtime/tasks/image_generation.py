@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo_runtime import limits, schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError, InputError
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import random_generator
-from zoo_runtime.tasks.base import BundleModel
+from zoo_runtime.tasks.base import BundleModel, Field
 
 _BATCH = 64
 
@@ -19,10 +22,19 @@ class ImageGenerator(BundleModel):
 
     task = schema.TASK_IMAGE_GENERATION
     roles = (schema.ROLE_MODEL,)
+    inputs: ClassVar[Mapping[str, Field]] = {
+        "z": Field("array", "latent vectors [n, Z] or one [Z] to decode (else n are sampled)"),
+        "n": Field("integer", "images to sample when no z is given (default 1)"),
+        "seed": Field("integer", "seed of the sampled latents (default: a fresh one)"),
+    }
+    outputs: ClassVar[Mapping[str, Field]] = {
+        "images": Field("array", "uint8 images [n, H, W, C]"),
+        "z": Field("array", "the latent vectors decoded, float32 [n, Z]"),
+    }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
-        graph = self.graph("model")
+        graph = self.graph(schema.ROLE_MODEL)
         self._input = graph["inputs"][0]["name"]
         self._output = graph["outputs"][0]["name"]
         latent = (self.manifest.get("preprocessing") or {}).get("latent") or {}
@@ -73,21 +85,31 @@ class ImageGenerator(BundleModel):
             )
         if not np.all(np.isfinite(z)):
             raise BundleError(f"{what}: holds NaN or infinite values")
-        return z
+        latents: np.ndarray = z
+        return latents
 
     def decode_float(self, z: Any) -> np.ndarray:
         """The graph's own output: float32 [n, C, H, W] in 0..1."""
         z = self._latents(z)
-        out = [self._run("model", {self._input: z[i : i + _BATCH]}, [self._output])[0] for i in range(0, z.shape[0], _BATCH)]
+        batches = (z[i : i + _BATCH] for i in range(0, z.shape[0], _BATCH))
+        out = [self._run(schema.ROLE_MODEL, {self._input: batch}, [self._output])[0] for batch in batches]
         return np.concatenate(out, axis=0)
 
     def decode(self, z: Any) -> np.ndarray:
         """Latents [n, Z] -> uint8 images [n, H, W, C]."""
-        x = self.decode_float(z)
-        return np.ascontiguousarray((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1))
+        return images_uint8(self.decode_float(z))
 
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         return self.decode(self.sample_latents(n, seed))
+
+    def describe_task(self) -> dict[str, Any]:
+        return {"latent": {"dim": self.latent_dim, "distribution": self.distribution}}
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        if "z" in request and ("n" in request or "seed" in request):
+            raise BundleError("request: give z, or n and seed to sample it, not both")
+        z = self._latents(request["z"]) if "z" in request else self.sample_latents(request.get("n", 1), request.get("seed"))
+        return {"images": self.decode(z), "z": z}
 
     def interpolate(self, z_a: Any, z_b: Any, steps: int = 8, method: str = "linear") -> np.ndarray:
         """Images along the path from ``z_a`` to ``z_b`` (both ends included): uint8 [steps, H, W, C].
@@ -108,6 +130,11 @@ class ImageGenerator(BundleModel):
         else:
             raise BundleError(f"interpolate: method {method!r}: expected 'linear' or 'slerp'")
         return self.decode(z.astype(np.float32))
+
+
+def images_uint8(x: np.ndarray) -> np.ndarray:
+    """The graph's float32 [n, C, H, W] in 0..1 -> uint8 images [n, H, W, C] (rounded, clipped)."""
+    return np.ascontiguousarray((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1))
 
 
 def _count(n: Any, what: str) -> int:

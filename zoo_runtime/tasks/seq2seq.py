@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import greedy_decode
-from zoo_runtime.tasks.base import BundleModel, as_token_ids
+from zoo_runtime.providers import SessionFactory
+from zoo_runtime.tasks.base import BundleModel, Field, as_token_ids
 
 
 class Translator(BundleModel):
@@ -17,16 +20,24 @@ class Translator(BundleModel):
 
     task = schema.TASK_SEQ2SEQ
     roles = (schema.ROLE_ENCODER, schema.ROLE_DECODER)
+    inputs: ClassVar[Mapping[str, Field]] = {
+        "src": Field("token-ids", "the source sequence: a list of token ids", required=True),
+        "max_len": Field("integer", "most tokens to decode (default: what the model's positions allow)"),
+    }
+    outputs: ClassVar[Mapping[str, Field]] = {
+        "output": Field("token-ids", "the decoded ids after bos, up to (not including) eos")
+    }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         specials = (self.manifest.get("vocab") or {}).get("specials") or {}
         gen = self.manifest.get("generation") or {}
-        self.bos_id: int | None = specials.get("bos", gen.get("bos"))
+        bos = specials.get("bos", gen.get("bos"))
+        if bos is None:
+            raise BundleError(f"{self.path}: a seq2seq bundle needs vocab.specials.bos to start decoding")
+        self.bos_id = int(bos)
         self.eos_id: int | None = specials.get("eos", gen.get("eos"))
         self.pad_id: int | None = specials.get("pad", gen.get("pad"))
-        if self.bos_id is None:
-            raise BundleError(f"{self.path}: a seq2seq bundle needs vocab.specials.bos to start decoding")
         # Positions the model knows: the longest source, and the longest target prefix (bos included).
         self.max_source: int | None = gen.get("max_source")
         self.max_target: int | None = gen.get("max_target")
@@ -34,14 +45,15 @@ class Translator(BundleModel):
         if default is None and self.max_target:
             default = self.max_target - 1
         self.max_len: int | None = default
-        self._decoder_inputs = {t["name"] for t in self.graph("decoder")["inputs"]}
+        self._decoder_inputs = {t["name"] for t in self.graph(schema.ROLE_DECODER)["inputs"]}
 
     def encode(self, src: np.ndarray) -> np.ndarray:
-        return self._run("encoder", {schema.INPUT_SRC: src}, [schema.OUTPUT_MEMORY])[0]
+        return self._run(schema.ROLE_ENCODER, {schema.INPUT_SRC: src}, [schema.OUTPUT_MEMORY])[0]
 
     def decoder_logits(self, tgt: np.ndarray, memory: np.ndarray, src: np.ndarray) -> np.ndarray:
         feeds = {schema.INPUT_TGT: tgt, schema.INPUT_MEMORY: memory, schema.INPUT_SRC: src}
-        return self._run("decoder", {k: v for k, v in feeds.items() if k in self._decoder_inputs}, [schema.OUTPUT_LOGITS])[0]
+        wanted = {k: v for k, v in feeds.items() if k in self._decoder_inputs}
+        return self._run(schema.ROLE_DECODER, wanted, [schema.OUTPUT_LOGITS])[0]
 
     def translate(self, src: Any, max_len: int | None = None) -> list[int]:
         """Greedy decoding: the target ids after ``bos``, up to (not including) ``eos``."""
@@ -53,6 +65,17 @@ class Translator(BundleModel):
             raise BundleError(f"max_len: expected a positive integer, got {limit!r}")
         if self.max_target:
             limit = min(int(limit), self.max_target - 1)  # the prefix (bos + output) must fit the positions
-        out, _ = greedy_decode(self.encode, self.decoder_logits, ids, int(self.bos_id), int(limit), eos=self.eos_id)
+        out, _ = greedy_decode(self.encode, self.decoder_logits, ids, self.bos_id, int(limit), eos=self.eos_id)
         row = [int(t) for t in out[0]]
         return row[: row.index(self.eos_id)] if self.eos_id in row else row
+
+    def describe_task(self) -> dict[str, Any]:
+        return {
+            "vocab_size": self.vocab_size(),
+            "specials": {"pad": self.pad_id, "bos": self.bos_id, "eos": self.eos_id},
+            "max_source": self.max_source,
+            "max_len": self.max_len,
+        }
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return {"output": self.translate(request["src"], max_len=request.get("max_len"))}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import softmax
-from zoo_runtime.tasks.base import BundleModel, Prediction, as_token_ids
+from zoo_runtime.tasks.base import BundleModel, Field, Prediction, as_token_ids
 
 
 class SequenceClassifier(BundleModel):
@@ -16,15 +19,30 @@ class SequenceClassifier(BundleModel):
 
     task = schema.TASK_SEQUENCE_CLASSIFICATION
     roles = (schema.ROLE_MODEL,)
+    inputs: ClassVar[Mapping[str, Field]] = {
+        "tokens": Field("token-ids", "the sequence: a list of token ids", required=True),
+        "top_k": Field("integer", "labels to return, most probable first (default: all)"),
+    }
+    outputs: ClassVar[Mapping[str, Field]] = {
+        "predictions": Field("array", "a list of {label, index, probability}, most probable first")
+    }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
-        self._input = self.graph("model")["inputs"][0]["name"]
+        self._input = self.graph(schema.ROLE_MODEL)["inputs"][0]["name"]
 
     def logits(self, tokens: Any) -> np.ndarray:
         ids = as_token_ids(tokens, self.vocab_size())
-        return self._run("model", {self._input: ids[None]})[0][0]
+        row: np.ndarray = self._run(schema.ROLE_MODEL, {self._input: ids[None]})[0][0]
+        return row
 
     def classify_sequence(self, tokens: Any, top_k: int | None = None) -> list[Prediction]:
         """Every class (or the ``top_k`` best) with its probability, most probable first."""
         return self._predictions(softmax(self.logits(tokens)), top_k)
+
+    def describe_task(self) -> dict[str, Any]:
+        return {"vocab_size": self.vocab_size()}
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        preds = self.classify_sequence(request["tokens"], top_k=request.get("top_k"))
+        return {"predictions": [p._asdict() for p in preds]}

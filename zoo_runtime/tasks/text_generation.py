@@ -7,17 +7,19 @@ token for token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import islice
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo_runtime import schema
+from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import SAMPLING_DEFAULTS, GenerationLoop, LoopSettings, sampling_pick
+from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import random_generator
-from zoo_runtime.tasks.base import BundleModel
+from zoo_runtime.tasks.base import BundleModel, Field
 
 
 class TextGenerator(BundleModel):
@@ -25,8 +27,22 @@ class TextGenerator(BundleModel):
 
     task = schema.TASK_TEXT_GENERATION
     roles = (schema.ROLE_STEP,)
+    inputs: ClassVar[Mapping[str, Field]] = {
+        "prompt": Field("string", "the text (or DNA) to continue", required=True),
+        "max_new_tokens": Field("integer", "tokens to generate (default: the bundle's)"),
+        "temperature": Field("number", "0 is greedy (default: the bundle's)"),
+        "top_k": Field("integer", "sample from the k most probable tokens, 0 = off (default: the bundle's)"),
+        "top_p": Field("number", "nucleus sampling, 1 = off (default: the bundle's)"),
+        "seed": Field("integer", "random seed (default: a fresh one)"),
+        "stop": Field("array", "strings that end the generation (not included)"),
+    }
+    outputs: ClassVar[Mapping[str, Field]] = {
+        "text": Field("string", "the generated text, without the prompt"),
+        "pieces": Field("integer", "tokens generated"),
+        "skipped": Field("array", "[position, character] pairs of the prompt dropped as outside the vocabulary"),
+    }
 
-    def __init__(self, bundle, factory):
+    def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         vocab = self.manifest.get("vocab") or {}
         tokens = vocab.get("tokens")
@@ -41,7 +57,7 @@ class TextGenerator(BundleModel):
         self.loop_settings = LoopSettings.from_generation(gen)
         self.max_context: int | None = self.loop_settings.max_context
         self._state_specs: list[dict[str, Any]] = list(gen.get("state") or [])
-        step_inputs = {t["name"] for t in self.graph("step")["inputs"]}
+        step_inputs = {t["name"] for t in self.graph(schema.ROLE_STEP)["inputs"]}
         for spec in self._state_specs:
             if spec.get("input") not in step_inputs:
                 raise BundleError(f"{self.path}: generation state {spec.get('input')!r} is not an input of the step graph")
@@ -89,7 +105,7 @@ class TextGenerator(BundleModel):
                     shape.append(batch)
                 else:
                     raise BundleError(f"{self.path}: state {spec['input']!r} has an unknown symbolic dim {dim!r}")
-            state.append(np.zeros(shape, dtype=self.numpy_dtype("step", spec["input"])))
+            state.append(np.zeros(shape, dtype=self.numpy_dtype(schema.ROLE_STEP, spec["input"])))
         return state
 
     def step(self, feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -97,7 +113,7 @@ class TextGenerator(BundleModel):
         feeds = {schema.INPUT_TOKENS: np.asarray(feed, dtype=np.int64)}
         feeds.update({spec["input"]: s for spec, s in zip(self._state_specs, state, strict=True)})
         outputs = [schema.OUTPUT_LOGITS] + [spec["output"] for spec in self._state_specs]
-        logits, *new_state = self._run("step", feeds, outputs)
+        logits, *new_state = self._run(schema.ROLE_STEP, feeds, outputs)
         return logits, new_state
 
     # ------------------------------------------------------------------------------ generation
@@ -146,7 +162,15 @@ class TextGenerator(BundleModel):
         tokens = self._tokens(ids, max_new, temp, k, p, random_generator(seed))
         return _stop_at(tokens, stops) if stops else tokens
 
-    def _tokens(self, ids: list[int], max_new: int, temperature, top_k, top_p, rng) -> Iterator[str]:
+    def _tokens(
+        self,
+        ids: list[int],
+        max_new: int,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        rng: np.random.Generator,
+    ) -> Iterator[str]:
         loop = GenerationLoop(self.step, self.initial_state, self.loop_settings)
         pick = sampling_pick(rng, temperature, top_k, top_p)
         for nxt, _logits in islice(loop.run(np.asarray([ids]), pick), max_new):
@@ -155,6 +179,14 @@ class TextGenerator(BundleModel):
     def generate_text(self, prompt: str, **kwargs: Any) -> str:
         """The whole generation as one string (without the prompt)."""
         return "".join(self.generate(prompt, **kwargs))
+
+    def describe_task(self) -> dict[str, Any]:
+        return {"vocab": list(self.vocab), "sampling": dict(self.sampling), "max_context": self.max_context}
+
+    def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        settings = {k: v for k, v in request.items() if k != "prompt"}
+        pieces = list(self.generate(request["prompt"], **settings))
+        return {"text": "".join(pieces), "pieces": len(pieces), "skipped": [list(s) for s in self.last_skipped]}
 
 
 def _stop_at(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:

@@ -14,12 +14,14 @@ pad, bos, eos; symbols are 3.. ; sources have random lengths and are right-padde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from zoo_runtime import schema
+from zoo_runtime.contract import Vocab
 from zoo_train.data.errors import DataError
 
 ORDER_LABELS = ["XX", "XY", "YX", "YY"]
@@ -108,12 +110,13 @@ def seq2seq_op(name: str) -> str:
     return op
 
 
-def ids_vocab(size: int, specials: dict[str, int | None] | None = None) -> dict[str, object]:
+def ids_vocab(size: int, specials: Mapping[str, int | None] | None = None) -> Vocab:
     """The bundle's ``vocab`` entry for plain integer tokens 0..size-1 (docs/BUNDLE.md)."""
+    given = specials or {}
     return {
-        "kind": "ids",
+        "kind": schema.VOCAB_IDS,
         "size": size,
         "tokens": list(range(size)),
-        "unknown": "error",
-        "specials": {"pad": None, "bos": None, "eos": None, **(specials or {})},
+        "unknown": schema.UNKNOWN_ERROR,
+        "specials": {"pad": given.get("pad"), "bos": given.get("bos"), "eos": given.get("eos")},
     }

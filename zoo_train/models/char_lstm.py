@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from zoo_runtime import schema
 from zoo_train.registry import QualityTarget, Recipe, register_model
 
 RNNState = Tensor | tuple[Tensor, Tensor]  # GRU: h; LSTM: (h, c); each [num_layers, N, H]
@@ -23,7 +24,7 @@ RNNState = Tensor | tuple[Tensor, Tensor]  # GRU: h; LSTM: (h, c); each [num_lay
 class RecurrentLM(nn.Module):
     """tokens -> embedding -> recurrent stack -> per-step logits, state in and out explicitly."""
 
-    generation_kind = "recurrent"
+    generation_kind = schema.GENERATION_RECURRENT
     max_context = None  # a recurrent state has no position limit
     state_names: list[tuple[str, str]]
     state_grow_axes: list[int | None]
@@ -113,7 +114,7 @@ TINY = {"embedding_size": 8, "hidden_size": 16, "num_layers": 1}
 
 @register_model(
     "char-lstm",
-    task="text-generation",
+    task=schema.TASK_TEXT_GENERATION,
     config_cls=CharLSTMConfig,
     default_dataset="shakespeare",
     recipes={

@@ -14,6 +14,7 @@ from typing import Any
 import torch.nn as nn
 from torch import Tensor
 
+from zoo_runtime import schema
 from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
@@ -102,7 +103,7 @@ TINY = {"latent_dim": 8, "g_features": 4, "d_features": 4}
 
 @register_model(
     "dcgan",
-    task="image-generation",
+    task=schema.TASK_IMAGE_GENERATION,
     config_cls=DCGANConfig,
     default_dataset="fashion-mnist",
     recipes={

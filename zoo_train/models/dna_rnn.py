@@ -13,6 +13,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from zoo_runtime import schema
 from zoo_train import nn_scratch
 from zoo_train.models.char_lstm import RecurrentLM
 from zoo_train.registry import QualityTarget, Recipe, register_model
@@ -87,7 +88,7 @@ RECIPES = {
 
 @register_model(
     "dna-gru",
-    task="text-generation",
+    task=schema.TASK_TEXT_GENERATION,
     config_cls=DNARNNConfig,
     default_dataset="kmer-examples",
     recipes=RECIPES,
@@ -101,7 +102,7 @@ def dna_gru(**config: Any) -> DNARNN:
 
 @register_model(
     "dna-lstm",
-    task="text-generation",
+    task=schema.TASK_TEXT_GENERATION,
     config_cls=DNARNNConfig,
     default_dataset="kmer-examples",
     recipes=RECIPES,

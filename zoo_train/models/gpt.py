@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo_runtime import schema
 from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
@@ -120,7 +121,7 @@ def causal_mask(past: int, new: int, device: torch.device) -> Tensor:
 class GPT(nn.Module):
     """Decoder-only character transformer with the text-generator step protocol (docs/BUNDLE.md)."""
 
-    generation_kind = "kv-cache"
+    generation_kind = schema.GENERATION_KV_CACHE
     step_tokens = "any"
     full_graph = True
     state_names = (("past_keys", "present_keys"), ("past_values", "present_values"))
@@ -183,7 +184,7 @@ TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": 16, "dropout": 0.
 
 @register_model(
     "char-gpt",
-    task="text-generation",
+    task=schema.TASK_TEXT_GENERATION,
     config_cls=GPTConfig,
     default_dataset="shakespeare",
     recipes={

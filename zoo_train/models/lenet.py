@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from zoo_runtime import schema
 from zoo_train.models._image_recipes import image_recipes
 from zoo_train.registry import QualityTarget, register_model
 
@@ -82,7 +83,7 @@ class LeNet(nn.Module):
 
 @register_model(
     "lenet5",
-    task="image-classification",
+    task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=LeNetConfig,
     default_dataset="fashion-mnist",
     # Full: LeNet-5's layout with max instead of average pooling (the paper's falls short of the target) and label smoothing.
@@ -98,7 +99,7 @@ def lenet5(**config: Any) -> LeNet:
 
 @register_model(
     "cifar-lenet",
-    task="image-classification",
+    task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=CIFARLeNetConfig,
     default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=40, lr=1e-3),

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from zoo_runtime import schema
 from zoo_train.models._image_recipes import image_recipes
 from zoo_train.registry import QualityTarget, Recipe, register_model
 
@@ -75,7 +76,7 @@ class ResNetCIFAR(nn.Module):
 
 @register_model(
     "resnet-cifar",
-    task="image-classification",
+    task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=ResNetCIFARConfig,
     default_dataset="fashion-mnist",
     # Random erasing in the full recipe: on Fashion-MNIST it took WRN-28-10 from 95.9% to 96.3% (ANCHORS.md), and a

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from zoo_runtime import schema
 from zoo_train.models._image_recipes import image_recipes
 from zoo_train.nn_scratch import Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from zoo_train.registry import QualityTarget, register_model
@@ -54,7 +55,7 @@ class ScratchCNN(nn.Module):
 
 @register_model(
     "scratch-cnn",
-    task="image-classification",
+    task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=ScratchCNNConfig,
     default_dataset="fashion-mnist",
     recipes=image_recipes(quick_epochs=2, full_epochs=30, lr=2e-3, quick_limit=10000),

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from zoo_runtime import schema
 from zoo_train.models.gpt import Attention, Block, causal_mask, init_transformer_weights
 from zoo_train.registry import QualityTarget, Recipe, register_model
 
@@ -105,7 +106,7 @@ TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers
 
 @register_model(
     "seq2seq-transformer",
-    task="seq2seq",
+    task=schema.TASK_SEQ2SEQ,
     config_cls=Seq2SeqConfig,
     default_dataset="synthetic-reverse",
     recipes={

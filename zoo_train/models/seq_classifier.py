@@ -8,6 +8,7 @@ from typing import Any
 import torch.nn as nn
 from torch import Tensor
 
+from zoo_runtime import schema
 from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
@@ -72,7 +73,7 @@ RECIPES = {
 
 @register_model(
     "lstm-classifier",
-    task="sequence-classification",
+    task=schema.TASK_SEQUENCE_CLASSIFICATION,
     config_cls=SeqClassifierConfig,
     default_dataset="temporal-order",
     recipes=RECIPES,
@@ -86,7 +87,7 @@ def lstm_classifier(**config: Any) -> RNNClassifier:
 
 @register_model(
     "gru-classifier",
-    task="sequence-classification",
+    task=schema.TASK_SEQUENCE_CLASSIFICATION,
     config_cls=SeqClassifierConfig,
     default_dataset="temporal-order",
     recipes=RECIPES,

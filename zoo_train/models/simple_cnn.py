@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from zoo_runtime import schema
 from zoo_train.models._image_recipes import image_recipes
 from zoo_train.registry import QualityTarget, register_model
 
@@ -55,7 +56,7 @@ class SimpleCNN(nn.Module):
 
 @register_model(
     "simple-cnn",
-    task="image-classification",
+    task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=SimpleCNNConfig,
     default_dataset="fashion-mnist",
     # Full: a wider FC layer with less dropout; the default dropout of 0.5 underfits in 40 epochs.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -25,13 +25,20 @@ class TaskData:
     val: Dataset
     test: Dataset | None
     model_config: dict[str, Any]  # data-dependent constructor arguments (in_channels, num_classes, vocab_size, ...)
-    meta: dict[str, Any]  # labels / vocabulary / preprocessing: saved in checkpoints and bundles
+    # labels / vocabulary / preprocessing: saved in checkpoints and bundles. Each load_data builds it as its task
+    # kind's TypedDict in zoo_runtime.contract (checked there by check_meta); read here by key.
+    meta: Mapping[str, Any]
     description: str = ""
     collate_fn: Callable | None = None
     # Applied on the training device to every batch before the task sees it: ``f(batch, train)``.
     # Image tasks use it for batch augmentation and normalisation, so it runs on the GPU when there is one.
     batch_transform: Callable[[Any, bool], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def dataset_size(dataset: Dataset) -> int:
+    """len() of a dataset: torch's Dataset type declares no __len__, though every dataset of the zoo has one."""
+    return len(cast(Sized, dataset))
 
 
 def move_to(batch: Any, device: torch.device) -> Any:

@@ -13,6 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime import schema
+from zoo_runtime.contract import ImageClassificationMeta
 from zoo_train.data.augment import augment_batch
 from zoo_train.data.images import augmentation_for, load_image_arrays
 from zoo_train.registry import ModelEntry, Recipe
@@ -56,7 +58,7 @@ class ImageBatchTransform:
 
 
 class ImageClassification(Task):
-    name = "image-classification"
+    name = schema.TASK_IMAGE_CLASSIFICATION
     primary_metric = "val_accuracy"
     mode = "max"
 
@@ -75,7 +77,7 @@ class ImageClassification(Task):
         pixels = arrays.train_images[train_idx].astype(np.float32) / 255.0
         mean = pixels.mean(axis=(0, 1, 2)).tolist()
         std = (pixels.std(axis=(0, 1, 2)) + 1e-6).tolist()
-        meta = {
+        meta: ImageClassificationMeta = {
             "dataset": name,
             "labels": list(arrays.labels),
             "preprocessing": {
@@ -123,6 +125,9 @@ class ImageClassification(Task):
         self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe
     ) -> dict[str, Any]:
         model.eval()
+        if not isinstance(data.test, TensorDataset) or not isinstance(data.train, TensorDataset):
+            raise TypeError("image classification reports on resident train and test tensors")
+        train_labels = data.train.tensors[1]
         loader = DeviceLoader(
             self.make_loader(data.test, 256, train=False, data=data, generator=None), device, data.batch_transform, train=False
         )
@@ -138,7 +143,7 @@ class ImageClassification(Task):
             "test_accuracy": float((y_true == y_pred).float().mean()),
             "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
             # The honest floor: always answer the most frequent training class.
-            "majority_class_accuracy": float((y_true == int(torch.bincount(data.train.tensors[1]).argmax())).float().mean()),
+            "majority_class_accuracy": float((y_true == int(torch.bincount(train_labels).argmax())).float().mean()),
             "metric": "test_accuracy",
             "baseline_metric": "majority_class_accuracy",
             "split": "official test split",
@@ -185,7 +190,7 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> None
                 ax.text(
                     j,
                     i,
-                    int(confusion[i, j]),
+                    str(int(confusion[i, j])),
                     ha="center",
                     va="center",
                     fontsize=6,
@@ -205,7 +210,9 @@ def plot_predictions(data: TaskData, model: nn.Module, device: torch.device, pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    images, labels = data.test.tensors  # type: ignore[union-attr]
+    if not isinstance(data.test, TensorDataset) or data.batch_transform is None:
+        raise TypeError("the prediction plot needs resident test tensors and the task's batch transform")
+    images, labels = data.test.tensors
     pick = torch.linspace(0, len(images) - 1, count).long()
     x, y = images[pick], labels[pick]
     xb, _ = data.batch_transform((x.to(device), y.to(device)), False)

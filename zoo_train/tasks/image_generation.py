@@ -23,16 +23,19 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime import schema
+from zoo_runtime.contract import ImageGenerationMeta
 from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR, SUMMARY_FILE, RunDir
 from zoo_train.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from zoo_train.data.images import load_image_arrays
+from zoo_train.models.protocols import as_gan
 from zoo_train.registry import ModelEntry, Recipe, list_models
 from zoo_train.tasks.base import BatchLoader, Task, TaskData, average_gradients, register_task
 
@@ -71,8 +74,9 @@ def pixel_features(images: torch.Tensor) -> torch.Tensor:
 def sample_images(model: nn.Module, count: int, seed: int, device: torch.device, batch: int = 500) -> torch.Tensor:
     """``count`` images in [0, 1] from noise drawn with ``seed`` (the same noise for any model)."""
     generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(count, model.latent_dim, generator=generator)
-    return torch.cat([model.generate(z[i : i + batch].to(device)).float().cpu() for i in range(0, count, batch)])
+    gan = as_gan(model)
+    z = torch.randn(count, gan.latent_dim, generator=generator)
+    return torch.cat([gan.generate(z[i : i + batch].to(device)).float().cpu() for i in range(0, count, batch)])
 
 
 @torch.no_grad()
@@ -81,7 +85,8 @@ def save_grid(model: nn.Module, data: TaskData, path: Path, device: torch.device
     from torchvision.utils import save_image
 
     held_out: HeldOutImages = data.val  # type: ignore[assignment]
-    grid = model.generate(held_out.fixed_noise(model.latent_dim).to(device)).float().cpu()
+    gan = as_gan(model)
+    grid = gan.generate(held_out.fixed_noise(gan.latent_dim).to(device)).float().cpu()
     save_image(grid, path, nrow=int(math.sqrt(GRID_SIZE)), padding=1)
 
 
@@ -91,7 +96,7 @@ def to_unit(batch: Sequence[torch.Tensor], train: bool) -> list[torch.Tensor]:
 
 
 class ImageGeneration(Task):
-    name = "image-generation"
+    name = schema.TASK_IMAGE_GENERATION
     primary_metric = "val_fd_pixels"
     mode = "min"
 
@@ -106,7 +111,7 @@ class ImageGeneration(Task):
             raise ValueError(f"{name}: DCGAN takes square images, got {arrays.height}x{arrays.width}")
         train = torch.from_numpy(arrays.train_images[: recipe.limit_train]).permute(0, 3, 1, 2).contiguous()
         test = torch.from_numpy(arrays.test_images).permute(0, 3, 1, 2).contiguous()
-        meta = {
+        meta: ImageGenerationMeta = {
             "dataset": name,
             "labels": None,
             "preprocessing": {
@@ -136,7 +141,7 @@ class ImageGeneration(Task):
         # The DCGAN paper's Adam: beta1 0.5 keeps the adversarial game from oscillating.
         return [
             torch.optim.Adam(part.parameters(), lr=recipe.lr, betas=(0.5, 0.999), fused=device.type == "cuda")
-            for part in (model.generator, model.discriminator)
+            for part in (as_gan(model).generator, as_gan(model).discriminator)
         ]
 
     def fit_batch(
@@ -147,7 +152,7 @@ class ImageGeneration(Task):
         recipe: Recipe,
         autocast: Callable[[], Any],
     ) -> dict[str, torch.Tensor]:
-        net = getattr(model, "module", model)  # DDP wraps the model
+        net = as_gan(model)
         opt_g, opt_d = optimizers
         real = batch[0] * 2.0 - 1.0
         z = torch.randn(real.shape[0], net.latent_dim, device=real.device)
@@ -175,8 +180,9 @@ class ImageGeneration(Task):
         model.eval()
         real = torch.cat([batch[0].float().cpu() for batch in loader])
         fake = sample_images(model, len(real), seed=0, device=device)
-        d_real = model.discriminator(real.to(device) * 2 - 1).float()
-        d_fake = model.discriminator(fake.to(device) * 2 - 1).float()
+        discriminator = as_gan(model).discriminator
+        d_real = discriminator(real.to(device) * 2 - 1).float()
+        d_fake = discriminator(fake.to(device) * 2 - 1).float()
         return {
             "val_fd_pixels": frechet_distance(pixel_features(real), pixel_features(fake)),
             "val_d_loss": float(
@@ -287,6 +293,7 @@ def classifier_features(
             f"{path}: classifier takes {shape} images or has no features(); "
             f"the GAN makes {(image['channels'], image['height'], image['width'])}",
         )
+    penultimate = cast(Callable[[torch.Tensor], torch.Tensor], classifier.features)  # checked by hasattr above
     mean = torch.tensor(prep["mean"], device=device).view(1, -1, 1, 1)
     std = torch.tensor(prep["std"], device=device).view(1, -1, 1, 1)
 
@@ -295,7 +302,7 @@ def classifier_features(
         feats, logits = [], []
         for i in range(0, len(images), batch):
             x = (images[i : i + batch].to(device) - mean) / std
-            feats.append(classifier.features(x).float().cpu())
+            feats.append(penultimate(x).float().cpu())
             logits.append(classifier(x).float().cpu())
         return torch.cat(feats), torch.cat(logits)
 

@@ -16,9 +16,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime import schema
+from zoo_runtime.contract import Seq2SeqMeta
 from zoo_runtime.generation import greedy_decode as shared_greedy_decode
 from zoo_runtime.rundir import SAMPLES_TEXT_FILE, RunDir
 from zoo_train.data.synthetic import BOS, EOS, PAD, SEQ2SEQ_SPECIALS, Seq2SeqSpec, ids_vocab, seq2seq_op, seq2seq_pairs
+from zoo_train.models.protocols import as_encoder_decoder
 from zoo_train.registry import ModelEntry, Recipe
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
@@ -26,9 +29,10 @@ SIZES = {"train": 20000, "val": 1000, "test": 1000}
 
 
 @torch.no_grad()
-def greedy_decode(model: nn.Module, src: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+def greedy_decode(module: nn.Module, src: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
     """Greedy decoding from bos by ``zoo_runtime.generation.greedy_decode`` (the runtime's own loop): ids
     [N, <= max_new_tokens] after bos; rows past their eos hold pad; ends once every row has emitted eos."""
+    model = as_encoder_decoder(module)
 
     def decode(tgt: np.ndarray, memory: torch.Tensor, _src: np.ndarray) -> np.ndarray:
         return model.decode(torch.from_numpy(tgt).to(src.device), memory, src)[:, -1:].float().cpu().numpy()
@@ -48,7 +52,7 @@ def exact_matches(pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
 
 
 class Seq2Seq(Task):
-    name = "seq2seq"
+    name = schema.TASK_SEQ2SEQ
     primary_metric = "val_exact"
     mode = "max"
 
@@ -71,23 +75,24 @@ class Seq2Seq(Task):
             "test": min(SIZES["test"], recipe.limit_eval or SIZES["test"]),
         }
         sets = {split: TensorDataset(*seq2seq_pairs(spec, n, seed=[seed, i])) for i, (split, n) in enumerate(counts.items())}
+        meta: Seq2SeqMeta = {
+            "vocab": ids_vocab(spec.vocab_size, SEQ2SEQ_SPECIALS),
+            "generator": {
+                "name": name,
+                "op": spec.op,
+                "num_symbols": spec.num_symbols,
+                "min_length": spec.min_length,
+                "max_length": spec.max_length,
+                "seed": seed,
+            },
+            "decoding": {"strategy": "greedy", "max_new_tokens": spec.tgt_len - 1},
+        }
         return TaskData(
             train=sets["train"],
             val=sets["val"],
             test=sets["test"],
             model_config={"vocab_size": spec.vocab_size, "max_len": spec.tgt_len, "pad_id": PAD},
-            meta={
-                "vocab": ids_vocab(spec.vocab_size, SEQ2SEQ_SPECIALS),
-                "generator": {
-                    "name": name,
-                    "op": spec.op,
-                    "num_symbols": spec.num_symbols,
-                    "min_length": spec.min_length,
-                    "max_length": spec.max_length,
-                    "seed": seed,
-                },
-                "decoding": {"strategy": "greedy", "max_new_tokens": spec.tgt_len - 1},
-            },
+            meta=meta,
             description=(
                 f"{name} (generated, seed {seed}): {spec.op} strings of {spec.min_length}-{spec.max_length} "
                 f"over {spec.num_symbols} symbols; train {counts['train']} / val {counts['val']} / test {counts['test']}"

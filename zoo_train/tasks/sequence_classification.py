@@ -17,6 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from zoo_runtime import schema
+from zoo_runtime.contract import SequenceClassificationMeta
 from zoo_runtime.rundir import SAMPLES_TEXT_FILE, SUMMARY_FILE, RunDir
 from zoo_train.data.errors import DataError
 from zoo_train.data.synthetic import ORDER_LABELS, TemporalOrderSpec, ids_vocab, temporal_order
@@ -30,7 +32,7 @@ COMPARISON_FILE = "sequence-classification.md"
 
 
 class SequenceClassification(Task):
-    name = "sequence-classification"
+    name = schema.TASK_SEQUENCE_CLASSIFICATION
     primary_metric = "val_accuracy"
     mode = "max"
 
@@ -51,22 +53,23 @@ class SequenceClassification(Task):
         }
         sets = {split: TensorDataset(*temporal_order(spec, n, seed=[seed, i])) for i, (split, n) in enumerate(counts.items())}
         d = spec.num_distractors
+        meta: SequenceClassificationMeta = {
+            "labels": list(ORDER_LABELS),
+            "vocab": ids_vocab(spec.vocab_size),
+            "generator": {
+                "name": DATASET,
+                "length": spec.length,
+                "num_distractors": d,
+                "signals": {"X": d, "Y": d + 1},
+                "seed": seed,
+            },
+        }
         return TaskData(
             train=sets["train"],
             val=sets["val"],
             test=sets["test"],
             model_config={"vocab_size": spec.vocab_size, "num_classes": spec.num_classes},
-            meta={
-                "labels": list(ORDER_LABELS),
-                "vocab": ids_vocab(spec.vocab_size),
-                "generator": {
-                    "name": DATASET,
-                    "length": spec.length,
-                    "num_distractors": d,
-                    "signals": {"X": d, "Y": d + 1},
-                    "seed": seed,
-                },
-            },
+            meta=meta,
             description=(
                 f"{DATASET} (generated, seed {seed}): length {spec.length}, {d} distractor symbols, classes "
                 f"{'/'.join(ORDER_LABELS)}; train {counts['train']} / val {counts['val']} / test {counts['test']}"

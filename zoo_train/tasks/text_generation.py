@@ -34,6 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from zoo_runtime import schema
+from zoo_runtime.contract import Sampling, TextGenerationMeta
 from zoo_runtime.generation import (
     SAMPLING_DEFAULTS,
     GenerationLoop,
@@ -47,6 +49,7 @@ from zoo_train.baselines import markov_baseline
 from zoo_train.data.dna import GENOMES, load_dna_corpus
 from zoo_train.data.errors import DataError
 from zoo_train.data.text import CharVocab, Corpus, load_text_corpus, split_point
+from zoo_train.models.protocols import as_step_model
 from zoo_train.registry import ModelEntry, Recipe, config_fields
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, register_task
 
@@ -55,8 +58,9 @@ VOCAB_FIELDS = ("vocab_size", "input_size", "output_size")
 
 
 # ------------------------------------------------------------------------------------- sampling
-def numpy_step(model: nn.Module, device: torch.device) -> tuple[StepFn, InitialFn]:
+def numpy_step(module: nn.Module, device: torch.device) -> tuple[StepFn, InitialFn]:
     """The model's ``step`` and ``initial_state`` as numpy functions, for ``zoo_runtime.generation``'s loop."""
+    model = as_step_model(module)
 
     def step(feed: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         with torch.no_grad():
@@ -69,8 +73,9 @@ def numpy_step(model: nn.Module, device: torch.device) -> tuple[StepFn, InitialF
     return step, initial
 
 
-def loop_settings(model: nn.Module) -> LoopSettings:
+def loop_settings(module: nn.Module) -> LoopSettings:
     """The model's generation attributes (docs/BUNDLE.md, model-side protocols) as the loop's settings."""
+    model = as_step_model(module)
     return LoopSettings(
         max_context=model.max_context,
         reset_keep=getattr(model, "reset_keep", None),
@@ -166,7 +171,7 @@ def load_corpus(entry: ModelEntry, data: str | None, data_dir: Path | None) -> C
 
 # ---------------------------------------------------------------------------------------- task
 class TextGeneration(Task):
-    name = "text-generation"
+    name = schema.TASK_TEXT_GENERATION
     primary_metric = "val_loss"
     mode = "min"
 
@@ -186,12 +191,14 @@ class TextGeneration(Task):
         train = Windows(ids[:split], block + 1)
         val = Windows(ids[split:], block + 1, stride=block - burn_in(block), limit=recipe.limit_eval)
         fields = config_fields(entry)
+        sampling: Sampling = {**SAMPLING_DEFAULTS, **corpus.sampling}  # type: ignore[typeddict-item]
+        meta: TextGenerationMeta = {"vocab": corpus.vocab.to_meta(), "sampling": sampling, "block_size": block}
         return TaskData(
             train=train,
             val=val,
             test=None,
             model_config={f: corpus.vocab.size for f in VOCAB_FIELDS if f in fields},
-            meta={"vocab": corpus.vocab.to_meta(), "sampling": {**SAMPLING_DEFAULTS, **corpus.sampling}, "block_size": block},
+            meta=meta,
             description=f"{corpus.description}; train {split:,} / val {len(corpus.ids) - split:,} (last 10% by position)",
             extras={"ids": corpus.ids, "split": split},
         )
