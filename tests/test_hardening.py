@@ -220,7 +220,7 @@ def test_huge_image_in_the_app_gets_the_runtimes_message(lenet, tmp_path, qapp):
     bomb = png_header_only(tmp_path / "bomb.png", 10_000, 10_000)
     good = tmp_path / "good.png"
     Image.new("L", (28, 28), 90).save(good)
-    rows: list[typing.Any] = []
+    rows = []  # (id, thumbnail, predictions, error) per image
     job = SimpleNamespace(stopped=False, progress=SimpleNamespace(emit=rows.extend))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -255,7 +255,7 @@ def leftovers(folder: Path) -> list[str]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the atomic exchange is checked where it is sure to exist")
 def test_publish_never_moves_the_old_bundle_aside(tmp_path, monkeypatch):
     target = write_bundle(tmp_path / "export", "old")
-    renames: list[tuple[str, str]] = []
+    renames = []  # (source, destination) of every rename
     real_replace, real_rename = os.replace, os.rename
 
     def spy(real):
