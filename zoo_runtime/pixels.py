@@ -34,15 +34,26 @@ def is_grey(mode: str) -> bool:
     return mode in GREY_MODES
 
 
+def _full_scale(img: Any, values: np.ndarray) -> float:
+    """The value of white in a high-bit-depth grey image: 65535 for 16-bit modes; for "I" and "F", whose depth
+    Pillow does not record, the smallest of 1, 255 and 65535 that holds the values (or their maximum)."""
+    if img.mode.startswith("I;16"):
+        return 65535.0
+    top = float(values.max()) if values.size else 0.0
+    if img.mode == "I" and top <= 1.0:
+        return 255.0  # whole numbers 0 and 1 are dark 8-bit values, not a 0..1 scale
+    return next((scale for scale in (1.0, 255.0, 65535.0) if top <= scale), top)
+
+
 def to_mode(img: Any, color: str) -> Any:
-    """``img`` as Pillow mode ``color`` ("L" or "RGB"), 16-bit and float greys scaled rather than clipped."""
+    """``img`` as Pillow mode ``color`` ("L" or "RGB"), 16-bit, 32-bit and float greys scaled by their depth
+    rather than clipped at 255."""
     from PIL import Image
 
-    if img.mode in _WIDE_GREY_MODES:
-        wide = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), "L")
-    elif img.mode == "F":
-        img = Image.fromarray(np.clip(np.rint(np.asarray(img, dtype=np.float64)), 0, 255).astype(np.uint8), "L")
+    if img.mode in _WIDE_GREY_MODES or img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        unit = values / _full_scale(img, values)
+        img = Image.fromarray(np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8), "L")
     return img if img.mode == color else img.convert(color)
 
 

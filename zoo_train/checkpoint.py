@@ -65,10 +65,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def build_from_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str] = "<checkpoint>") -> torch.nn.Module:
     """Rebuild the registered model a checkpoint was trained as, weights loaded, in eval mode."""
+    from zoo_train.model_config import check_checkpoint_config
     from zoo_train.registry import get_entry
 
     try:
         entry = get_entry(payload["model"])
+        # Negative or absurd sizes are refused from the shapes alone, before the builder allocates them.
+        check_checkpoint_config(entry, payload["config"], payload["state_dict"])
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     model = entry.build(**payload["config"])

@@ -15,11 +15,12 @@ from zoo_runtime.rundir import RunDir
 from zoo_train.checkpoint import CheckpointError
 from zoo_train.data.image_folder import DEFAULT_IMAGE_SIZE
 from zoo_train.data.paths import existing_folder
+from zoo_train.model_config import count_parameters
 from zoo_train.registry import OPTIONAL_PRESETS, PRESETS, get_entry, list_models
 from zoo_train.run_folder import existing_run, headline_text, resume_plan
 from zoo_train.tasks.base import DataError, get_task
 from zoo_train.tasks.image_generation import FID_CLASSIFIER, fid_classifier_problem
-from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, train
+from zoo_train.trainer import PRECISIONS, ResumeError, TrainConfig, TrainingError, train
 from zoo_train.transfer import FREEZE_CHOICES
 
 EXAMPLES = """examples:
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         except (TrainingError, ValueError, TypeError) as exc:
             print(f"zoo-train: error: {exc}", file=sys.stderr)
             if not args.all:
-                return 1 if isinstance(exc, TrainingError) else 2
+                return 1 if isinstance(exc, TrainingError) and not isinstance(exc, ResumeError) else 2
             failures.append(f"{name}: {exc}")
             continue
         headline = headline_text(RunDir(run_dir).read_summary() or {})

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from zoo_runtime import schema
+from zoo_runtime import limits, schema
 from zoo_runtime.bundle import Bundle
-from zoo_runtime.errors import BundleError
+from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.pixels import RESIZE_CENTER_CROP, RESIZE_POLICIES, RESIZE_STRETCH, crop_box, decode_image_file, fit_image
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import softmax
@@ -43,16 +43,35 @@ class ImageSpec:
 
 
 def read_image_file(path: str | os.PathLike[str], spec: ImageSpec) -> np.ndarray:
-    """An image file as the graph's CHW float 0..1 pixels; a file that is not an image is a BundleError naming it."""
+    """An image file as the graph's CHW float 0..1 pixels, decoded as training decoded it (``zoo_runtime.pixels``).
+
+    A missing file, a file that is not an image, or one larger than ``limits.max_image_pixels()`` (checked
+    from the header, before decoding) is an InputError naming it.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError  # Pillow only where files are read
 
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{path}: no such image file")
+        raise InputError(f"{path}: no such image file")
+    most = limits.max_image_pixels()
     try:
-        pixels = decode_image_file(path, spec.color, spec.width, spec.height, spec.resize)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        raise BundleError(
+        # Pillow warns (or, far above its threshold, refuses) as it opens a large file: the check below says it instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+            if width * height > most:
+                raise _too_large(path, width, height, most)
+            pixels = decode_image_file(path, spec.color, spec.width, spec.height, spec.resize)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        # Pillow's own hard limit (twice PIL.Image.MAX_IMAGE_PIXELS), reached only when ours is set above it.
+        raise _too_large(path, None, None, min(most, 2 * (Image.MAX_IMAGE_PIXELS or 0))) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(
             f"{path}: not an image Pillow can read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
         ) from None
     return _uint8_to_chw(pixels)
@@ -60,6 +79,13 @@ def read_image_file(path: str | os.PathLike[str], spec: ImageSpec) -> np.ndarray
 
 def _uint8_to_chw(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((pixels.astype(np.float32) / 255.0).transpose(2, 0, 1))
+
+
+def _too_large(path: Path, width: int | None, height: int | None, most: int) -> InputError:
+    size = f"{width}x{height} = {width * height:,} pixels; " if width and height else ""
+    return InputError(
+        f"{path}: image too large to open ({size}the limit is {most:,} pixels, ${limits.IMAGE_PIXELS_ENV} changes it)"
+    )
 
 
 def _pil_to_chw(img: Any, spec: ImageSpec) -> np.ndarray:

@@ -18,6 +18,7 @@ from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import SAMPLING_DEFAULTS, GenerationLoop, LoopSettings, sampling_pick
 from zoo_runtime.providers import SessionFactory
+from zoo_runtime.sampling import random_generator
 from zoo_runtime.tasks.base import BundleModel, Field
 
 
@@ -158,7 +159,7 @@ class TextGenerator(BundleModel):
         if p is not None and not 0 < p <= 1:
             raise BundleError(f"top_p: {p} must be above 0 and at most 1 (1 = off)")
         stops = [x for x in ([stop] if isinstance(stop, str) else list(stop or [])) if x]
-        tokens = self._tokens(ids, max_new, temp, k, p, np.random.default_rng(seed))
+        tokens = self._tokens(ids, max_new, temp, k, p, random_generator(seed))
         return _stop_at(tokens, stops) if stops else tokens
 
     def _tokens(
