@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample", type=positive_int, metavar="N", help="sample N images and write PNGs to --out (image-generation)"
     )
     action.add_argument("--tokens", help='token ids such as "1 2 3" (sequence-classification, seq2seq)')
+    action.add_argument(
+        "--sequence",
+        metavar="TEXT",
+        help='a sequence as text, such as a DNA read "ACGT..." (sequence-classification, seq2seq bundles with a '
+        "character vocabulary)",
+    )
     p.add_argument("--top-k", type=int, default=None, help="labels to show (--image, default 5) or top-k sampling (--prompt)")
     p.add_argument("--max-new-tokens", type=non_negative_int, default=None, help="tokens to generate (default: the bundle's)")
     p.add_argument("--temperature", type=non_negative_float, default=None, help="0 = greedy (default: the bundle's)")
@@ -134,6 +140,7 @@ def _dispatch(model: Any, args: argparse.Namespace) -> int:
         "prompt": schema.TASK_TEXT_GENERATION,
         "sample": schema.TASK_IMAGE_GENERATION,
         "tokens": (schema.TASK_SEQUENCE_CLASSIFICATION, schema.TASK_SEQ2SEQ),
+        "sequence": (schema.TASK_SEQUENCE_CLASSIFICATION, schema.TASK_SEQ2SEQ),
     }
     for option, tasks in wanted.items():
         if getattr(args, option) is not None and model.task not in (tasks if isinstance(tasks, tuple) else (tasks,)):
@@ -147,6 +154,8 @@ def _dispatch(model: Any, args: argparse.Namespace) -> int:
         return _sample(model, args)
     if args.tokens is not None:
         return _tokens(model, args)
+    if args.sequence is not None:
+        return _sequence(model, args)
     return _describe(model, args)
 
 
@@ -282,6 +291,27 @@ def _tokens(model: Any, args: argparse.Namespace) -> int:
     preds = model.classify_sequence(ids, top_k=args.top_k)
     payload = {**_base(model), "tokens": ids, "predictions": [p._asdict() for p in preds]}
     return _emit(args, payload, "\n".join(f"{p.probability:7.2%}  {p.label}" for p in preds))
+
+
+def _sequence(model: Any, args: argparse.Namespace) -> int:
+    text = args.sequence.strip()
+    if model.task == schema.TASK_SEQ2SEQ:
+        out = model.translate(text)
+        skipped = model.vocab.skipped_message()
+        payload = {**_base(model), "src": text, "output": out, "skipped": model.vocab.last_skipped}
+    else:
+        preds = model.classify_sequence(text, top_k=args.top_k)
+        skipped = model.vocab.skipped_message()
+        payload = {
+            **_base(model),
+            "sequence": text,
+            "predictions": [p._asdict() for p in preds],
+            "skipped": model.vocab.last_skipped,
+        }
+        out = "\n".join(f"{p.probability:7.2%}  {p.label}" for p in preds)
+    if skipped and not args.json:
+        print(f"zoo-run: note: --sequence: {skipped}", file=sys.stderr)
+    return _emit(args, payload, out)
 
 
 if __name__ == "__main__":
