@@ -50,8 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(the shortest schedule known to reach the target; only some models, see --list) "
         "(default: %(default)s)",
     )
-    p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
+    p.add_argument(
+        "--data",
+        help="dataset name or path (default: the model's own dataset); sequence models also take a .tsv file "
+        "(label<TAB>sequence, or source<TAB>target for seq2seq) or, for classifiers, a folder of FASTA files one per class",
+    )
     p.add_argument("--text", dest="data", metavar="PATH", help="a UTF-8 text file for the text models (same as --data PATH)")
+    p.add_argument(
+        "--truncate",
+        action="store_true",
+        help="--data FILE.tsv: cut sequences longer than the model takes (the data option max_length) instead of "
+        "refusing the file",
+    )
     p.add_argument(
         "--data-dir",
         type=existing_folder,
@@ -211,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
             compile=args.compile,
             show_progress=not args.quiet,
             model_overrides=overrides,
-            data_options={"fid_classifier": args.fid_classifier} if args.fid_classifier else None,
+            data_options={
+                **({"fid_classifier": args.fid_classifier} if args.fid_classifier else {}),
+                **({"truncate": True} if args.truncate else {}),
+            }
+            or None,
         )
         try:
             run_dir = train(config)
