@@ -43,3 +43,39 @@ def write_labelled_tsv(path: Path, rows: int = 60, seed: int = 0) -> Path:
         lines.append(f"{label}\t{random_genome(int(rng.integers(20, 41)), 0.8 if label == 'gc' else 0.2, seed * 1000 + i)}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def character_bundle(model: str, folder: Path) -> Path:
+    """An untrained tiny bundle of ``model`` with the real tasks' character vocabularies and examples:
+    DNA reads -> genome labels (classifiers), DNA -> protein (seq2seq). Exported with parity checks."""
+    import warnings
+
+    from zoo_export import export_checkpoint
+    from zoo_export.synthetic import write_checkpoint
+    from zoo_train.data.sequences import DNA_READ_VOCAB, GENOME_CLASSES, PROTEIN_VOCAB, translate
+    from zoo_train.registry import get_entry
+
+    entry = get_entry(model)
+    reads = ["ATGGCCAAGTGGCTGACC", "GGTCAGCCACTTGGCCAT", "ATGAAACCCGGGTTTTAA"]
+    config: dict[str, object] = dict(entry.tiny_config)
+    if entry.task == "seq2seq":
+        config.update(vocab_size=PROTEIN_VOCAB.size, src_vocab_size=DNA_READ_VOCAB.size, max_len=20, pad_id=0)
+        meta = {
+            "vocab": DNA_READ_VOCAB.to_meta(),
+            "target_vocab": PROTEIN_VOCAB.to_meta(),
+            "examples": [[r, translate(r)] for r in reads],
+        }
+    else:
+        labels = list(GENOME_CLASSES)
+        config.update(vocab_size=DNA_READ_VOCAB.size, num_classes=len(labels), pooling="mean", pad_id=0)
+        meta = {
+            "labels": labels,
+            "vocab": DNA_READ_VOCAB.to_meta(),
+            "examples": [[labels[i % 2], r] for i, r in enumerate(reads)],
+        }
+    checkpoint = write_checkpoint(model, folder / model / "checkpoints" / "best.pt", config=config, meta=meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = export_checkpoint(checkpoint)
+    assert result.passed and result.bundle is not None, result.error
+    return result.bundle
