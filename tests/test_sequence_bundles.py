@@ -19,6 +19,7 @@ from sequence_fixtures import write_genomes, write_labelled_tsv
 import zoo_runtime
 from zoo_export import export_checkpoint
 from zoo_export.cli import main as zoo_export
+from zoo_runtime import SequenceClassifier, Translator
 from zoo_runtime.cli import main as zoo_run
 from zoo_runtime.errors import BundleError
 from zoo_train.cli import main as zoo_train
@@ -55,6 +56,7 @@ def test_read_classifier_takes_dna_text_and_names_the_genomes(trained: Callable[
     assert manifest["labels"] == ["M. tuberculosis H37Rv", "M. leprae TN"]
     assert len(manifest["examples"]) == 8 and all(label in manifest["labels"] for label, _ in manifest["examples"])
     model = zoo_runtime.load(bundle, device="cpu")
+    assert isinstance(model, SequenceClassifier)
     read = manifest["examples"][0][1]
     preds = model.classify_sequence(read)
     assert sorted(p.label for p in preds) == sorted(manifest["labels"])
@@ -94,6 +96,7 @@ def test_translator_has_two_vocabularies_and_translates_dna_to_protein(trained: 
         assert json.loads(props["zoo.vocab"]) == manifest["vocab"]
         assert json.loads(props["zoo.target_vocab"]) == target
     model = zoo_runtime.load(bundle, device="cpu")
+    assert isinstance(model, Translator)
     protein = model.translate("ATGGCCTGG")
     assert isinstance(protein, str) and set(protein) <= PROTEIN
     ids = model.translate([1, 4, 3, 3, 2, 2, 4, 3, 3])  # the same DNA as ids: ids out
@@ -154,6 +157,7 @@ def test_first_format_single_vocabulary_bundles_still_translate_ids(tiny_bundle:
     props = {p.key for p in onnx.load(bundle / "decoder.onnx").metadata_props}
     assert "zoo.target_vocab" not in props
     model = zoo_runtime.load(bundle, device="cpu")
+    assert isinstance(model, Translator)
     assert model.bos_id == manifest["vocab"]["specials"]["bos"] and model.eos_id == manifest["vocab"]["specials"]["eos"]
     out = model.translate([3, 4, 5, 6])
     assert isinstance(out, list) and all(isinstance(i, int) and 0 <= i < manifest["vocab"]["size"] for i in out)
