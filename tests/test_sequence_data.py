@@ -267,3 +267,12 @@ def test_naive_bayes_kmers_skip_padding() -> None:
     code, valid = KmerNaiveBayes.codes(np.array([[0, 1, 2, 3], [1, 4, 4, 2]]), k=2, alphabet=4)
     assert code.tolist()[1] == [3, 15, 13] and code.tolist()[0][1:] == [1, 6]  # code = 4 * first + second, A=0 C=1 G=2 T=3
     assert valid.tolist() == [[False, True, True], [True, True, True]]  # the k-mer holding the pad does not count
+
+
+def test_the_classifiers_target_is_to_beat_the_baseline() -> None:
+    for name in ("lstm-classifier", "gru-classifier"):
+        (target,) = get_entry(name).targets
+        assert target.describe() == "test_accuracy > baseline_test_accuracy"
+        assert target.met({"test_accuracy": 0.81, "baseline_test_accuracy": 0.8}) is True
+        assert target.met({"test_accuracy": 0.8, "baseline_test_accuracy": 0.8}) is False
+        assert target.met({"test_accuracy": 0.9}) is None
