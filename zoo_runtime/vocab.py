@@ -55,21 +55,22 @@ class Vocabulary:
         folded = text.upper() if self.is_dna else text
         return [(pos, text[pos]) for pos, ch in enumerate(folded) if ch not in self._index]
 
-    def encode(self, text: str, what: str = "sequence") -> list[int]:
-        """Ids of ``text`` by the ``unknown`` policy; an empty result is an error."""
+    def encode(self, text: str, what: str = "sequence", allow_empty: bool = False) -> list[int]:
+        """Ids of ``text`` by the ``unknown`` policy; an empty result is an error unless ``allow_empty``."""
         if not self.is_text:
             raise BundleError(f"{what}: {self.model} takes token ids, not text (its vocabulary is {self.describe()})")
         bad = self.problems(text)
         if bad and self.unknown != schema.UNKNOWN_SKIP:
             pos, ch = bad[0]
             more = f" ({len(bad) - 1} more after it)" if len(bad) > 1 else ""
+            kind = "DNA base" if self.is_dna else "character"
             raise BundleError(
-                f"{what}: character {ch!r} at position {pos} is not in {self.model}'s vocabulary ({self.describe()}){more}"
+                f"{what}: {kind} {ch!r} at position {pos} is not in {self.model}'s vocabulary ({self.describe()}){more}"
             )
         self.last_skipped = bad
         folded = text.upper() if self.is_dna else text
         ids = [self._index[ch] for ch in folded if ch in self._index]
-        if not ids:
+        if not ids and not allow_empty:
             raise BundleError(f"{what}: no character of the vocabulary ({self.describe()}) in {text!r}")
         return ids
 
