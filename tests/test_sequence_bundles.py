@@ -101,7 +101,7 @@ def test_translator_has_two_vocabularies_and_translates_dna_to_protein(trained: 
     assert isinstance(protein, str) and set(protein) <= PROTEIN
     ids = model.translate([1, 4, 3, 3, 2, 2, 4, 3, 3])  # the same DNA as ids: ids out
     assert isinstance(ids, list) and model.target_vocab.decode(ids) == protein
-    with pytest.raises(BundleError, match=r"src: character 'U' at position 2 is not in seq2seq-transformer's vocabulary") as info:
+    with pytest.raises(BundleError, match=r"src: DNA base 'U' at position 2 is not in seq2seq-transformer's vocabulary") as info:
         model.vocab.unknown = "error"  # as a bundle whose policy is "error"
         model.translate("ATUGCC")
     assert "DNA: A, C, G, T" in str(info.value)
