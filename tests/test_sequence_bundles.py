@@ -23,7 +23,7 @@ from zoo_runtime import SequenceClassifier, Translator
 from zoo_runtime.cli import main as zoo_run
 from zoo_runtime.errors import BundleError
 from zoo_train.cli import main as zoo_train
-from zoo_train.data.sequences import GENETIC_CODE
+from zoo_train.data.sequences import GENETIC_CODE, translate
 from zoo_train.trainer import TrainConfig, train
 
 PROTEIN = set("ACDEFGHIKLMNPQRSTVWY*")
@@ -105,6 +105,15 @@ def test_translator_has_two_vocabularies_and_translates_dna_to_protein(trained: 
         model.vocab.unknown = "error"  # as a bundle whose policy is "error"
         model.translate("ATUGCC")
     assert "DNA: A, C, G, T" in str(info.value)
+
+
+def test_translation_samples_show_each_window_and_its_protein(trained: Callable[[str], Path]) -> None:
+    samples = (trained("seq2seq-transformer").parent / "samples.txt").read_text().splitlines()
+    assert samples[0].startswith("# greedy decoding, dna-to-protein")
+    for line in samples[1:]:
+        source, rest = line.strip().split(" -> ")
+        target = rest.split("(")[-1].split(")")[0]
+        assert translate(source) == target
 
 
 def test_zoo_run_translates_a_dna_window(trained: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:

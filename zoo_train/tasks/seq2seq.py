@@ -285,7 +285,7 @@ def write_decoded(data: TaskData, pred: torch.Tensor, path: Path, count: int = 1
     source, target = data.extras.get("source_vocab"), data.extras.get("target_vocab")
     if source is not None and target is not None:
         title = data.meta["generator"]["name"]
-        src_text = [source.decode(_until_end(src[i])) for i in range(count)]
+        src_text = [source.decode(src[i].tolist()) for i in range(count)]  # pads dropped; a source has no eos
         pred_text = [target.decode(_until_end(pred[i])) for i in range(count)]
         tgt_text = [target.decode(_until_end(tgt[i, 1:])) for i in range(count)]
     else:
