@@ -30,6 +30,7 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication
+from sequence_fixtures import character_bundle
 
 import zoo_runtime
 from zoo_gui import screenshots
@@ -704,6 +705,55 @@ def test_seq2seq_translates_typed_ids(qtbot, make_window, bundle):
     panel.input.setText(f"{size + 5}")
     page.run()
     assert "outside the vocabulary" in page.message.text()
+
+
+@pytest.fixture(scope="module")
+def dna_bundle(tmp_path_factory):
+    """``dna_bundle(model)``: a tiny bundle with the real tasks' character vocabularies (DNA reads, DNA -> protein)."""
+    root = tmp_path_factory.mktemp("dna-bundles")
+    made: dict[str, Path] = {}
+
+    def get(model: str) -> Path:
+        if model not in made:
+            made[model] = character_bundle(model, root)
+        return made[model]
+
+    return get
+
+
+def test_sequence_classifier_takes_dna_letters_checked_as_typed(qtbot, make_window, dna_bundle):
+    seq = dna_bundle("lstm-classifier")
+    window = make_window([seq])
+    page = open_page(qtbot, window, seq)
+    panel = page.panel
+    # Random Example is one of the held-out reads shipped in the bundle, with its true class.
+    panel.random_example()
+    examples = {read: label for label, read in page.model.examples}
+    assert panel.input.text() in examples and panel.expected.text() == f"True class: {examples[panel.input.text()]}"
+    assert panel.vocab_label.text() == "Vocabulary: DNA: A, C, G, T"
+    panel.input.clear()
+    qtbot.keyClicks(panel.input, "acgtX")
+    assert panel.check_label.text() == "'X' at position 4 is not in the vocabulary: skipped, 4 bases used"
+    assert panel.expected.text() == ""
+    qtbot.keyClick(panel.input, Qt.Key.Key_Return)
+    wait_idle(qtbot, page)
+    assert {label for label, _p in panel.bars.bars()} == {"M. tuberculosis H37Rv", "M. leprae TN"}
+    assert window.errors == []
+
+
+def test_seq2seq_translates_dna_to_protein_letters(qtbot, make_window, dna_bundle):
+    s2s = dna_bundle("seq2seq-transformer")
+    window = make_window([s2s])
+    page = open_page(qtbot, window, s2s)
+    panel = page.panel
+    panel.random_example()
+    assert panel.expected.text().startswith("Expected output: ")
+    page.run()
+    wait_idle(qtbot, page)
+    assert set(panel.output.text()) <= set("ACDEFGHIKLMNPQRSTVWY*")
+    assert "characters in" in panel.details.text()
+    panel.input.setText("ATG GCC")  # a space is not DNA: skipped, and said so before running
+    assert "' ' at position 3 is not in the vocabulary: skipped, 6 bases used" in panel.check_label.text()
 
 
 # ----------------------------------------------------------------------------- window

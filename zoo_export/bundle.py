@@ -61,6 +61,8 @@ def onnx_metadata(manifest: dict[str, Any], role: str, graph_entry: dict[str, An
         schema.META_PREPROCESSING: js(manifest.get("preprocessing") or {}),
         schema.META_GENERATION: js(manifest.get("generation")),
         schema.META_IO: js(graph_entry),
+        # Only where the output alphabet differs from the input's (seq2seq, docs/BUNDLE.md).
+        **({schema.META_TARGET_VOCAB: js(manifest["target_vocab"])} if manifest.get("target_vocab") else {}),
     }
 
 

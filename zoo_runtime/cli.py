@@ -18,6 +18,8 @@ import numpy as np
 import zoo_runtime
 from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.tasks.base import BundleModel
+from zoo_runtime.tasks.seq2seq import Translator
+from zoo_runtime.tasks.sequence_classification import SequenceClassifier
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -78,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the images would need more memory than $ZOO_MAX_OUTPUT_BYTES, 1 GiB unless set)",
     )
     action.add_argument("--tokens", help='token ids such as "1 2 3" (sequence-classification, seq2seq)')
+    action.add_argument(
+        "--sequence",
+        metavar="TEXT",
+        help='a sequence as text, such as a DNA read "ACGT..." (sequence-classification, seq2seq bundles with a '
+        "character vocabulary)",
+    )
     p.add_argument("--top-k", type=int, default=None, help="labels to show (--image, default 5) or top-k sampling (--prompt)")
     p.add_argument("--max-new-tokens", type=non_negative_int, default=None, help="tokens to generate (default: the bundle's)")
     p.add_argument("--temperature", type=non_negative_float, default=None, help="0 = greedy (default: the bundle's)")
@@ -139,7 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # The predict input each action flag gives: a flag applies to a model whose ``inputs`` hold one of these.
-FLAG_INPUTS = {"image": ("images",), "prompt": ("prompt",), "sample": ("n",), "tokens": ("tokens", "src")}
+FLAG_INPUTS = {
+    "image": ("images",),
+    "prompt": ("prompt",),
+    "sample": ("n",),
+    "tokens": ("tokens", "src"),
+    "sequence": ("tokens", "src"),
+}
 
 
 def _flag_input(model: BundleModel, option: str) -> str | None:
@@ -159,6 +173,8 @@ def _dispatch(model: BundleModel, args: argparse.Namespace) -> int:
         return _sample(model, args)
     if args.tokens is not None:
         return _tokens(model, args)
+    if args.sequence is not None:
+        return _sequence(model, args)
     return _describe(model, args)
 
 
@@ -299,6 +315,29 @@ def _tokens(model: BundleModel, args: argparse.Namespace) -> int:
     if "predictions" in result:  # labels with probabilities
         return _emit(args, payload, "\n".join(f"{p['probability']:7.2%}  {p['label']}" for p in result["predictions"]))
     return _emit(args, payload, " ".join(map(str, result["output"])))
+
+
+def _sequence(model: BundleModel, args: argparse.Namespace) -> int:
+    text = args.sequence.strip()
+    if isinstance(model, Translator):
+        out = model.translate(text)
+        skipped = model.vocab.skipped_message()
+        payload = {**_base(model), "src": text, "output": out, "skipped": model.vocab.last_skipped}
+    elif isinstance(model, SequenceClassifier):
+        preds = model.classify_sequence(text, top_k=args.top_k)
+        skipped = model.vocab.skipped_message()
+        payload = {
+            **_base(model),
+            "sequence": text,
+            "predictions": [p._asdict() for p in preds],
+            "skipped": model.vocab.last_skipped,
+        }
+        out = "\n".join(f"{p.probability:7.2%}  {p.label}" for p in preds)
+    else:  # _dispatch let --sequence through only for the two sequence tasks
+        raise BundleError(f"--sequence does not apply to {model.name} (task {model.task})")
+    if skipped and not args.json:
+        print(f"zoo-run: note: --sequence: {skipped}", file=sys.stderr)
+    return _emit(args, payload, out)
 
 
 if __name__ == "__main__":

@@ -58,8 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(the shortest schedule known to reach the target; only some models, see --list) "
         "(default: %(default)s)",
     )
-    p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
+    p.add_argument(
+        "--data",
+        help="dataset name or path (default: the model's own dataset); sequence models also take a .tsv file "
+        "(label<TAB>sequence, or source<TAB>target for seq2seq) or, for classifiers, a folder of FASTA files one per class",
+    )
     p.add_argument("--text", dest="data", metavar="PATH", help="a UTF-8 text file for the text models (same as --data PATH)")
+    p.add_argument(
+        "--truncate",
+        action="store_true",
+        help="--data FILE.tsv: cut sequences longer than the model takes (the data option max_length) instead of "
+        "refusing the file",
+    )
     p.add_argument(
         "--data-dir",
         type=existing_folder,
@@ -225,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--image-size, --color, --memory-budget, --decode-cache and --workers are for one image classifier")
     if args.fid_classifier:
         data_options["fid_classifier"] = args.fid_classifier
+    if args.truncate:
+        data_options["truncate"] = True
     if args.all and (args.init_from or args.freeze):
         parser.error("--init-from and --freeze are for one MODEL, not --all")
 

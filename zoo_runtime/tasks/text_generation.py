@@ -20,6 +20,7 @@ from zoo_runtime.generation import SAMPLING_DEFAULTS, GenerationLoop, LoopSettin
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import random_generator
 from zoo_runtime.tasks.base import BundleModel, Field
+from zoo_runtime.vocab import Vocabulary
 
 
 class TextGenerator(BundleModel):
@@ -51,6 +52,7 @@ class TextGenerator(BundleModel):
         self.vocab: list[str] = [str(t) for t in tokens]
         self._index = {t: i for i, t in enumerate(self.vocab)}
         self.unknown_policy: str = vocab.get("unknown", schema.UNKNOWN_ERROR)
+        self.vocabulary = Vocabulary(vocab, self.name)
         self.is_dna: bool = sorted(self.vocab) == list(schema.DNA_TOKENS)
         self.bos_id: int | None = (vocab.get("specials") or {}).get("bos")
         gen = self.manifest.get("generation") or {}
@@ -67,24 +69,11 @@ class TextGenerator(BundleModel):
     # ------------------------------------------------------------------------------ vocabulary
 
     def encode(self, prompt: str) -> list[int]:
-        """Prompt -> token ids, by the bundle's policy for characters outside the vocabulary."""
+        """Prompt -> token ids, by the bundle's policy for characters outside the vocabulary (possibly none left)."""
         if not isinstance(prompt, str):
             raise BundleError(f"prompt: expected a string, got {type(prompt).__name__}")
-        text = prompt.upper() if self.is_dna else prompt
-        ids, skipped = [], []
-        for pos, ch in enumerate(text):
-            i = self._index.get(ch)
-            if i is not None:
-                ids.append(i)
-            elif self.unknown_policy == schema.UNKNOWN_SKIP:
-                skipped.append((pos, prompt[pos]))
-            else:
-                kind = "DNA base" if self.is_dna else "character"
-                raise BundleError(
-                    f"prompt: {kind} {prompt[pos]!r} at position {pos} is not in {self.name}'s vocabulary "
-                    f"({len(self.vocab)} tokens{', A/C/G/T' if self.is_dna else ''})"
-                )
-        self.last_skipped = skipped
+        ids = self.vocabulary.encode(prompt, "prompt", allow_empty=True)
+        self.last_skipped = self.vocabulary.last_skipped
         return ids
 
     def decode(self, ids: list[int]) -> str:
