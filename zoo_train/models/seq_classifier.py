@@ -77,8 +77,8 @@ RECIPES = {
     "smoke": Recipe(
         epochs=1, batch_size=16, lr=1e-2, limit_train=64, limit_eval=32, model_overrides=TINY, data_options=SMOKE_READS
     ),
-    # Three epochs of 47 steps: what a 2-core shared CPU trains in minutes (docs/QUALITY.md has the figures).
-    "quick": Recipe(epochs=3, batch_size=128, lr=1e-2, warmup_steps=10, limit_train=6000, limit_eval=1000),
+    # Three epochs of 32 steps: what a 2-core CPU trains in about a minute (docs/QUALITY.md has the figures).
+    "quick": Recipe(epochs=3, batch_size=128, lr=1e-2, warmup_steps=10, limit_train=4000, limit_eval=1000),
     "full": Recipe(epochs=30, batch_size=128, lr=5e-3, warmup_steps=100, early_stop_patience=6),
 }
 TARGETS = (QualityTarget("test_accuracy", above="baseline_test_accuracy"),)
