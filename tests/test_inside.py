@@ -1,0 +1,129 @@
+"""Looking inside a bundle: occlusion saliency of image classifiers.
+
+The saliency checks run on a classifier whose answer is known: its graph (written here with
+onnx.helper into a copy of a tiny bundle) scores class 0 by the pixels of one square alone, so
+occluding that square, and nothing else, lowers class 0.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from bundle_tools import read_manifest_json, write_manifest
+from onnx import TensorProto, helper, numpy_helper
+
+import zoo_runtime
+from zoo_runtime import BundleError, schema
+from zoo_runtime.tasks.image_classification import ImageClassifier
+
+REGION = (slice(16, 24), slice(4, 12))  # rows, columns of the square class 0 looks at
+
+
+def load_classifier(bundle: Path) -> ImageClassifier:
+    model = zoo_runtime.load(bundle, device="cpu")
+    assert isinstance(model, ImageClassifier)
+    return model
+
+
+@pytest.fixture(scope="module")
+def lenet(tiny_bundle) -> Path:
+    return tiny_bundle("lenet5")
+
+
+def region_graph(classes: int, size: int) -> onnx.ModelProto:
+    """``logits[:, 0] = 0.05 * sum(image[REGION])``, every other logit 0: only REGION speaks for class 0."""
+    weights = np.zeros((size * size, classes), dtype=np.float32)
+    mask = np.zeros((size, size), dtype=np.float32)
+    mask[REGION] = 0.05
+    weights[:, 0] = mask.reshape(-1)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["image"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "weights"], ["logits"])],
+        "region",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        [numpy_helper.from_array(weights, "weights")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.fixture(scope="module")
+def region_classifier(lenet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny lenet5 bundle whose model graph is :func:`region_graph`."""
+    bundle = Path(shutil.copytree(lenet, tmp_path_factory.mktemp("region") / "bundle"))
+    manifest = read_manifest_json(bundle)
+    classes = len(manifest["labels"])
+    size = manifest["preprocessing"]["image"]["height"]
+    onnx.save_model(region_graph(classes, size), str(bundle / schema.MODEL_FILE))
+    write_manifest(bundle, manifest)
+    return bundle
+
+
+def test_saliency_peaks_where_the_class_evidence_is(region_classifier: Path):
+    model = load_classifier(region_classifier)
+    image = np.zeros((28, 28), dtype=np.float32)
+    image[REGION] = 1.0
+    image[2:8, 18:26] = 1.0  # bright, but the model never looks here
+    saliency = model.saliency(image, 0, patch=4, stride=2, baseline=0.0)
+    assert saliency.shape == (28, 28) and saliency.dtype == np.float32
+    peak = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
+    assert REGION[0].start <= peak[0] < REGION[0].stop and REGION[1].start <= peak[1] < REGION[1].stop
+    assert saliency[REGION].min() > 0.01
+    # Squares that never touch REGION change nothing: the bright distractor has no saliency.
+    assert np.abs(saliency[:10, 14:]).max() < 1e-6
+    # Another class gains where class 0 loses.
+    assert model.saliency(image, 1, patch=4, stride=2, baseline=0.0)[REGION].max() < 0
+
+
+def test_saliency_equals_a_one_window_at_a_time_reference(lenet: Path):
+    """Batched occlusion gives what occluding one square per forward pass gives, pixel by pixel."""
+    model = load_classifier(lenet)
+    rng = np.random.default_rng(0)
+    image = rng.random((28, 28), dtype=np.float32)
+    patch, stride, fill = 7, 7, 0.25
+    got = model.saliency(image, 3, patch=patch, stride=stride, baseline=fill)
+
+    def probability_of_class_3(pixels: np.ndarray) -> float:
+        return next(p.probability for p in model.classify(pixels, top_k=10)[0] if p.index == 3)
+
+    base = probability_of_class_3(image)
+    want = np.zeros((28, 28), dtype=np.float32)
+    for top in range(0, 28, stride):
+        for left in range(0, 28, stride):
+            occluded = image.copy()
+            occluded[top : top + patch, left : left + patch] = fill
+            want[top : top + patch, left : left + patch] = base - probability_of_class_3(occluded)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_saliency_defaults_cover_every_pixel_and_use_the_training_mean(lenet: Path):
+    model = load_classifier(lenet)
+    image = np.random.default_rng(1).random((28, 28), dtype=np.float32)
+    mean = read_manifest_json(lenet)["preprocessing"]["image"]["mean"]
+    np.testing.assert_allclose(model.saliency(image, 0), model.saliency(image, 0, patch=4, stride=2, baseline=mean))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"class_index": 10}, "class_index 10 is not a class"),
+        ({"class_index": 0, "patch": 0}, "patch 0: expected a positive integer"),
+        ({"class_index": 0, "patch": 29}, "patch 29 is larger than the 28x28 image"),
+        ({"class_index": 0, "stride": -1}, "stride -1: expected a positive integer"),
+        ({"class_index": 0, "baseline": [0.1, 0.2]}, "baseline [0.1, 0.2]: expected one number or one per channel (1)"),
+    ],
+)
+def test_saliency_refuses_bad_arguments(lenet: Path, kwargs, message):
+    model = load_classifier(lenet)
+    with pytest.raises(BundleError, match=re.escape(message)):
+        model.saliency(np.zeros((28, 28), dtype=np.float32), **kwargs)
+
+
+def test_saliency_takes_one_image(lenet: Path):
+    model = load_classifier(lenet)
+    with pytest.raises(BundleError, match="saliency: give one image, got 2"):
+        model.saliency(np.zeros((2, 1, 28, 28), dtype=np.float32), 0)
