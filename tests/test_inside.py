@@ -10,18 +10,28 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import pytest
+import torch
 from bundle_tools import read_manifest_json, write_manifest
 from onnx import TensorProto, helper, numpy_helper
 
 import zoo_runtime
 from zoo_runtime import BundleError, schema
 from zoo_runtime.tasks.image_classification import ImageClassifier
+from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
+from zoo_train.registry import list_models
 
 REGION = (slice(16, 24), slice(4, 12))  # rows, columns of the square class 0 looks at
+
+
+def checkpoint_of(bundle: Path) -> tuple[Path, dict]:
+    """The checkpoint a tiny bundle was exported from, and its payload."""
+    path = Path(read_manifest_json(bundle)["checkpoint"]["path"])
+    return path, load_checkpoint(path)
 
 
 def load_classifier(bundle: Path) -> ImageClassifier:
@@ -127,3 +137,66 @@ def test_saliency_takes_one_image(lenet: Path):
     model = load_classifier(lenet)
     with pytest.raises(BundleError, match="saliency: give one image, got 2"):
         model.saliency(np.zeros((2, 1, 28, 28), dtype=np.float32), 0)
+
+
+# ----------------------------------------------------------------------------- the inspect graph
+
+# One registry model per way of naming stages: LeNet-style bodies (nn.ReLU), from-scratch layers, residual blocks.
+INSPECTED = [name for name in ("lenet5", "scratch-cnn", "resnet-cifar") if name in list_models(schema.TASK_IMAGE_CLASSIFICATION)]
+
+
+def hooked_stages(model: Any, x: torch.Tensor) -> list[torch.Tensor]:
+    """The reference, by forward hooks: each activation module of ``body`` (or the stem and each residual block),
+    then ``model.features(x)``; independent of the model's own ``inspect_stages``."""
+    targets = [model.stem, *model.stages] if hasattr(model, "stem") else [m for m in model.body if "ReLU" in type(m).__name__]
+    captured: list[torch.Tensor] = []
+    handles = [t.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().clone())) for t in targets]
+    try:
+        with torch.no_grad():
+            features = model.features(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [*captured, features]
+
+
+@pytest.mark.parametrize("name", INSPECTED)
+def test_inspect_equals_torch_hooks(tiny_bundle, name):
+    bundle = tiny_bundle(name)
+    model = load_classifier(bundle)
+    manifest = read_manifest_json(bundle)
+    layers = manifest["graphs"][schema.ROLE_INSPECT]["outputs"]
+    assert [layer["name"] for layer in model.inspect_layers] == [layer["name"] for layer in layers]
+    assert layers[-1]["name"] == "features" and len(layers) >= 3
+    assert all(c["passed"] for c in manifest["parity"]["checks"] if c.get("graph") == schema.ROLE_INSPECT)
+    assert {c["shape"]["batch"] for c in manifest["parity"]["checks"] if c.get("graph") == schema.ROLE_INSPECT} >= {1, 3, 7}
+
+    c, h, w = model.image_spec.chw
+    images = np.random.default_rng(2).integers(0, 256, (5, h, w, c), dtype=np.uint8)
+    got = model.inspect(list(images))
+    path, payload = checkpoint_of(bundle)
+    torch_model = build_from_checkpoint(payload, path)
+    pre = manifest["preprocessing"]["image"]
+    x = torch.from_numpy(model.preprocess(list(images)))
+    x = (x - torch.tensor(pre["mean"]).view(1, -1, 1, 1)) / torch.tensor(pre["std"]).view(1, -1, 1, 1)
+    want = hooked_stages(torch_model, x)
+    assert list(got) == [layer["name"] for layer in layers]
+    for (layer_name, value), reference, layer in zip(got.items(), want, layers, strict=True):
+        assert value.shape == (5, *layer["shape"][1:]), layer_name
+        np.testing.assert_allclose(value, reference.numpy(), atol=1e-4, rtol=1e-3, err_msg=layer_name)
+
+
+def test_a_bundle_without_an_inspect_graph_still_works(lenet: Path, tmp_path: Path):
+    bundle = Path(shutil.copytree(lenet, tmp_path / "bundle"))
+    manifest = read_manifest_json(bundle)
+    entry = manifest["graphs"].pop(schema.ROLE_INSPECT)
+    for file in (entry["file"], entry["torchscript"]):
+        del manifest["files"][file]
+        (bundle / file).unlink()
+    write_manifest(bundle, manifest)
+    model = load_classifier(bundle)
+    image = np.zeros((28, 28), dtype=np.uint8)
+    assert model.inspect_layers == [] and len(model.classify(image, top_k=3)[0]) == 3
+    assert model.saliency(image, 0, patch=14, stride=14).shape == (28, 28)
+    with pytest.raises(BundleError, match="this bundle has no inspect graph"):
+        model.inspect(image)

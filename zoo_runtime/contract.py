@@ -368,6 +368,7 @@ class TaskKind:
     example_meta: Callable[[Mapping[str, Any], str], TaskMeta]  # (model config, dataset) -> meta for test checkpoints
     example_request: Callable[[Mapping[str, Any], np.random.Generator], dict[str, Any]]  # (manifest, rng) -> predict request
     extra_checks: Callable[[Mapping[str, Any]], list[str]] = _no_problems  # across fields, after the types fit
+    optional_roles: tuple[str, ...] = ()  # graph roles a bundle may have; the runtime uses them when present
 
 
 TASK_KINDS: dict[str, TaskKind] = {
@@ -383,6 +384,7 @@ TASK_KINDS: dict[str, TaskKind] = {
             _image_classification_example,
             _image_classification_request,
             _classifier_problems,
+            optional_roles=(schema.ROLE_INSPECT,),
         ),
         TaskKind(
             schema.TASK_TEXT_GENERATION,

@@ -184,6 +184,17 @@ class ImageClassifier(BundleModel):
         probs = softmax(self.logits(images), axis=-1)
         return [self._predictions(p, top_k) for p in probs]
 
+    def inspect(self, images: Any) -> dict[str, np.ndarray]:
+        """What the model computes inside for ``images`` (as ``classify`` takes them), by stage name.
+
+        The names, in order, are those of the bundle's ``inspect`` graph (``inspect_layers``): for
+        example ``conv1`` [N, C, H, W] activations, ..., and ``features`` [N, D], the pooled vector
+        the head classifies. A bundle without an inspect graph is a BundleError.
+        """
+        x = self.preprocess(images)
+        batches = [self._inspect({self._input: x[i : i + _BATCH]}) for i in range(0, x.shape[0], _BATCH)]
+        return {name: np.concatenate([batch[name] for batch in batches], axis=0) for name in batches[0]}
+
     def saliency(
         self,
         image: Any,
