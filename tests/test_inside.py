@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 import zoo_runtime
 from zoo_runtime import BundleError, schema
 from zoo_runtime.tasks.image_classification import ImageClassifier
+from zoo_runtime.tasks.text_generation import TextGenerator
 from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
 from zoo_train.registry import list_models
 
@@ -200,3 +201,73 @@ def test_a_bundle_without_an_inspect_graph_still_works(lenet: Path, tmp_path: Pa
     assert model.saliency(image, 0, patch=14, stride=14).shape == (28, 28)
     with pytest.raises(BundleError, match="this bundle has no inspect graph"):
         model.inspect(image)
+
+
+# ----------------------------------------------------------------------------- text generators
+
+
+def load_generator(bundle: Path) -> TextGenerator:
+    model = zoo_runtime.load(bundle, device="cpu")
+    assert isinstance(model, TextGenerator)
+    return model
+
+
+def test_gpt_attention_equals_what_torch_weighs_the_values_by(tiny_bundle):
+    bundle = tiny_bundle("char-gpt")
+    model = load_generator(bundle)
+    manifest = read_manifest_json(bundle)
+    assert [layer["name"] for layer in model.inspect_layers] == ["attention"]
+    assert manifest["graphs"][schema.ROLE_INSPECT]["outputs"][0]["shape"][1:] == ["batch", 2, "time", "time"]
+    checks = [c for c in manifest["parity"]["checks"] if c.get("graph") == schema.ROLE_INSPECT]
+    assert checks and all(c["passed"] for c in checks) and len({c["shape"]["time"] for c in checks}) >= 3
+
+    prompt = "".join(model.vocab[i % len(model.vocab)] for i in range(3, 15))
+    attention = model.inspect(prompt)["attention"]
+    layers, heads, t = manifest["graphs"][schema.ROLE_INSPECT]["outputs"][0]["shape"][0], 2, 12
+    assert attention.shape == (layers, 1, heads, t, t)
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+    assert np.all(np.triu(attention, k=1) == 0)  # causal: no position attends to a later one
+
+    # Reference: the values each torch attention layer saw and what its scaled_dot_product_attention made of them.
+    path, payload = checkpoint_of(bundle)
+    torch_model = build_from_checkpoint(payload, path)
+    values: list[torch.Tensor] = []
+    mixed: list[torch.Tensor] = []
+    hooks = []
+    for block in torch_model.blocks:
+        hooks.append(block.attn.register_forward_hook(lambda _m, args, _out: values.append(args[2])))
+        hooks.append(block.attn.proj.register_forward_pre_hook(lambda _m, args: mixed.append(args[0])))
+    with torch.no_grad():
+        torch_model(torch.tensor([model.encode(prompt)]))
+    for hook in hooks:
+        hook.remove()
+    for layer in range(layers):
+        weighed = torch.from_numpy(attention[layer]) @ values[layer]  # [1, heads, T, head_dim]
+        np.testing.assert_allclose(weighed.transpose(1, 2).flatten(2).numpy(), mixed[layer].numpy(), atol=1e-5)
+
+    with pytest.raises(BundleError, match="more than the 16 positions"):
+        model.inspect(prompt * 2)
+
+
+@pytest.mark.parametrize("name", [n for n in ("char-lstm", "dna-gru") if n in list_models(schema.TASK_TEXT_GENERATION)])
+def test_recurrent_hidden_states_over_time_equal_torch(tiny_bundle, name):
+    bundle = tiny_bundle(name)
+    model = load_generator(bundle)
+    assert schema.ROLE_INSPECT not in read_manifest_json(bundle)["graphs"]  # from the step graph alone
+    names = [spec["input"] for spec in model.manifest["generation"]["state"]]
+    assert [layer["name"] for layer in model.inspect_layers] == names
+    prompt = "".join(model.vocab[i % len(model.vocab)] for i in range(1, 10))
+    states = model.inspect(prompt)
+    hidden = states["h"]
+    layers, hidden_size = hidden.shape[0], hidden.shape[-1]
+    assert hidden.shape == (layers, 1, 9, hidden_size)
+
+    path, payload = checkpoint_of(bundle)
+    torch_model = build_from_checkpoint(payload, path)
+    tokens = torch.tensor([model.encode(prompt)])
+    with torch.no_grad():
+        out, final = torch_model.rnn(torch_model.embedding(tokens), torch_model._as_rnn_state(torch_model.initial_state(1)))
+    np.testing.assert_allclose(hidden[-1, 0], out[0].numpy(), atol=1e-5)  # the top layer at every step
+    final_states = (final,) if isinstance(final, torch.Tensor) else tuple(final)
+    for state_name, value in zip(names, final_states, strict=True):
+        np.testing.assert_allclose(states[state_name][:, :, -1], value.numpy(), atol=1e-5)

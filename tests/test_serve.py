@@ -551,13 +551,14 @@ def test_triton_repository_configs_parse_against_tritons_schema(bundles: dict[st
     repo = tmp_path / "repo"
     assert zoo_serve(["export-triton", *map(str, bundles.values()), "--out", str(repo), "--max-batch", "8"]) == 0
     written = sorted(p.name for p in repo.iterdir())
-    # Every stateless graph, the text generator's full graph and the classifier's inspect graph included; step left out.
+    # Every stateless graph, the text generator's full graph and the inspect graphs included; step graphs left out.
     assert written == sorted(
         [
             "lenet5",
             "lenet5.inspect",
             "dcgan",
             "char-gpt",
+            "char-gpt.inspect",
             "gru-classifier",
             "seq2seq-transformer.decoder",
             "seq2seq-transformer.encoder",

@@ -395,6 +395,7 @@ TASK_KINDS: dict[str, TaskKind] = {
             {"vocab_size": 30, "input_size": 30, "output_size": 30},
             _text_generation_example,
             _text_generation_request,
+            optional_roles=(schema.ROLE_INSPECT,),
         ),
         TaskKind(
             schema.TASK_IMAGE_GENERATION,

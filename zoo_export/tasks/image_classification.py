@@ -14,7 +14,7 @@ from zoo_export.graphs import KIND_LOGITS, KIND_STATE, GraphSpec, ParityCase, Te
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
 from zoo_runtime.contract import ClassifierImage
-from zoo_train.models.protocols import InspectableClassifier, as_inspectable
+from zoo_train.models.protocols import InspectableModel, as_inspectable
 
 EXPORT_BATCH = 2
 PARITY_BATCHES = (1, 3, 7)
@@ -37,14 +37,14 @@ class NormalisedClassifier(nn.Module):
 class InspectedClassifier(nn.Module):
     """``image`` [N,C,H,W] in 0..1 -> each named stage's activation (the ``inspect`` graph), normalised as the model graph."""
 
-    def __init__(self, normalised: NormalisedClassifier, stages: InspectableClassifier):
+    def __init__(self, normalised: NormalisedClassifier):
         super().__init__()
         self.normalised = normalised
-        self.stages = stages
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         mean, std = cast(torch.Tensor, self.normalised.mean), cast(torch.Tensor, self.normalised.std)
-        return tuple(activation for _name, activation in self.stages.inspect_stages((image - mean) / std))
+        stages = cast(InspectableModel, self.normalised.model)
+        return tuple(activation for _name, activation in stages.inspect_stages((image - mean) / std))
 
 
 def image_block(ctx: BundleContext) -> ClassifierImage:
@@ -123,13 +123,13 @@ class ImageClassificationExporter(TaskExporter):
 def inspect_spec(
     ctx: BundleContext,
     wrapper: NormalisedClassifier,
-    stages: InspectableClassifier,
+    stages: InspectableModel,
     image_input: TensorSpec,
     example: tuple[torch.Tensor, ...],
     cases: list[ParityCase],
 ) -> GraphSpec:
     """The optional ``inspect`` graph: one output per named stage, with the stage's name and its shape at any batch."""
-    module = InspectedClassifier(wrapper, stages).eval()
+    module = InspectedClassifier(wrapper).eval()
     with torch.no_grad():
         named = stages.inspect_stages(example[0])
     names = [name for name, _activation in named]

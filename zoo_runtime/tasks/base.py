@@ -177,12 +177,15 @@ class BundleModel:
     def _inspect(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output of the ``inspect`` graph by its manifest name; a bundle without one is a BundleError."""
         if schema.ROLE_INSPECT not in self._sessions:
-            raise BundleError(
-                f"{self.path}: this bundle has no inspect graph (its model names no stages, or it was exported "
-                "before zoo-export wrote one); export it again to look inside"
-            )
+            raise self._no_inspect_graph()
         names = [spec["name"] for spec in self.graph(schema.ROLE_INSPECT)["outputs"]]
         return dict(zip(names, self._run(schema.ROLE_INSPECT, feeds, names), strict=True))
+
+    def _no_inspect_graph(self) -> BundleError:
+        return BundleError(
+            f"{self.path}: this bundle has no inspect graph (its model names no stages, or it was exported "
+            "before zoo-export wrote one); export it again to look inside"
+        )
 
     def top_predictions(self, logits: np.ndarray, top_k: int | None) -> list[Prediction]:
         """One row of logits ``[K]`` -> the ``top_k`` (every one when None) labels, most probable first."""

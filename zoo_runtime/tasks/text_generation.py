@@ -115,6 +115,50 @@ class TextGenerator(BundleModel):
         logits, *new_state = self._run(schema.ROLE_STEP, feeds, outputs)
         return logits, new_state
 
+    # ------------------------------------------------------------------------------ looking inside
+
+    @property
+    def inspect_layers(self) -> list[dict[str, Any]]:
+        """What ``inspect`` returns ({name, dtype, shape}): the inspect graph's outputs (GPT: ``attention``
+        [layers, batch, heads, time, time]), else for recurrent models each state over time [layers, batch, time, H]."""
+        if schema.ROLE_INSPECT in self._sessions or not self._recurrent:
+            return super().inspect_layers
+        return [
+            {"name": spec["input"], "dtype": spec.get("dtype", "float32"), "shape": _over_time(spec["shape"])}
+            for spec in self._state_specs
+        ]
+
+    @property
+    def _recurrent(self) -> bool:
+        return (self.manifest.get("generation") or {}).get("kind") == schema.GENERATION_RECURRENT
+
+    def inspect(self, prompt: str) -> dict[str, np.ndarray]:
+        """What the model computes inside over ``prompt``, by name (see ``inspect_layers``).
+
+        With an inspect graph (char GPT) its outputs for the whole prompt, which must fit the model's
+        context. Without one, a recurrent model's state after each character, from the step graph fed
+        one id at a time: ``h`` (and ``c`` for LSTMs) [layers, 1, time, hidden]. Anything else is a BundleError.
+        """
+        ids = self.encode(prompt)
+        if not ids:
+            raise BundleError("prompt: nothing to look inside (no character of the vocabulary)")
+        if schema.ROLE_INSPECT in self._sessions:
+            if self.max_context is not None and len(ids) > self.max_context:
+                raise BundleError(
+                    f"prompt: {len(ids)} tokens, more than the {self.max_context} positions {self.name} attends over"
+                )
+            return self._inspect({schema.INPUT_TOKENS: np.asarray([ids], dtype=np.int64)})
+        if not self._recurrent:
+            raise self._no_inspect_graph()
+        state = self.initial_state(1)
+        over_time: list[list[np.ndarray]] = [[] for _ in state]
+        for token in ids:
+            _logits, state = self.step(np.asarray([[token]], dtype=np.int64), state)
+            for trace, value in zip(over_time, state, strict=True):
+                trace.append(value)
+        names = [spec["input"] for spec in self._state_specs]
+        return {name: np.stack(trace, axis=2) for name, trace in zip(names, over_time, strict=True)}
+
     # ------------------------------------------------------------------------------ generation
 
     def generate(
@@ -215,3 +259,8 @@ def _stop_at(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:
         close = getattr(pieces, "close", None)
         if close:
             close()
+
+
+def _over_time(shape: list[Any]) -> list[Any]:
+    """A recurrent state's shape [layers, batch, H] with a time axis after the batch: [layers, batch, time, H]."""
+    return [*shape[:2], "time", *shape[2:]]

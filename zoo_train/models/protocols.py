@@ -46,12 +46,13 @@ class GAN(Protocol):
     def generate(self, z: torch.Tensor) -> torch.Tensor: ...
 
 
-class InspectableClassifier(Protocol):
-    """An image classifier that names its stages for the bundle's ``inspect`` graph (docs/BUNDLE.md).
+class InspectableModel(Protocol):
+    """A model that names what it computes inside, for the bundle's ``inspect`` graph (docs/BUNDLE.md).
 
-    ``inspect_stages(x)`` takes the normalised images and returns, in order, each stage a person
-    would name (``conv1``, ``block2``, ...: [N, C, H, W] activations) and last ``features``, the
-    pooled vector [N, D] the head classifies (what ``features(x)`` returns).
+    ``inspect_stages(x)`` takes the model's input and returns, in order, each stage a person would
+    name. Image classifiers (given normalised images): ``conv1``, ``block2``, ... ([N, C, H, W]
+    activations) and last ``features``, the pooled vector [N, D] the head classifies (what
+    ``features(x)`` returns). Char GPT (given token ids): ``attention`` [layers, N, heads, T, T].
     """
 
     def inspect_stages(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]: ...
@@ -73,9 +74,9 @@ def conv_activation_stages(
     return stages
 
 
-def as_inspectable(model: nn.Module) -> InspectableClassifier | None:
+def as_inspectable(model: nn.Module) -> InspectableModel | None:
     """The model's stage-naming interface, or None for a model that names none."""
-    return cast(InspectableClassifier, model) if callable(getattr(model, "inspect_stages", None)) else None
+    return cast(InspectableModel, model) if callable(getattr(model, "inspect_stages", None)) else None
 
 
 def as_step_model(model: nn.Module) -> StepModel:
