@@ -23,6 +23,7 @@ from test_gui import WAIT, make_window, open_page, settings, write_images  # noq
 
 from zoo_gui.catalog import bundle_key
 from zoo_gui.inside import InsideView, feature_grid, saliency_overlay
+from zoo_gui.inside_text import TextInsideView, gc_track
 from zoo_runtime import schema
 
 
@@ -47,6 +48,12 @@ def test_saliency_overlay_is_red_where_the_evidence_is():
     assert overlay.shape == (224, 224, 3)
     hot, cold = overlay[22 * 8, 6 * 8], overlay[4 * 8, 20 * 8]
     assert hot[0] > 200 and hot[1] < 100 and cold[0] == cold[1] == cold[2]
+
+
+def test_gc_track_follows_the_gc_fraction():
+    track = gc_track("GGGGGGGGGGGGGGGGGGGGAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 60, side=60, height=10)
+    assert track.shape == (10, 60)
+    assert (track[:, 19] == 90).all() and (track[:, 59] == 255).all()  # all GC, then a window of A only
 
 
 def inside_of(qtbot, page) -> InsideView:
@@ -125,3 +132,50 @@ def test_a_model_switch_mid_computation_drops_the_old_view(qtbot, make_window, l
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT)
     assert page.inside.view is not None and page.inside.view.bundle.resolve() == second.resolve()  # never the first model's
     assert page.inside.view.layers and window.errors == []
+
+
+# ----------------------------------------------------------------------------- the Generate page
+
+
+def generate_then_look_inside(qtbot, page, prompt: str, tokens: int) -> TextInsideView:
+    page.prompt.setPlainText(prompt)
+    page.max_tokens.setValue(tokens)
+    page.inside_button.setChecked(True)
+    page.run()
+    qtbot.waitUntil(lambda: not page.busy, timeout=WAIT)
+    qtbot.waitUntil(lambda: page.inside.view is not None and len(page.inside.view.text) > len(prompt), timeout=WAIT)
+    view = page.inside.view
+    assert view is not None
+    return view
+
+
+def test_generate_page_shows_gpt_attention_per_layer_and_head_and_saves_a_png(qtbot, make_window, tiny_bundle, tmp_path):  # noqa: F811
+    gpt = Path(tiny_bundle("char-gpt"))
+    window = make_window([gpt])
+    page = open_page(qtbot, window, gpt)
+    prompt = "".join(page.model.vocab[i] for i in range(3, 9))
+    view = generate_then_look_inside(qtbot, page, prompt, 30)
+    # The last 16 characters (the tiny GPT's context) of prompt + output, each attended over.
+    assert view.attention and view.text == page.full_text()[-16:]
+    assert view.arrays["attention"].shape == (1, 1, 2, 16, 16)
+    assert page.inside.head.count() == 2 and page.inside.layer.count() == 1
+    page.inside.head.setCurrentIndex(1)
+    assert "head 2" in page.inside.status.text()
+    page.inside.picture.row_hovered.emit(5)  # what the mouse over row 5 does
+    shaded = page.inside.attended.text()
+    assert shaded.count("<span") == 16 and shaded.count("underline") == 1  # the hovered character, marked
+    saved = page.inside.save_png(str(tmp_path / "attention"))
+    assert saved.endswith(".png") and not QImage(saved).isNull()
+    assert window.errors == []
+
+
+def test_generate_page_shows_dna_hidden_states_with_gc_content(qtbot, make_window, tiny_bundle):  # noqa: F811
+    dna = Path(tiny_bundle("dna-gru"))
+    window = make_window([dna])
+    page = open_page(qtbot, window, dna)
+    view = generate_then_look_inside(qtbot, page, "ACGTGGCA", 20)
+    assert not view.attention and view.dna and view.text == page.full_text()
+    assert view.arrays["h"].shape[1:3] == (1, 28)
+    assert page.inside.track.isVisible() and not page.inside.head.isVisible()
+    assert "GC content" in page.inside.attended.text()
+    assert window.errors == []

@@ -121,7 +121,7 @@ class TextGenerator(BundleModel):
     def inspect_layers(self) -> list[dict[str, Any]]:
         """What ``inspect`` returns ({name, dtype, shape}): the inspect graph's outputs (GPT: ``attention``
         [layers, batch, heads, time, time]), else for recurrent models each state over time [layers, batch, time, H]."""
-        if schema.ROLE_INSPECT in self._sessions or not self._recurrent:
+        if schema.ROLE_INSPECT in self._sessions or not self.is_recurrent:
             return super().inspect_layers
         return [
             {"name": spec["input"], "dtype": spec.get("dtype", "float32"), "shape": _over_time(spec["shape"])}
@@ -129,7 +129,7 @@ class TextGenerator(BundleModel):
         ]
 
     @property
-    def _recurrent(self) -> bool:
+    def is_recurrent(self) -> bool:
         return (self.manifest.get("generation") or {}).get("kind") == schema.GENERATION_RECURRENT
 
     def inspect(self, prompt: str) -> dict[str, np.ndarray]:
@@ -148,7 +148,7 @@ class TextGenerator(BundleModel):
                     f"prompt: {len(ids)} tokens, more than the {self.max_context} positions {self.name} attends over"
                 )
             return self._inspect({schema.INPUT_TOKENS: np.asarray([ids], dtype=np.int64)})
-        if not self._recurrent:
+        if not self.is_recurrent:
             raise self._no_inspect_graph()
         state = self.initial_state(1)
         over_time: list[list[np.ndarray]] = [[] for _ in state]
