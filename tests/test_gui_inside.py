@@ -177,5 +177,8 @@ def test_generate_page_shows_dna_hidden_states_with_gc_content(qtbot, make_windo
     assert not view.attention and view.dna and view.text == page.full_text()
     assert view.arrays["h"].shape[1:3] == (1, 28)
     assert page.inside.track.isVisible() and not page.inside.head.isVisible()
+    assert [page.inside.shown.itemText(i) for i in range(page.inside.shown.count())] == ["h", "reset", "update", "candidate"]
+    page.inside.shown.setCurrentText("update")
+    assert page.inside.status.text().startswith("The update gate of layer 1")
     assert "GC content" in page.inside.attended.text()
     assert window.errors == []

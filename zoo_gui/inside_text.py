@@ -112,7 +112,10 @@ class TextInsidePanel(QWidget):
         self.status.setWordWrap(True)
         self.layer = QComboBox()
         self.head = QComboBox()
+        self.shown = QComboBox()  # recurrent models: which state or gate to show
+        self.shown.setToolTip("The hidden state (h), the LSTM cell (c), or a gate of the from-scratch cells")
         self.layer.currentIndexChanged.connect(lambda _i: self.redraw())
+        self.shown.currentIndexChanged.connect(lambda _i: self.redraw())
         self.head.currentIndexChanged.connect(lambda _i: self.redraw())
         self.save_button = QPushButton(self.style().standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Save PNG…")
         self.save_button.setEnabled(False)
@@ -131,6 +134,7 @@ class TextInsidePanel(QWidget):
         self.head_label = QLabel("Head")
         bar.addWidget(self.head_label)
         bar.addWidget(self.head)
+        bar.addWidget(self.shown)
         bar.addStretch(1)
         bar.addWidget(self.save_button)
         self.sheet = QWidget()  # what is saved as PNG
@@ -170,6 +174,12 @@ class TextInsidePanel(QWidget):
             self.head.addItems([str(i + 1) for i in range(first.shape[2])])
         self.head.setVisible(view.attention)
         self.head_label.setVisible(view.attention)
+        self.shown.blockSignals(True)
+        self.shown.clear()
+        if not view.attention:
+            self.shown.addItems(list(view.arrays))
+        self.shown.setVisible(not view.attention)
+        self.shown.blockSignals(False)
         self.layer.blockSignals(False)
         self.head.blockSignals(False)
         self.save_button.setEnabled(True)
@@ -192,9 +202,11 @@ class TextInsidePanel(QWidget):
             self.picture.rows = n
             self.highlight_row(n - 1)
         else:
-            states = view.arrays["h"][layer, 0]  # [T, H]
+            name = self.shown.currentText() or "h"
+            states = view.arrays[name][layer, 0]  # [T, H]
+            what = {"h": "Hidden state", "c": "Cell state"}.get(name, f"The {name} gate")
             self.status.setText(
-                f"Hidden state of layer {layer + 1} ({states.shape[1]} units, rows) after each of the last {n} "
+                f"{what} of layer {layer + 1} ({states.shape[1]} units, rows) at each of the last {n} "
                 "characters (columns): red above zero, blue below."
             )
             self.picture.setPixmap(QPixmap.fromImage(to_qimage(state_picture(states))))

@@ -59,6 +59,17 @@ class InspectGraph(nn.Module):
         return tuple(value for _name, value in cast(InspectableModel, self.model).inspect_stages(tokens))
 
 
+class InspectStepGraph(nn.Module):
+    """``(tokens, *state)`` -> what one step computes inside, by the model's ``inspect_step`` (gates of scratch cells)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(value for _name, value in cast(Any, self.model).inspect_step(tokens, *state))
+
+
 class StepGraph(nn.Module):
     """``(tokens, *state) -> (logits, *state)``: one step with explicit state."""
 
@@ -173,6 +184,23 @@ def inspect_spec(ctx: BundleContext, model: nn.Module, stages: InspectableModel,
     return GraphSpec(schema.ROLE_INSPECT, InspectGraph(model).eval(), full.inputs, outputs, full.example, full.cases)
 
 
+def inspect_step_spec(ctx: BundleContext, model: nn.Module, step: GraphSpec) -> GraphSpec:
+    """The optional ``inspect`` graph of a model whose time loop is Python: one step's insides, over the step's inputs."""
+    first, second = step.cases[0], step.cases[-1]
+    with torch.no_grad():
+        seen_a = cast(Any, model).inspect_step(*first.inputs)
+        seen_b = cast(Any, model).inspect_step(*second.inputs)
+    outputs = [
+        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=KIND_STATE)
+        for (name, a), (_name, b) in zip(seen_a, seen_b, strict=True)
+    ]
+    names = [spec.name for spec in outputs]
+    taken = {t.name for t in step.inputs}
+    if len(set(names)) != len(names) or taken & set(names):
+        raise ExportInputError(f"{ctx.checkpoint}: the model's inspect_step names {names}: each name once, no input's name")
+    return GraphSpec(schema.ROLE_INSPECT, InspectStepGraph(model).eval(), step.inputs, outputs, step.example, step.cases)
+
+
 class TextGenerationExporter(TaskExporter):
     task = schema.TASK_TEXT_GENERATION
 
@@ -220,6 +248,8 @@ class TextGenerationExporter(TaskExporter):
             cases=cases,
         )
         specs = [step]
+        if callable(getattr(model, "inspect_step", None)):
+            specs.append(inspect_step_spec(ctx, model, step))
         if getattr(model, "full_graph", True):
             t_ex = 3  # short: torch.export of nn.LSTM costs time per step of the example
             lengths = [1, 4, max_context or 17]
