@@ -1,4 +1,4 @@
-"""Tiny image datasets written in the real on-disk formats (IDX, CIFAR pickles)."""
+"""Tiny image datasets written in the real on-disk formats (IDX, CIFAR pickles, folders of image files)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from zoo_train.data.images import IDX_FILES, write_idx
 
@@ -47,4 +48,35 @@ def write_cifar10(root: Path, n_per_batch: int = 20) -> Path:
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": classes, "num_cases_per_batch": n_per_batch}, f)
+    return root
+
+
+# Folders of image files in torchvision's ImageFolder layout: each class a bright band at its own place on noise.
+CLASSES = ["birch", "Äpfel", "猫"]  # sorted by code point, as the trainer sorts folder names
+FORMATS = ("jpg", "png", "webp", "gif", "bmp", "tiff")
+GREY_FORMATS = ("jpg", "png", "gif", "bmp", "tiff")  # WebP has no grey mode: it stores grey pictures as RGB
+
+
+def class_image(k: int, height: int, width: int, seed: int) -> np.ndarray:
+    """uint8 [H, W, 3]: noise with a bright vertical band in the k-th third."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    pixels[:, width * k // 3 : width * (k + 1) // 3] = 220
+    return pixels
+
+
+def write_class_folder(folder: Path, k: int, count: int, seed: int, grey: bool = False) -> None:
+    """``count`` images of class ``k`` in rotating formats and sizes (odd ones too)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        pixels = class_image(k, 24 + 7 * (i % 4), 30 + 5 * (i % 3), seed * 1000 + i)
+        image = Image.fromarray(pixels).convert("L") if grey else Image.fromarray(pixels)
+        formats = GREY_FORMATS if grey else FORMATS
+        image.save(folder / f"img{i:03d}.{formats[i % len(formats)]}")
+
+
+def write_folder(root: Path, per_class: int = 12, splits: tuple[str, ...] = (), grey: bool = False) -> Path:
+    for s, split in enumerate(splits or ("",)):
+        for k, name in enumerate(CLASSES):
+            write_class_folder(root / split / name, k, per_class, seed=10 * s + k, grey=grey)
     return root

@@ -30,6 +30,7 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication
+from sequence_fixtures import character_bundle
 
 import zoo_runtime
 from zoo_gui import screenshots
@@ -331,6 +332,39 @@ def test_classify_images_and_a_folder_then_export_csv(qtbot, make_window, bundle
     assert rows[0]["top1_label"] == page.results.items[0].predictions[0].label
     assert float(rows[0]["top1_probability"]) >= float(rows[0]["top2_probability"])
     assert window.save_action.isEnabled()
+
+
+def test_a_model_trained_on_an_image_folder_classifies_colour_photos_with_its_own_labels(qtbot, make_window, tmp_path):
+    from image_fixtures import CLASSES, write_folder
+
+    from zoo_export import export_checkpoint
+    from zoo_train.trainer import TrainConfig, train
+
+    photos = write_folder(tmp_path / "photos", per_class=4)
+    run = train(
+        TrainConfig(
+            model="lenet5",
+            preset="smoke",
+            data=str(photos),
+            out=tmp_path / "runs",
+            max_steps=1,
+            show_progress=False,
+            model_overrides={"conv_channels": (4, 8), "fc_sizes": (16, 16)},
+            data_options={"image_size": 16, "workers": 0},
+        )
+    )
+    result = export_checkpoint(run / "checkpoints" / "best.pt")
+    assert result.passed and result.bundle is not None
+    window = make_window([result.bundle])
+    page = open_page(qtbot, window, result.bundle)
+    assert page.add_paths([photos / "猫"]) == 4  # colour JPEG, PNG, WebP and GIF from a folder with a Unicode name
+    qtbot.waitUntil(lambda: not page.busy and all(i.done for i in page.results.items), timeout=WAIT)
+    for item in page.results.items:
+        assert item.error is None and item.thumbnail is not None and not item.thumbnail.isNull()
+        assert sorted(p.label for p in item.predictions) == sorted(CLASSES)  # 3 classes: all of them in the top 5
+    rows = list(csv.DictReader(page.export_csv(tmp_path / "predictions.csv").open(encoding="utf-8")))
+    assert {row["top1_label"] for row in rows} <= set(CLASSES) and len(rows) == 4
+    assert window.errors == []
 
 
 def drop(page, paths) -> None:
@@ -671,6 +705,55 @@ def test_seq2seq_translates_typed_ids(qtbot, make_window, bundle):
     panel.input.setText(f"{size + 5}")
     page.run()
     assert "outside the vocabulary" in page.message.text()
+
+
+@pytest.fixture(scope="module")
+def dna_bundle(tmp_path_factory):
+    """``dna_bundle(model)``: a tiny bundle with the real tasks' character vocabularies (DNA reads, DNA -> protein)."""
+    root = tmp_path_factory.mktemp("dna-bundles")
+    made: dict[str, Path] = {}
+
+    def get(model: str) -> Path:
+        if model not in made:
+            made[model] = character_bundle(model, root)
+        return made[model]
+
+    return get
+
+
+def test_sequence_classifier_takes_dna_letters_checked_as_typed(qtbot, make_window, dna_bundle):
+    seq = dna_bundle("lstm-classifier")
+    window = make_window([seq])
+    page = open_page(qtbot, window, seq)
+    panel = page.panel
+    # Random Example is one of the held-out reads shipped in the bundle, with its true class.
+    panel.random_example()
+    examples = {read: label for label, read in page.model.examples}
+    assert panel.input.text() in examples and panel.expected.text() == f"True class: {examples[panel.input.text()]}"
+    assert panel.vocab_label.text() == "Vocabulary: DNA: A, C, G, T"
+    panel.input.clear()
+    qtbot.keyClicks(panel.input, "acgtX")
+    assert panel.check_label.text() == "'X' at position 4 is not in the vocabulary: skipped, 4 bases used"
+    assert panel.expected.text() == ""
+    qtbot.keyClick(panel.input, Qt.Key.Key_Return)
+    wait_idle(qtbot, page)
+    assert {label for label, _p in panel.bars.bars()} == {"M. tuberculosis H37Rv", "M. leprae TN"}
+    assert window.errors == []
+
+
+def test_seq2seq_translates_dna_to_protein_letters(qtbot, make_window, dna_bundle):
+    s2s = dna_bundle("seq2seq-transformer")
+    window = make_window([s2s])
+    page = open_page(qtbot, window, s2s)
+    panel = page.panel
+    panel.random_example()
+    assert panel.expected.text().startswith("Expected output: ")
+    page.run()
+    wait_idle(qtbot, page)
+    assert set(panel.output.text()) <= set("ACDEFGHIKLMNPQRSTVWY*")
+    assert "characters in" in panel.details.text()
+    panel.input.setText("ATG GCC")  # a space is not DNA: skipped, and said so before running
+    assert "' ' at position 3 is not in the vocabulary: skipped, 6 bases used" in panel.check_label.text()
 
 
 # ----------------------------------------------------------------------------- window

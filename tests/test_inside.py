@@ -232,8 +232,8 @@ def test_gpt_attention_equals_what_torch_weighs_the_values_by(tiny_bundle):
     # Reference: the values each torch attention layer saw and what its scaled_dot_product_attention made of them.
     path, payload = checkpoint_of(bundle)
     torch_model = build_from_checkpoint(payload, path)
-    values: list[torch.Tensor] = []
-    mixed: list[torch.Tensor] = []
+    values = []  # the values each attention layer weighed
+    mixed = []  # what its scaled_dot_product_attention made of them
     hooks = []
     for block in torch_model.blocks:
         hooks.append(block.attn.register_forward_hook(lambda _m, args, _out: values.append(args[2])))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from sequence_fixtures import write_genomes
 
 from zoo_train.data.images import write_idx
 from zoo_train.registry import config_fields, get_entry, list_models
@@ -224,7 +225,10 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory):
         if name not in runs:
             (root / name).mkdir()
             data = smoke_data(name, root / name)
-            runs[name] = train(TrainConfig(model=name, preset="smoke", data=data, out=root / "out", show_progress=False))
+            genomes = write_genomes(root / "genomes")  # the default data of the classifiers and of seq2seq
+            runs[name] = train(
+                TrainConfig(model=name, preset="smoke", data=data, data_dir=genomes, out=root / "out", show_progress=False)
+            )
         return runs[name]
 
     return run

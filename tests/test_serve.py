@@ -110,6 +110,9 @@ def test_health_server_and_model_metadata(models: dict[str, BundleModel]) -> Non
         by_name = {m["name"]: m for m in listing}
         assert by_name["lenet5"]["endpoints"] == ["POST /models/lenet5/classify"] and by_name["lenet5"]["batched"]
         assert not by_name["char-gpt"]["batched"]
+        for name in SERVED:  # the runtime interface's describe(), served as it is
+            assert (await client.get(f"/models/{name}")).json() == json.loads(json.dumps(models[name].describe()))
+        assert_error(await client.get("/models/nope"), 404, "'nope'")
 
     run(scenario, models)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from image_fixtures import write_idx_dataset
+from sequence_fixtures import write_genomes
 
 from zoo_export.cli import main as zoo_export
 from zoo_train import trainer
@@ -514,7 +515,10 @@ def test_resume_with_another_recipe_says_what_changed_and_where_the_schedule_goe
 
 
 def test_all_with_resume_skips_finished_runs_resumes_interrupted_ones_and_starts_the_rest(tmp_path, capsys):
-    argv = ["--all", "--task", "sequence-classification", "--preset", "smoke", "--resume", "--out", str(tmp_path), "--quiet"]
+    genomes = write_genomes(tmp_path / "data")  # the classifiers' default data: reads of two genomes
+    argv = ["--all", "--task", "sequence-classification", "--preset", "smoke", "--resume", "--quiet"]
+    argv += ["--out", str(tmp_path / "out"), "--data-dir", str(genomes)]
+    tmp_path = tmp_path / "out"
     assert zoo_train(argv) == 0  # nothing there yet: both start
     first = capsys.readouterr().out
     assert "skipped" not in first and "lstm-classifier: test_accuracy" in first and "gru-classifier: test_accuracy" in first

@@ -1,9 +1,12 @@
 """The one bundle writer (docs/BUNDLE.md): temp folder, metadata_props, manifest with hashes, atomic publish.
 
-A bundle is built in ``<target>.tmp-<random>/`` beside the target. ``publish`` writes the
-manifest (``"complete": true``) last and renames the folder into place; ``fail`` writes a
-manifest with ``"complete": false`` and renames the folder to ``<target>.failed/``; a crash
-removes the temp folder. So nothing at the target ever looks whole unless every check passed.
+A bundle is built in ``<target>.tmp-<random>/`` beside the target, claimed by a ``.writer`` file that
+names this process. ``publish`` writes the manifest (``"complete": true``) last and exchanges the
+folder with the target in one atomic step (``zoo_runtime.publishing``); ``fail`` writes a manifest
+with ``"complete": false`` and renames the folder to ``<target>.failed/``; an error removes the temp
+folder, and a writer killed outright leaves temporaries that the next export (or a reader) removes
+once the process is provably gone. So nothing at the target ever looks whole unless every check
+passed, and an earlier bundle stays at the target until the new one has taken its place.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_export import graphs as graph_io
-from zoo_runtime import schema, signing
+from zoo_runtime import publishing, schema, signing
 
 
 def sha256_file(path: Path) -> str:
@@ -58,16 +61,22 @@ def onnx_metadata(manifest: dict[str, Any], role: str, graph_entry: dict[str, An
         schema.META_PREPROCESSING: js(manifest.get("preprocessing") or {}),
         schema.META_GENERATION: js(manifest.get("generation")),
         schema.META_IO: js(graph_entry),
+        # Only where the output alphabet differs from the input's (seq2seq, docs/BUNDLE.md).
+        **({schema.META_TARGET_VOCAB: js(manifest["target_vocab"])} if manifest.get("target_vocab") else {}),
     }
 
 
 class BundleWriter:
-    """Collects a bundle's files in a temp folder beside ``target`` and publishes them in one rename."""
+    """Collects a bundle's files in a temp folder beside ``target`` and publishes them in one atomic exchange."""
 
     def __init__(self, target: Path):
         self.target = Path(target)
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.target.parent / f"{self.target.name}.tmp-{secrets.token_hex(4)}"
+        publishing.settle(self.target)  # what an export killed earlier left behind
+        self.id = secrets.token_hex(4)
+        self.claim = publishing.staging_path(self.target, self.id, publishing.CLAIM_SUFFIX)
+        publishing.write_claim(self.claim)  # first, so that no folder of this writer is ever without one
+        self.tmp = publishing.staging_path(self.target, self.id)
         self.tmp.mkdir()
         self.failed_dir = self.target.parent / f"{self.target.name}.failed"
         self.done = False
@@ -122,14 +131,20 @@ class BundleWriter:
         if sign_key is not None:
             signing.sign_bundle(self.tmp, sign_key)
             _fsync_dir(self.tmp)
-        old = None
-        if self.target.exists():
-            old = self.target.parent / f"{self.target.name}.tmp-old-{secrets.token_hex(4)}"  # skipped by readers
-            os.replace(self.target, old)
-        os.replace(self.tmp, self.target)
-        _fsync_dir(self.target.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        ready = publishing.staging_path(self.target, self.id, publishing.READY_SUFFIX)
+        old = publishing.staging_path(self.target, self.id, publishing.OLD_SUFFIX)
+        try:
+            os.replace(self.tmp, ready)  # finished: from now on a dead writer's bundle may be rolled forward
+            publishing.switch_in(ready, self.target, old)
+            _fsync_dir(self.target.parent)
+        except BaseException:
+            # Publishing failed: the target keeps (or gets back) the bundle it had before.
+            if not self.target.exists() and old.is_dir():
+                os.replace(old, self.target)
+            publishing.remove_staging(self.target, self.id)
+            self.done = True
+            raise
+        publishing.remove_staging(self.target, self.id)  # the old bundle, wherever the switch left it
         if self.failed_dir.exists():
             shutil.rmtree(self.failed_dir, ignore_errors=True)
         self.done = True
@@ -141,12 +156,13 @@ class BundleWriter:
         if self.failed_dir.exists():
             shutil.rmtree(self.failed_dir)
         os.replace(self.tmp, self.failed_dir)
+        publishing.remove_staging(self.target, self.id)
         self.done = True
         return self.failed_dir, manifest
 
     def discard(self) -> None:
         if not self.done:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            publishing.remove_staging(self.target, self.id)
             self.done = True
 
 

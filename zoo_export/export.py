@@ -343,6 +343,8 @@ def _build(
         "graphs": graphs,
         "labels": fields.get("labels"),
         "vocab": fields.get("vocab"),
+        # Optional blocks, written only where the task has them (docs/BUNDLE.md).
+        **{key: fields[key] for key in ("target_vocab", "examples") if fields.get(key) is not None},
         "preprocessing": fields.get("preprocessing") or {},
         "generation": fields.get("generation"),
         "sampling": fields.get("sampling"),

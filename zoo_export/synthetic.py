@@ -39,9 +39,15 @@ def meta_for(task: str, config: Mapping[str, Any], dataset: str) -> TaskMeta:
 
 
 def write_checkpoint(
-    name: str, path: Path, config: Mapping[str, Any] | None = None, seed: int = 0, preset: str = "smoke"
+    name: str,
+    path: Path,
+    config: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    preset: str = "smoke",
+    meta: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Build registry entry ``name`` (``config`` overrides its tiny_config) and save an untrained checkpoint."""
+    """Build registry entry ``name`` (``config`` overrides its tiny_config) and save an untrained checkpoint
+    (with ``meta`` in place of the task's generated-data meta when given)."""
     from zoo_train.checkpoint import save_checkpoint
     from zoo_train.registry import get_entry
 
@@ -56,7 +62,7 @@ def write_checkpoint(
         "task": entry.task,
         "config": full,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "meta": meta_for(entry.task, full, entry.default_dataset),
+        "meta": dict(meta) if meta is not None else meta_for(entry.task, full, entry.default_dataset),
         "metrics": {"val_loss": 1.0},
         "preset": preset,
         "train_state": {"epoch": 1, "step": 1, "best": 1.0, "stale": 0, "optimizers": [], "rng_cpu": torch.get_rng_state()},

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from zoo_runtime import publishing
 from zoo_runtime.bundle import MAX_FILE_BYTES, find_bundles, open_bundle, read_manifest
-from zoo_runtime.errors import BundleError
+from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.schema import FORMAT, SCHEMA_VERSION
 from zoo_runtime.signing import SignatureStatus, check_signature
@@ -53,6 +54,8 @@ def load(
     reaches onnxruntime is listed in docs/SECURITY.md.
     """
     factory = SessionFactory(device, threads)  # checks the options before any file is read
+    if not os.path.exists(path):
+        publishing.settle(path)  # an export killed between its two renames: its bundle is put in place
     bundle = open_bundle(path, max_file_bytes=max_file_bytes)
     signature = check_signature(bundle, trusted_keys)  # before any session reads a graph
     model = TASK_CLASSES[bundle.manifest["task"]](bundle, factory)
@@ -69,6 +72,7 @@ __all__ = [
     "BundleModel",
     "ImageClassifier",
     "ImageGenerator",
+    "InputError",
     "Prediction",
     "SequenceClassifier",
     "SignatureStatus",

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from zoo_runtime import schema
+from zoo_runtime import publishing, schema
 from zoo_runtime.contract import TASK_KINDS
-from zoo_runtime.errors import BundleError
+from zoo_runtime.errors import BundleError, InputError
 
 _CHUNK = 1 << 20
 # The most one file of a bundle may hold: protobuf cannot serialise a single-file ONNX graph past 2 GiB.
@@ -89,12 +89,15 @@ def find_bundles(root: str | os.PathLike[str]) -> list[Path]:
     """Bundle directories under ``root`` (``root`` included) whose manifest says ``complete``, sorted.
 
     Only the manifest is read (no hashing): this is for listings; ``read_manifest``/``load`` verify.
+    Temporaries of exports killed midway are settled on the way (``zoo_runtime.publishing.settle``).
     """
     root = Path(root)
     if not root.is_dir():
         return []
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
+        # A bundle whose writer was killed mid-publish is put back in place (publishing.settle) before listing.
+        dirnames += [d for d in publishing.settle_folder(Path(dirpath), filenames) if d not in dirnames]
         # Skip hidden folders and the writer's transient ones (<target>.tmp-*, <target>.old-*).
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and ".tmp-" not in d and ".old-" not in d)
         if schema.MANIFEST_FILE in filenames:
@@ -147,7 +150,7 @@ class _BundleDir:
             fd = os.open(target, _OPEN_FLAGS, dir_fd=self.fd)
         except FileNotFoundError:
             if name == schema.MANIFEST_FILE:
-                raise BundleError(f"{where}: missing; {self.path} is not a bundle directory") from None
+                raise InputError(f"{where}: missing; {self.path} is not a bundle directory") from None
             raise BundleError(f"{where}: missing; the manifest lists it, the bundle is incomplete") from None
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a link made after the lstat
@@ -205,12 +208,12 @@ def _open(path: Path, keep_graphs: bool, max_file_bytes: int) -> Bundle:
     if not isinstance(max_file_bytes, int) or isinstance(max_file_bytes, bool) or max_file_bytes < 1:
         raise BundleError(f"max_file_bytes {max_file_bytes!r}: expected a positive integer")
     if not path.exists():
-        raise BundleError(f"{path}: no such bundle (directory or .onnx file)")
+        raise InputError(f"{path}: no such bundle (directory or .onnx file)")
     if path.is_file() and path.name == schema.MANIFEST_FILE:
         path = path.parent
     if path.is_file():
         if path.suffix.lower() != ".onnx":
-            raise BundleError(f"{path}: not a bundle; give a bundle directory (with {schema.MANIFEST_FILE}) or an .onnx file")
+            raise InputError(f"{path}: not a bundle; give a bundle directory (with {schema.MANIFEST_FILE}) or an .onnx file")
         return _open_lone(path, keep_graphs, max_file_bytes)
     return _open_dir(path, keep_graphs, max_file_bytes)
 

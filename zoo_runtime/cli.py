@@ -1,4 +1,5 @@
-"""``zoo-run``: run a bundle from a script. Exit 0 ok, 1 the bundle failed verification, 2 usage or input error."""
+"""``zoo-run``: run a bundle from a script. Exit 0 ok, 1 the bundle failed verification, 2 usage or input error
+(a path that is not a bundle included)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from typing import Any
 import numpy as np
 
 import zoo_runtime
-from zoo_runtime.errors import BundleError
+from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.tasks.base import BundleModel
+from zoo_runtime.tasks.seq2seq import Translator
+from zoo_runtime.tasks.sequence_classification import SequenceClassifier
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -70,14 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--image", type=Path, nargs="+", metavar="PATH", help="classify image files (image-classification)")
     action.add_argument("--prompt", help="generate text or DNA from this prompt (text-generation)")
     action.add_argument(
-        "--sample", type=positive_int, metavar="N", help="sample N images and write PNGs to --out (image-generation)"
+        "--sample",
+        type=positive_int,
+        metavar="N",
+        help="sample N images and write PNGs to --out (image-generation; refused up front when "
+        "the images would need more memory than $ZOO_MAX_OUTPUT_BYTES, 1 GiB unless set)",
     )
     action.add_argument("--tokens", help='token ids such as "1 2 3" (sequence-classification, seq2seq)')
+    action.add_argument(
+        "--sequence",
+        metavar="TEXT",
+        help='a sequence as text, such as a DNA read "ACGT..." (sequence-classification, seq2seq bundles with a '
+        "character vocabulary)",
+    )
     p.add_argument("--top-k", type=int, default=None, help="labels to show (--image, default 5) or top-k sampling (--prompt)")
     p.add_argument("--max-new-tokens", type=non_negative_int, default=None, help="tokens to generate (default: the bundle's)")
     p.add_argument("--temperature", type=non_negative_float, default=None, help="0 = greedy (default: the bundle's)")
     p.add_argument("--top-p", type=nucleus_probability, default=None, help="nucleus sampling (default: the bundle's)")
-    p.add_argument("--seed", type=int, default=None, help="random seed for --prompt and --sample (default: a fresh one each run)")
+    p.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        help="random seed for --prompt and --sample, 0 or more (default: a fresh one each run)",
+    )
     p.add_argument("--stop", action="append", default=None, help="stop generating at this string (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="folder for --sample PNGs (required with --sample)")
     p.add_argument("--cpu", action="store_true", help="run on CPU even when CUDA is available")
@@ -115,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except BundleError as exc:
         print(f"zoo-run: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, InputError) else 1
     if model.provider_note and not args.json:
         print(f"zoo-run: note: {model.provider_note}", file=sys.stderr)
     try:
@@ -129,7 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # The predict input each action flag gives: a flag applies to a model whose ``inputs`` hold one of these.
-FLAG_INPUTS = {"image": ("images",), "prompt": ("prompt",), "sample": ("n",), "tokens": ("tokens", "src")}
+FLAG_INPUTS = {
+    "image": ("images",),
+    "prompt": ("prompt",),
+    "sample": ("n",),
+    "tokens": ("tokens", "src"),
+    "sequence": ("tokens", "src"),
+}
 
 
 def _flag_input(model: BundleModel, option: str) -> str | None:
@@ -149,6 +173,8 @@ def _dispatch(model: BundleModel, args: argparse.Namespace) -> int:
         return _sample(model, args)
     if args.tokens is not None:
         return _tokens(model, args)
+    if args.sequence is not None:
+        return _sequence(model, args)
     return _describe(model, args)
 
 
@@ -242,7 +268,8 @@ def _generate(model: Any, args: argparse.Namespace) -> int:
 def _sample(model: Any, args: argparse.Namespace) -> int:
     from PIL import Image
 
-    images = model.sample(args.sample, seed=args.seed)
+    count = model.check_count(args.sample, "--sample")  # before the PNGs' memory is taken
+    images = model.sample(count, seed=args.seed)
     if args.out.exists() and not args.out.is_dir():
         raise BundleError(f"--out {args.out}: a file, not a folder for the sample PNGs")
     try:
@@ -288,6 +315,29 @@ def _tokens(model: BundleModel, args: argparse.Namespace) -> int:
     if "predictions" in result:  # labels with probabilities
         return _emit(args, payload, "\n".join(f"{p['probability']:7.2%}  {p['label']}" for p in result["predictions"]))
     return _emit(args, payload, " ".join(map(str, result["output"])))
+
+
+def _sequence(model: BundleModel, args: argparse.Namespace) -> int:
+    text = args.sequence.strip()
+    if isinstance(model, Translator):
+        out = model.translate(text)
+        skipped = model.vocab.skipped_message()
+        payload = {**_base(model), "src": text, "output": out, "skipped": model.vocab.last_skipped}
+    elif isinstance(model, SequenceClassifier):
+        preds = model.classify_sequence(text, top_k=args.top_k)
+        skipped = model.vocab.skipped_message()
+        payload = {
+            **_base(model),
+            "sequence": text,
+            "predictions": [p._asdict() for p in preds],
+            "skipped": model.vocab.last_skipped,
+        }
+        out = "\n".join(f"{p.probability:7.2%}  {p.label}" for p in preds)
+    else:  # _dispatch let --sequence through only for the two sequence tasks
+        raise BundleError(f"--sequence does not apply to {model.name} (task {model.task})")
+    if skipped and not args.json:
+        print(f"zoo-run: note: --sequence: {skipped}", file=sys.stderr)
+    return _emit(args, payload, out)
 
 
 if __name__ == "__main__":

@@ -133,13 +133,16 @@ class SequenceClassificationMeta(_SequenceClassificationRequired, total=False):
     vocab: Vocab  # without it the exporter takes the size from the model config
     generator: dict[str, Any]  # how the generated data was made
     dataset: str
+    examples: list[list[str]]  # held-out (label, sequence) pairs people can try
 
 
 class _Seq2SeqRequired(TypedDict):
-    vocab: Vocab  # specials.bos is required (see _seq2seq_problems)
+    vocab: Vocab  # the source's; specials.bos of the output vocabulary is required (see _seq2seq_problems)
 
 
 class Seq2SeqMeta(_Seq2SeqRequired, total=False):
+    target_vocab: Vocab  # the output's, where the source has its own alphabet (DNA in, amino acids out)
+    examples: list[list[str]]  # held-out (source, target) pairs people can try
     generator: dict[str, Any]
     decoding: Decoding
     dataset: str
@@ -237,8 +240,9 @@ def _classifier_problems(meta: Mapping[str, Any]) -> list[str]:
 
 
 def _seq2seq_problems(meta: Mapping[str, Any]) -> list[str]:
-    bos = (meta["vocab"].get("specials") or {}).get("bos")
-    return [] if _fits(bos, int) else ["meta.vocab.specials.bos is missing: decoding starts from it"]
+    output = "target_vocab" if meta.get("target_vocab") else "vocab"
+    bos = (meta[output].get("specials") or {}).get("bos")
+    return [] if _fits(bos, int) else [f"meta.{output}.specials.bos is missing: decoding starts from it"]
 
 
 # ------------------------------------------------------------------------------ example metas (test checkpoints)

@@ -4,12 +4,24 @@ The filters are those of the torch reference (``zoo_train.tasks.text_generation.
 top-k keeps ties with the k-th value, top-p keeps the most likely tokens while the probability
 mass before them is <= top_p. Temperature 0 (or None) is greedy argmax, as there, so greedy
 generations match token for token. Randomness comes only from the ``numpy.random.Generator``
-passed in (``np.random.default_rng(seed)``), so the same seed gives the same tokens.
+passed in (``random_generator(seed)``), so the same seed gives the same tokens.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from zoo_runtime.errors import InputError
+
+
+def random_generator(seed: Any) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` for a seed of None (a fresh one) or a whole number 0 or more; another
+    seed is an InputError naming it, where numpy would raise its own ValueError or TypeError."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InputError(f"seed: expected a whole number 0 or more (or None for a fresh one), got {seed!r}")
+    return np.random.default_rng(seed)
 
 
 def filter_logits(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None) -> np.ndarray:

@@ -43,11 +43,12 @@ META_MODEL = "zoo.model"
 META_TASK = "zoo.task"
 META_GRAPH_ROLE = "zoo.graph_role"
 META_LABELS = "zoo.labels"  # JSON
-META_VOCAB = "zoo.vocab"  # JSON
+META_VOCAB = "zoo.vocab"  # JSON: the input vocabulary
+META_TARGET_VOCAB = "zoo.target_vocab"  # JSON: seq2seq output vocabulary, where it differs from the input's
 META_PREPROCESSING = "zoo.preprocessing"  # JSON
 META_GENERATION = "zoo.generation"  # JSON
 META_IO = "zoo.io"  # JSON: the manifest["graphs"] entry of this file
-META_JSON_KEYS = (META_LABELS, META_VOCAB, META_PREPROCESSING, META_GENERATION, META_IO)
+META_JSON_KEYS = (META_LABELS, META_VOCAB, META_TARGET_VOCAB, META_PREPROCESSING, META_GENERATION, META_IO)
 
 # Vocabulary.
 VOCAB_CHAR = "char"
@@ -55,6 +56,8 @@ VOCAB_IDS = "ids"
 UNKNOWN_ERROR = "error"
 UNKNOWN_SKIP = "skip"
 DNA_TOKENS = ("A", "C", "G", "T")
+# Tokens standing for the specials in a character vocabulary's token list (never typed: not one character).
+SPECIAL_TOKENS = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>"}
 
 # Generation.
 GENERATION_RECURRENT = "recurrent"

@@ -369,6 +369,10 @@ def create_app(models: Mapping[str, BundleModel], settings: ServeSettings | None
             ]
         }
 
+    @app.get("/models/{name}", summary="What a model is, takes and returns (the runtime's describe())")
+    async def describe_model(name: str) -> dict[str, Any]:
+        return server.model(name).describe()
+
     @app.get("/v2/health/live", summary="Liveness (V2)")
     async def live() -> dict[str, bool]:
         return {"live": True}

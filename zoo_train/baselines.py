@@ -118,3 +118,94 @@ def markov_baseline(
     return MarkovResult(
         order=best[1], beta=best[2], bits_per_char=best[0], vocab_size=vocab_size, eval_chars=len(targets), by_order=by_order
     )
+
+
+# ------------------------------------------------------------------------------------------ sequence classification
+
+NAIVE_BAYES_ALPHAS = (0.1, 1.0)
+
+
+@dataclass(frozen=True)
+class KmerNaiveBayes:
+    """A multinomial naive Bayes over the overlapping k-mers of a sequence (the RDP classifier's and, with
+    exact matches instead of counts, Kraken's idea). Id 0 is padding and never part of a k-mer."""
+
+    k: int
+    alpha: float
+    alphabet: int  # symbols 1..alphabet
+    log_prior: np.ndarray  # [K]
+    kmers: list[np.ndarray]  # per class: sorted k-mer codes seen in training
+    log_probs: list[np.ndarray]  # per class: log P(k-mer | class) of those codes
+    log_unseen: np.ndarray  # [K]: log P of a k-mer the class never showed
+
+    @staticmethod
+    def codes(tokens: np.ndarray, k: int, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
+        """(k-mer codes [N, T-k+1], valid mask: no padding inside the k-mer)."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        width = tokens.shape[1] - k + 1
+        code = np.zeros((tokens.shape[0], max(width, 0)), dtype=np.int64)
+        valid = np.ones_like(code, dtype=bool)
+        for j in range(k):
+            part = tokens[:, j : j + width]
+            code = code * alphabet + np.maximum(part - 1, 0)
+            valid &= part > 0
+        return code, valid
+
+    @classmethod
+    def fit(cls, tokens: np.ndarray, labels: np.ndarray, num_classes: int, k: int, alpha: float, alphabet: int) -> KmerNaiveBayes:
+        code, valid = cls.codes(tokens, k, alphabet)
+        space = float(alphabet) ** k
+        kmers, log_probs, unseen = [], [], []
+        for c in range(num_classes):
+            values, counts = np.unique(code[labels == c][valid[labels == c]], return_counts=True)
+            total = counts.sum() + alpha * space
+            kmers.append(values)
+            log_probs.append(np.log((counts + alpha) / total))
+            unseen.append(np.log(alpha / total))
+        prior = np.bincount(labels, minlength=num_classes) + 1.0
+        return cls(k, alpha, alphabet, np.log(prior / prior.sum()), kmers, log_probs, np.array(unseen))
+
+    def log_scores(self, tokens: np.ndarray) -> np.ndarray:
+        code, valid = self.codes(tokens, self.k, self.alphabet)
+        scores = np.empty((code.shape[0], len(self.kmers)))
+        for c, (values, logp) in enumerate(zip(self.kmers, self.log_probs, strict=True)):
+            if len(values):
+                idx = np.minimum(np.searchsorted(values, code), len(values) - 1)
+                per = np.where(values[idx] == code, logp[idx], self.log_unseen[c])
+            else:
+                per = np.full(code.shape, self.log_unseen[c])
+            scores[:, c] = np.where(valid, per, 0.0).sum(axis=1) + self.log_prior[c]
+        return scores
+
+    def predict(self, tokens: np.ndarray) -> np.ndarray:
+        return self.log_scores(tokens).argmax(axis=1)
+
+
+@dataclass(frozen=True)
+class NaiveBayesChoice:
+    model: KmerNaiveBayes
+    val_accuracy: float
+    by_k: dict[int, float]  # best validation accuracy for each k tried
+
+
+def choose_naive_bayes(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+    alphabet: int,
+    max_k: int = 12,
+    alphas: tuple[float, ...] = NAIVE_BAYES_ALPHAS,
+) -> NaiveBayesChoice:
+    """Fit k = 1..max_k (and each alpha) on ``train``, keep the most accurate on ``val`` (ties: the smaller k)."""
+    max_k = min(max_order_for(alphabet, max_k - 1) + 1, train[0].shape[1])  # codes of k symbols fit in int64
+    best: tuple[float, KmerNaiveBayes] | None = None
+    by_k: dict[int, float] = {}
+    for k in range(1, max_k + 1):
+        for alpha in alphas:
+            model = KmerNaiveBayes.fit(train[0], train[1], num_classes, k, alpha, alphabet)
+            accuracy = float((model.predict(val[0]) == val[1]).mean())
+            by_k[k] = max(by_k.get(k, 0.0), accuracy)
+            if best is None or accuracy > best[0]:
+                best = (accuracy, model)
+    assert best is not None
+    return NaiveBayesChoice(best[1], best[0], by_k)

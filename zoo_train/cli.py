@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from zoo_runtime import schema
-from zoo_runtime.cli import positive_float, positive_int
+from zoo_runtime.cli import checked_number, non_negative_int, positive_float, positive_int
 from zoo_runtime.rundir import RunDir
 from zoo_train.checkpoint import CheckpointError
+from zoo_train.data.image_folder import DEFAULT_IMAGE_SIZE
 from zoo_train.data.paths import existing_folder
+from zoo_train.model_config import count_parameters
 from zoo_train.registry import OPTIONAL_PRESETS, PRESETS, get_entry, list_models
 from zoo_train.run_folder import existing_run, headline_text, resume_plan
 from zoo_train.tasks.base import DataError, get_task
 from zoo_train.tasks.image_generation import FID_CLASSIFIER, fid_classifier_problem
-from zoo_train.trainer import PRECISIONS, TrainConfig, TrainingError, count_parameters, train
+from zoo_train.trainer import PRECISIONS, ResumeError, TrainConfig, TrainingError, train
+from zoo_train.transfer import FREEZE_CHOICES
 
 EXAMPLES = """examples:
   zoo-train --list                                   what can be trained
@@ -29,7 +32,11 @@ EXAMPLES = """examples:
   zoo-train lenet5 --overwrite                       train again, replacing models_out/lenet5
   zoo-train --all --preset full --resume             pick an interrupted `make full` up where it stopped
   zoo-train simple-cnn --set dropout=0.3 --set 'widths=[16,32,64]'
+  zoo-train simple-cnn --data photos/ --image-size 96    your own images: photos/CLASS/IMAGE (or photos/train|val|test/CLASS/...)
 """
+
+# An image side below 8 pixels leaves nothing for a convolution to see.
+image_side = checked_number(int, lambda value: value >= 8, "an image side of at least 8 pixels")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(the shortest schedule known to reach the target; only some models, see --list) "
         "(default: %(default)s)",
     )
-    p.add_argument("--data", help="dataset name or path (default: the model's own dataset)")
+    p.add_argument(
+        "--data",
+        help="dataset name or path (default: the model's own dataset); sequence models also take a .tsv file "
+        "(label<TAB>sequence, or source<TAB>target for seq2seq) or, for classifiers, a folder of FASTA files one per class",
+    )
     p.add_argument("--text", dest="data", metavar="PATH", help="a UTF-8 text file for the text models (same as --data PATH)")
+    p.add_argument(
+        "--truncate",
+        action="store_true",
+        help="--data FILE.tsv: cut sequences longer than the model takes (the data option max_length) instead of "
+        "refusing the file",
+    )
     p.add_argument(
         "--data-dir",
         type=existing_folder,
@@ -110,8 +127,66 @@ def build_parser() -> argparse.ArgumentParser:
         f"folder, or a registry name meaning its run under --out (default: {FID_CLASSIFIER}, so OUT/{FID_CLASSIFIER}; "
         "without it the FID is reported as missing)",
     )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="RUN_OR_FILE",
+        help="start from these weights: a run folder, a zoo checkpoint or a PyTorch state dict (.pth); every tensor "
+        "whose name and shape match is loaded, the rest (e.g. a head for other classes) starts fresh and is listed",
+    )
+    p.add_argument(
+        "--freeze",
+        choices=FREEZE_CHOICES,
+        help="backbone: train only the classifier head (the last Linear layer); use with --init-from",
+    )
+    folder = p.add_argument_group(
+        "your own images (--data FOLDER: one subfolder of images per class, optionally inside train/, val/, test/)"
+    )
+    folder.add_argument(
+        "--image-size",
+        type=image_side,
+        metavar="N",
+        help=f"train on N x N pixels: each image's centred square, resized (default: {DEFAULT_IMAGE_SIZE})",
+    )
+    folder.add_argument(
+        "--color",
+        choices=("auto", "rgb", "gray"),
+        help="colour mode to train in; auto: gray only when every image file is gray (default: auto)",
+    )
+    folder.add_argument(
+        "--memory-budget",
+        type=positive_float,
+        metavar="MB",
+        help="decoded pixels up to this size stay in memory; a larger folder is decoded once into a cache on disk "
+        "and streamed from it (default: a quarter of this machine's memory)",
+    )
+    folder.add_argument(
+        "--decode-cache",
+        type=Path,
+        metavar="DIR",
+        help="where streamed folders keep their decoded pixels, keyed by the files' paths, sizes and times "
+        "(default: ~/.cache/model-zoo/decoded-images)",
+    )
+    folder.add_argument(
+        "--workers",
+        type=non_negative_int,
+        metavar="N",
+        help="processes that decode images and stream a cached folder (0: the main process; default: up to 4)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def folder_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The image-folder flags given, as the task's data_options."""
+    given = {
+        "image_size": args.image_size,
+        "color": args.color,
+        "memory_budget_mb": args.memory_budget,
+        "cache_dir": args.decode_cache,
+        "workers": args.workers,
+    }
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def parse_overrides(pairs: list[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -155,6 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown model {args.model!r}; known: {', '.join(list_models())}")
     if args.fid_classifier and (problem := fid_classifier_problem(args.fid_classifier)):
         parser.error(f"--fid-classifier {problem}")
+    data_options = folder_options(args)
+    if data_options and (args.all or get_entry(args.model).task != schema.TASK_IMAGE_CLASSIFICATION):
+        parser.error("--image-size, --color, --memory-budget, --decode-cache and --workers are for one image classifier")
+    if args.fid_classifier:
+        data_options["fid_classifier"] = args.fid_classifier
+    if args.truncate:
+        data_options["truncate"] = True
+    if args.all and (args.init_from or args.freeze):
+        parser.error("--init-from and --freeze are for one MODEL, not --all")
 
     # Classifiers first: the GAN's FID is measured in a trained classifier's features, by default those of the
     # simple-cnn run that --all trains beside it (--fid-classifier), so that run must be there when the GAN finishes.
@@ -214,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             compile=args.compile,
             show_progress=not args.quiet,
             model_overrides=overrides,
-            data_options={"fid_classifier": args.fid_classifier} if args.fid_classifier else None,
+            data_options=data_options or None,
+            init_from=args.init_from,
+            freeze=args.freeze,
         )
         try:
             run_dir = train(config)
@@ -236,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         except (TrainingError, ValueError, TypeError) as exc:
             print(f"zoo-train: error: {exc}", file=sys.stderr)
             if not args.all:
-                return 1 if isinstance(exc, TrainingError) else 2
+                return 1 if isinstance(exc, TrainingError) and not isinstance(exc, ResumeError) else 2
             failures.append(f"{name}: {exc}")
             continue
         headline = headline_text(RunDir(run_dir).read_summary() or {})

@@ -55,7 +55,8 @@ class QualityTarget:
     """One figure the ``full`` recipe must reach on held-out data; docs/QUALITY.md checks it.
 
     ``metric`` is a key of the run's summary.json. The bound is ``at_least`` / ``at_most`` a number,
-    or at most ``fraction`` times another summary key (a baseline such as the Markov model's).
+    less than ``fraction`` times another summary key (``below``: a baseline such as the Markov model's
+    bits per character), or more than another key (``above``: a baseline's accuracy).
     """
 
     metric: str
@@ -63,12 +64,15 @@ class QualityTarget:
     at_most: float | None = None
     below: str | None = None
     fraction: float = 1.0
+    above: str | None = None
 
     def describe(self) -> str:
         if self.at_least is not None:
             return f"{self.metric} >= {self.at_least:g}"
         if self.at_most is not None:
             return f"{self.metric} <= {self.at_most:g}"
+        if self.above is not None:
+            return f"{self.metric} > {self.above}"
         scale = "" if self.fraction == 1.0 else f"{self.fraction:g} x "
         return f"{self.metric} < {scale}{self.below}"
 
@@ -81,10 +85,10 @@ class QualityTarget:
             return value >= self.at_least
         if self.at_most is not None:
             return value <= self.at_most
-        reference = summary.get(self.below or "")
+        reference = summary.get(self.above or self.below or "")
         if not isinstance(reference, (int, float)):
             return None
-        return value < self.fraction * reference
+        return value > reference if self.above is not None else value < self.fraction * reference
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ import platform
 import shutil
 import sys
 import time
-import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,9 +26,11 @@ from torch.utils.data import Sampler, TensorDataset
 
 from zoo_runtime.rundir import RunDir
 from zoo_train.checkpoint import load_checkpoint, save_checkpoint
-from zoo_train.registry import ModelEntry, Recipe, config_fields, get_entry
+from zoo_train.model_config import check_config_fields, check_config_values, check_trainable, count_parameters
+from zoo_train.registry import ModelEntry, Recipe, get_entry
 from zoo_train.run_folder import checked_run_dir, run_to_replace
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, ResidentLoader, TaskData, dataset_size, get_task
+from zoo_train.transfer import InitReport, freeze_backbone, initialise_from
 
 # Reading a loss on the host waits for the GPU to finish its step, so that it then idles while Python queues the
 # next one: for the zoo's small models that queueing is a large part of a step. Losses wait on the device and are
@@ -39,6 +40,10 @@ LOSS_READ_EVERY = 50
 
 class TrainingError(Exception):
     """Training cannot go on (NaN loss, a resume that does not match); the message says why."""
+
+
+class ResumeError(TrainingError):
+    """``--resume`` cannot be done as asked (no checkpoint, another model's or preset's): a usage error."""
 
 
 def _mps_available() -> bool:
@@ -120,59 +125,6 @@ def lr_factor(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def check_config_fields(entry: ModelEntry, names: Iterable[str]) -> None:
-    allowed = config_fields(entry)
-    unknown = sorted(set(names) - allowed)
-    if unknown:
-        raise ValueError(f"model {entry.name!r} takes no config field(s) {unknown}; it takes {sorted(allowed)}")
-
-
-def _is_count(value: Any, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
-
-def _config_value_problem(kind: Any, name: str, value: Any) -> str | None:
-    """What is wrong with ``value`` for a config field of type ``kind``, or None.
-
-    Integer fields are sizes and counts (at least 1), except token ids (``*_id``, at least 0).
-    """
-    if kind is bool:
-        return None if isinstance(value, bool) else "takes true or false"
-    if kind is int:
-        least = 0 if name.endswith("_id") else 1
-        return None if _is_count(value, least) else f"takes a whole number of at least {least}"
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return None if ok else "takes a finite number"
-    if kind is str:
-        return None if isinstance(value, str) else "takes a string"
-    if typing.get_origin(kind) is tuple:
-        args = typing.get_args(kind)
-        length = None if Ellipsis in args else len(args)
-        ok = (
-            isinstance(value, (list, tuple))
-            and len(value) >= 1
-            and (length is None or len(value) == length)
-            and all(_is_count(v, 1) for v in value)
-        )
-        size = "one or more" if length is None else str(length)
-        return None if ok else f"takes a list of {size} whole numbers, each at least 1 (e.g. [32, 64])"
-    return None
-
-
-def check_config_values(entry: ModelEntry, overrides: dict[str, Any]) -> None:
-    """A --set value of the wrong type or size is a usage error, not a crash minutes into training."""
-    hints = typing.get_type_hints(entry.config_cls)
-    for name, value in overrides.items():
-        problem = _config_value_problem(hints.get(name), name, value)
-        if problem:
-            raise ValueError(f"--set {name}={json.dumps(value)}: {entry.name}'s {name} {problem}")
 
 
 def build_config(entry: ModelEntry, data: TaskData, recipe: Recipe, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -334,6 +286,9 @@ class TrainConfig:
     # Added to the recipe's data_options: inputs a task takes from outside the run, e.g. the GAN's
     # {"fid_classifier": "simple-cnn"} (zoo-train --fid-classifier; see zoo_train.tasks.image_generation).
     data_options: dict[str, Any] | None = None
+    # Start from these weights (a run folder, a checkpoint or a state dict; see zoo_train.transfer), and what to freeze.
+    init_from: Path | None = None
+    freeze: str | None = None  # "backbone": only the classifier head trains
 
 
 class Run:
@@ -374,16 +329,16 @@ class Run:
         self.epochs_this_run, self.stopped_early, self.wall_seconds = 0, False, 0.0
 
     def resume_checkpoint(self) -> dict[str, Any]:
-        """The run's last checkpoint, refused (TrainingError) when missing or of another model or preset."""
+        """The run's last checkpoint, refused (ResumeError) when missing or of another model or preset."""
         last = self.folder.last_checkpoint
         if not last.exists():
-            raise TrainingError(f"{last}: --resume asked, but there is no checkpoint to resume from")
+            raise ResumeError(f"{last}: --resume asked, but there is no checkpoint to resume from")
         state = load_checkpoint(last)
         if state["model"] != self.entry.name:
-            raise TrainingError(f"{last}: holds model {state['model']!r}, not {self.entry.name!r}")
+            raise ResumeError(f"{last}: holds model {state['model']!r}, not {self.entry.name!r}")
         # Another preset's checkpoint holds another model size and schedule: continuing it would mix the two.
         if state.get("preset") != self.cfg.preset:
-            raise TrainingError(
+            raise ResumeError(
                 f"{last}: a {state.get('preset')!r} run; resume it with --preset {state.get('preset')}, "
                 f"or train --preset {self.cfg.preset} into another --out"
             )
@@ -396,14 +351,31 @@ class Run:
         self.data = self.task.load_data(self.entry, recipe, cfg.data, cfg.data_dir, cfg.seed)
         config = build_config(self.entry, self.data, recipe, dict(cfg.model_overrides or {}))
         self.config = self.resumed["config"] if self.resumed is not None else config
+        check_trainable(self.entry, self.config, self.device, self.size_flags())  # before a weight is allocated
         self.model = self.entry.build(**self.config).to(self.device)
         if channels_last_suits(self.model, self.device):
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.init_report: InitReport | None = None
+        if cfg.init_from is not None and self.resumed is None:
+            self.init_report = initialise_from(self.model, Path(cfg.init_from), self.entry.name)
+            if self.dist.is_main:
+                print(self.init_report.line(), file=sys.stderr)
+        if cfg.freeze == "backbone":
+            freeze_backbone(self.model)
         self.optimizers = self.task.make_optimizers(self.model, recipe, self.device)
         if self.resumed is not None:
             self.restore(self.resumed)
         self.prepare_steps()
         self.open_folder()
+
+    def size_flags(self) -> str:
+        """The flags that chose the model's size, for a message that refuses it."""
+        overrides = self.cfg.model_overrides or {}
+        if self.resumed is not None:
+            return f"--resume {self.folder.last_checkpoint}"
+        if overrides:
+            return "--set " + " --set ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
+        return f"--preset {self.cfg.preset}"
 
     def restore(self, state: dict[str, Any]) -> None:
         """A checkpoint's weights, optimiser states, place in training and CPU random state."""
@@ -475,6 +447,9 @@ class Run:
             "seed": self.cfg.seed,
             "world_size": self.dist.world_size,
             "parameters": count_parameters(self.model),
+            "trained_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            "init_from": self.init_report.record() if self.init_report is not None else None,
+            "freeze": self.cfg.freeze,
         }
 
     def train_epochs(self) -> None:
@@ -530,6 +505,11 @@ class Run:
         """The optimiser steps of one epoch; returns their mean loss."""
         self.sampler.set_epoch(epoch)
         self.train_model.train()
+        if self.cfg.freeze == "backbone":
+            # A frozen backbone keeps its normalisation statistics too, or its features drift under the head.
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         first_step, loss_sum = self.step, 0.0
         pending: list[torch.Tensor] = []
         show = self.cfg.show_progress and self.dist.is_main
@@ -649,6 +629,8 @@ class Run:
             "preset": self.cfg.preset,
             "data": self.data.description,
             "parameters": count_parameters(self.model),
+            "init_from": self.init_report.source if self.init_report is not None else None,
+            "freeze": self.cfg.freeze,
             "device": str(self.device),
             "device_name": _device_name(self.device),
             "precision": self.precision,

@@ -8,7 +8,6 @@ from typing import Any, cast
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import TensorDataset
 
 from zoo_export.graphs import KIND_LOGITS, KIND_STATE, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
@@ -101,23 +100,25 @@ class ImageClassificationExporter(TaskExporter):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
         """Calibration images from the training split, test images and labels: raw pixels 0..1."""
         from zoo_train.registry import get_entry
-        from zoo_train.tasks.base import DataError, get_task
+        from zoo_train.tasks.base import DataError, dataset_size, get_task
 
         entry = get_entry(ctx.name)
         dataset = ctx.meta.get("dataset") or entry.default_dataset
         preset = ctx.payload.get("preset") or "quick"
+        # A folder of the user's images is read again with the size and colour it was trained with.
+        recipe = entry.recipe(preset).replace(data_options=ctx.meta.get("folder_options"))
         try:
-            data = get_task(self.task).load_data(entry, entry.recipe(preset), dataset, data_dir, seed=0)
+            data = get_task(self.task).load_data(entry, recipe, dataset, data_dir, seed=0)
         except DataError as exc:
             raise ExportInputError(f"{ctx.checkpoint}: calibration data for int8: {exc}") from None
-        if not isinstance(data.train, TensorDataset) or not isinstance(data.test, TensorDataset):
-            raise ExportInputError(f"{ctx.checkpoint}: int8 calibration needs resident train and test images")
-        train_images = data.train.tensors[0]  # uint8 [N,C,H,W]
-        test_images, test_labels = data.test.tensors
-        pick = torch.linspace(0, len(train_images) - 1, min(calibration, len(train_images))).long()
-        calib = train_images[pick].float().numpy() / 255.0
-        test_x = test_images[:test].float().numpy() / 255.0
-        return calib.astype(np.float32), test_x.astype(np.float32), test_labels[:test].numpy(), dataset
+        held_out = data.test if data.test is not None else data.val  # a folder without test/ has validation images only
+        size = dataset_size(data.train)
+        pick = torch.linspace(0, size - 1, min(calibration, size)).long().tolist()
+        calib = torch.stack([data.train[i][0] for i in pick]).float().numpy() / 255.0
+        tests = [held_out[i] for i in range(min(test, dataset_size(held_out)))]
+        test_x = torch.stack([image for image, _ in tests]).float().numpy() / 255.0
+        test_y = torch.stack([torch.as_tensor(label) for _, label in tests]).numpy()
+        return calib.astype(np.float32), test_x.astype(np.float32), test_y, dataset
 
 
 def inspect_spec(

@@ -44,8 +44,14 @@ class Decoder(nn.Module):
         return as_encoder_decoder(self.model).decode(tgt, memory, src)
 
 
+def _target_vocab(ctx: BundleContext) -> dict[str, Any]:
+    """The output vocabulary: ``target_vocab`` where the source has its own alphabet, else the one ``vocab``."""
+    vocab = ctx.meta.get("target_vocab") or ctx.meta.get("vocab")
+    return dict(vocab) if isinstance(vocab, dict) else {}
+
+
 def _specials(ctx: BundleContext) -> dict[str, int | None]:
-    specials = dict((ctx.meta.get("vocab") or {}).get("specials") or {})
+    specials = dict(_target_vocab(ctx).get("specials") or {})
     pad = specials.get("pad", getattr(ctx.model, "pad_id", 0))
     return {"pad": pad, "bos": specials.get("bos"), "eos": specials.get("eos")}
 
@@ -55,6 +61,17 @@ def _bos(ctx: BundleContext) -> int:
     if bos is None:
         raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta vocab names no bos id (vocab.specials.bos)")
     return bos
+
+
+def _target_size(ctx: BundleContext) -> int:
+    tokens = _target_vocab(ctx).get("tokens")
+    return len(tokens) if ctx.meta.get("target_vocab") and isinstance(tokens, list) else vocab_size_of(ctx)
+
+
+def _source_pad(ctx: BundleContext) -> int | None:
+    if ctx.meta.get("target_vocab"):
+        return ((ctx.meta.get("vocab") or {}).get("specials") or {}).get("pad")
+    return _specials(ctx)["pad"]
 
 
 def _max_len(model: nn.Module) -> int:
@@ -78,18 +95,17 @@ class Seq2SeqExporter(TaskExporter):
 
     def _sources(self, ctx: BundleContext, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
         """Right-padded sources of random lengths 1..length (the longest exactly ``length``)."""
-        sp = _specials(ctx)
-        vocab = vocab_size_of(ctx)
-        symbols = [i for i in range(vocab) if i not in sp.values()]
-        allowed = torch.tensor(symbols)
+        pad = _source_pad(ctx)
+        reserved = {pad} if ctx.meta.get("target_vocab") else set(_specials(ctx).values())
+        allowed = torch.tensor([i for i in range(vocab_size_of(ctx)) if i not in reserved])
         src = allowed[torch.randint(0, len(allowed), (batch, length), generator=gen)]
         lengths = torch.randint(1, length + 1, (batch,), generator=gen)
         lengths[0] = length
-        src[torch.arange(length)[None, :] >= lengths[:, None]] = sp["pad"] or 0
+        src[torch.arange(length)[None, :] >= lengths[:, None]] = pad or 0
         return src
 
     def _targets(self, ctx: BundleContext, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
-        vocab = vocab_size_of(ctx)
+        vocab = _target_size(ctx)
         tgt = torch.randint(0, vocab, (batch, length), generator=gen)
         tgt[:, 0] = _bos(ctx)
         return tgt
@@ -98,7 +114,7 @@ class Seq2SeqExporter(TaskExporter):
         model = ctx.model.eval()
         gen = generator_seed(ctx.name)
         max_len = _max_len(model)
-        vocab = vocab_size_of(ctx)
+        vocab = _target_size(ctx)
         encoder = Encoder(model).eval()
         src_ex = self._sources(ctx, 2, min(6, max_len), gen)
         with torch.no_grad():
@@ -148,7 +164,11 @@ class Seq2SeqExporter(TaskExporter):
         vocab = dict(ctx.meta["vocab"]) if isinstance(ctx.meta.get("vocab"), dict) else {}
         vocab.setdefault("kind", schema.VOCAB_IDS)
         vocab.setdefault("size", vocab_size_of(ctx))
-        vocab["specials"] = _specials(ctx)
+        target = None
+        if ctx.meta.get("target_vocab"):
+            target = {**_target_vocab(ctx), "specials": _specials(ctx)}
+        else:
+            vocab["specials"] = _specials(ctx)
         max_len = _max_len(ctx.model)
         decoding = ctx.meta.get("decoding") or {}
         generation = {
@@ -156,13 +176,13 @@ class Seq2SeqExporter(TaskExporter):
             "max_source": max_len,
             "max_target": max_len,
             "max_new_tokens": int(decoding.get("max_new_tokens", max_len - 1)),
-            "bos": vocab["specials"]["bos"],
-            "eos": vocab["specials"]["eos"],
-            "pad": vocab["specials"]["pad"],
+            **{name: _specials(ctx)[name] for name in ("bos", "eos", "pad")},
         }
         return {
             "labels": None,
             "vocab": vocab,
+            "target_vocab": target,
+            "examples": ctx.meta.get("examples"),
             "preprocessing": ctx.meta.get("preprocessing") or {},
             "generation": generation,
             "sampling": None,

@@ -75,6 +75,7 @@ class SequenceClassificationExporter(TaskExporter):
         return {
             "labels": list(ctx.meta["labels"]),
             "vocab": vocab,
+            "examples": ctx.meta.get("examples"),
             "preprocessing": ctx.meta.get("preprocessing") or {},
             "generation": None,
             "sampling": None,

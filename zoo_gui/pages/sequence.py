@@ -1,5 +1,7 @@
-"""Sequence models: the sequence classifier and the seq2seq model take typed token ids.
+"""Sequence models: the sequence classifier and the seq2seq model take typed sequences.
 
+Where the bundle's vocabulary is characters (a DNA read, a DNA window, the user's own alphabet) people
+type letters, checked against the vocabulary as they type; bundles of generated tasks take token ids.
 One page serves both tasks; the panel for the loaded model's task comes from ``PANELS``.
 """
 
@@ -27,41 +29,63 @@ from PySide6.QtWidgets import (
 )
 
 from zoo_gui.pages.base import ModelPage
-from zoo_gui.widgets import ProbabilityBars, hint
+from zoo_gui.widgets import ERROR_COLOR, ProbabilityBars, hint
 from zoo_gui.workers import Job
 from zoo_runtime import Prediction, SequenceClassifier, Translator, schema
+from zoo_runtime.errors import BundleError
+from zoo_runtime.vocab import Vocabulary as BundleVocabulary
 
 SequenceModel = SequenceClassifier | Translator
 PanelModel = TypeVar("PanelModel", SequenceClassifier, Translator)
+# What a panel hands the model: the typed text (character vocabularies) or token ids.
+SequenceInput = str | list[int]
 
 
 class Vocabulary:
-    """Turns typed text into token ids and back, following the bundle's ``vocab`` block:
-    ``kind: ids`` takes integers separated by spaces or commas, ``kind: char`` takes characters."""
+    """What people type for a bundle's ``vocab`` block: characters where it is a character vocabulary
+    (checked by zoo_runtime's own rules, ``unknown`` policy included), else integers separated by spaces."""
 
-    def __init__(self, vocab: dict[str, Any] | None) -> None:
-        vocab = vocab or {}
-        self.kind = vocab.get("kind", schema.VOCAB_IDS)
-        self.tokens = list(vocab.get("tokens") or [])
-        specials = vocab.get("specials") or {}
-        self.specials = {name: int(v) for name, v in specials.items() if isinstance(v, int)}
-        self.size = len(self.tokens) if self.tokens else int(vocab.get("size") or 0)
+    def __init__(self, vocab: dict[str, Any] | None, model: str = "the model") -> None:
+        self.bundle = BundleVocabulary(vocab, model)
+        self.is_text = self.bundle.is_text
+        self.size = self.bundle.size or 0
+        self.specials = dict(self.bundle.specials)
 
     @property
     def ordinary_ids(self) -> list[int]:
         reserved = set(self.specials.values())
         return [i for i in range(self.size) if i not in reserved]
 
-    def encode(self, text: str) -> list[int]:
+    def check(self, text: str) -> tuple[str, bool]:
+        """(what to say about ``text`` as typed, whether it can run)."""
         text = text.strip()
-        if self.kind == schema.VOCAB_CHAR:
-            index = {str(t): i for i, t in enumerate(self.tokens)}
-            ids = []
-            for pos, ch in enumerate(text):
-                if ch not in index:
-                    raise ValueError(f"character {ch!r} at position {pos + 1} is not in the vocabulary")
-                ids.append(index[ch])
-            return ids
+        if not text:
+            return "", False
+        if not self.is_text:
+            try:
+                return f"{len(self.encode(text))} tokens", True
+            except ValueError as exc:
+                return str(exc), False
+        bad = self.bundle.problems(text)
+        unit = "bases" if self.bundle.is_dna else "characters"
+        if not bad:
+            return f"{len(text)} {unit}", True
+        pos, ch = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        if self.bundle.unknown == schema.UNKNOWN_SKIP:
+            usable = len(text) - len(bad)
+            return f"{ch!r} at position {pos} is not in the vocabulary{more}: skipped, {usable} {unit} used", usable > 0
+        return f"{ch!r} at position {pos} is not in the vocabulary{more}", False
+
+    def encode(self, text: str) -> SequenceInput:
+        """The model's input: the text itself (the runtime encodes it) or the typed ids. ValueError names the problem."""
+        text = text.strip()
+        if self.is_text:
+            try:
+                self.bundle.encode(text, "input")  # the runtime's own check, unknown policy included
+            except BundleError as exc:
+                raise ValueError(str(exc).removeprefix("input: ")) from None
+            return text
         parts = [p for p in re.split(r"[\s,;]+", text) if p]
         ids = []
         for pos, part in enumerate(parts, 1):
@@ -75,21 +99,21 @@ class Vocabulary:
         return ids
 
     def decode(self, ids: list[int]) -> str:
-        if self.kind == schema.VOCAB_CHAR and self.tokens:
-            return "".join(str(self.tokens[i]) if 0 <= i < len(self.tokens) else "?" for i in ids)
-        return " ".join(str(i) for i in ids)
+        return self.bundle.decode(ids)
 
     def describe(self) -> str:
-        if self.kind == schema.VOCAB_CHAR:
-            return f"{self.size} characters"
+        if self.is_text:
+            return self.bundle.describe()
         text = f"ids 0–{self.size - 1}" if self.size else "integer ids"  # noqa: RUF001 (a range dash)
         if self.specials:
             text += " (" + ", ".join(f"{name} = {v}" for name, v in sorted(self.specials.items(), key=lambda kv: kv[1])) + ")"
         return text
 
     def example(self, rng: random.Random, length: int) -> str:
+        if self.is_text:
+            return "".join(rng.choice(self.bundle.characters) for _ in range(length))
         choices = self.ordinary_ids or list(range(max(self.size, 1)))
-        return self.decode([rng.choice(choices) for _ in range(length)])
+        return " ".join(str(rng.choice(choices)) for _ in range(length))
 
 
 class SequencePanel(QWidget, Generic[PanelModel]):
@@ -107,6 +131,10 @@ class SequencePanel(QWidget, Generic[PanelModel]):
         self.input.setFont(mono)
         self.input.returnPressed.connect(page.run)
         self.vocab_label = hint("")
+        self.check_label = hint("")
+        self.input.textChanged.connect(self.validate)
+        self.examples: list[list[str]] = []
+        self.expected = hint("")
         self.length = QSpinBox()
         self.length.setRange(1, 512)
         self.length.setValue(10)
@@ -129,7 +157,9 @@ class SequencePanel(QWidget, Generic[PanelModel]):
         form = QVBoxLayout(box)
         form.addWidget(hint(self.input_hint))
         form.addLayout(row)
+        form.addWidget(self.check_label)
         form.addLayout(ex)
+        form.addWidget(self.expected)
         form.addWidget(self.vocab_label)
 
         self.output_box = QGroupBox("Output")
@@ -146,20 +176,48 @@ class SequencePanel(QWidget, Generic[PanelModel]):
         raise NotImplementedError
 
     def model_ready(self, model: SequenceModel) -> None:
-        self.vocab = Vocabulary(model.manifest.get("vocab"))
+        self.vocab = Vocabulary(model.manifest.get("vocab"), model.name)
+        self.examples = [e for e in model.examples if isinstance(e, list) and len(e) == 2]
         self.vocab_label.setText("Vocabulary: " + self.vocab.describe())
+        self.example_button.setToolTip(
+            "A held-out example shipped in the bundle" if self.examples else "Random tokens of the given length"
+        )
+        self.length.setVisible(not self.examples)
         self.clear_output()
-        if not self.input.text().strip():
+        self.expected.setText("")
+        if not self.input.text().strip() or not self.validate():
             self.random_example()
 
     def random_example(self) -> None:
+        """One of the bundle's held-out examples (with what the model should answer), else random tokens."""
+        if self.examples:
+            text, answer = self.example_pair(self.rng.choice(self.examples))
+            self.input.setText(text)
+            self.expected.setText(f"{self.expected_caption}: {answer}")
+            return
         self.input.setText(self.vocab.example(self.rng, self.length.value()))
+        self.expected.setText("")
+
+    expected_caption: ClassVar[str] = "Expected"
+
+    def example_pair(self, example: list[str]) -> tuple[str, str]:
+        """(input, what the model should answer) of one of the bundle's examples."""
+        raise NotImplementedError
+
+    def validate(self) -> bool:
+        """Checks the input as it is typed; says what is wrong right under it."""
+        text, ok = self.vocab.check(self.input.text())
+        self.check_label.setText(text)
+        self.check_label.setStyleSheet("" if ok or not text else f"color: {ERROR_COLOR.name()};")
+        if self.expected.text() and not any(self.input.text().strip() == self.example_pair(e)[0] for e in self.examples):
+            self.expected.setText("")
+        return ok
 
     def set_enabled(self, ready: bool) -> None:
         self.run_button.setEnabled(ready)
         self.example_button.setEnabled(not self.page.busy)
 
-    def work(self, model: PanelModel, ids: list[int]) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
+    def work(self, model: PanelModel, value: SequenceInput) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
         """(function for the worker, what to do with its result on the UI thread)."""
         raise NotImplementedError
 
@@ -167,7 +225,12 @@ class SequencePanel(QWidget, Generic[PanelModel]):
 
 
 class ClassifySequencePanel(SequencePanel[SequenceClassifier]):
-    input_hint = "Token ids separated by spaces; the model assigns the whole sequence to one class."
+    input_hint = "A sequence (letters, or token ids separated by spaces); the model assigns it to one class."
+    expected_caption = "True class"
+
+    def example_pair(self, example: list[str]) -> tuple[str, str]:
+        label, sequence = example
+        return sequence, label
 
     def build_output(self, box: QGroupBox) -> None:
         self.verdict = QLabel(" ")
@@ -184,9 +247,9 @@ class ClassifySequencePanel(SequencePanel[SequenceClassifier]):
         self.verdict.setText(" ")
         self.bars.set_bars([])
 
-    def work(self, model: SequenceClassifier, ids: list[int]) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
+    def work(self, model: SequenceClassifier, value: SequenceInput) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
         def fn(job: Job) -> list[Prediction]:
-            return sorted(model.classify_sequence(ids), key=lambda p: -float(p.probability))
+            return sorted(model.classify_sequence(value), key=lambda p: -float(p.probability))
 
         def show(predictions: list[Prediction]) -> None:
             top = predictions[0]
@@ -197,7 +260,12 @@ class ClassifySequencePanel(SequencePanel[SequenceClassifier]):
 
 
 class TranslatePanel(SequencePanel[Translator]):
-    input_hint = "Source token ids separated by spaces; the model writes the target sequence."
+    input_hint = "A source sequence (letters, or token ids separated by spaces); the model writes the target."
+    expected_caption = "Expected output"
+
+    def example_pair(self, example: list[str]) -> tuple[str, str]:
+        source, target = example
+        return source, target
 
     def build_output(self, box: QGroupBox) -> None:
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
@@ -219,16 +287,22 @@ class TranslatePanel(SequencePanel[Translator]):
         self.output.clear()
         self.details.setText("")
 
-    def work(self, model: Translator, ids: list[int]) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
+    def work(self, model: Translator, value: SequenceInput) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
         max_len = self.max_len.value() or None
 
-        def fn(job: Job) -> list[int]:
-            return list(model.translate(list(ids), max_len=max_len))
+        def fn(job: Job) -> str | list[int]:
+            out = model.translate(value, max_len=max_len)
+            return out if isinstance(out, str) else list(out)
 
-        def show(out: list[int]) -> None:
-            self.output.setText(self.vocab.decode(out))
-            same = " · the reverse of the input" if out == ids[::-1] else (" · same as the input" if out == ids else "")
-            self.details.setText(f"{len(ids)} tokens in → {len(out)} tokens out{same}")
+        def show(out: str | list[int]) -> None:
+            self.output.setText(out if isinstance(out, str) else model.target_vocab.decode(out))
+            expected = next((e[1] for e in self.examples if isinstance(value, str) and e[0] == value), None)
+            if isinstance(value, str):
+                verdict = "" if expected is None else (" · matches the expected output" if out == expected else " · differs")
+                self.details.setText(f"{len(value)} characters in → {len(out)} out{verdict}")
+                return
+            same = " · the reverse of the input" if out == value[::-1] else (" · same as the input" if out == value else "")
+            self.details.setText(f"{len(value)} tokens in → {len(out)} tokens out{same}")
 
         return fn, show
 
@@ -288,16 +362,19 @@ class SequencePage(ModelPage[SequenceModel]):
         if self.model is None or self.busy:
             return
         panel = self.panel
+        if not panel.input.text().strip():
+            self.show_message("Type a sequence first (or press Random Example).", error=True)
+            return
         try:
-            ids = panel.vocab.encode(panel.input.text())
+            value = panel.vocab.encode(panel.input.text())
         except ValueError as exc:
             self.show_message(f"Input: {exc}", error=True)
             return
-        if not ids:
+        if not value:
             self.show_message("Type a sequence first (or press Random Example).", error=True)
             return
         self.show_message("")
-        fn, show = panel.work(self.model, ids)
+        fn, show = panel.work(self.model, value)
         started = time.perf_counter()
 
         def done(value: Any) -> None:

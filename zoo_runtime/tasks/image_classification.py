@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from zoo_runtime import schema
+from zoo_runtime import limits, schema
 from zoo_runtime.bundle import Bundle
-from zoo_runtime.errors import BundleError
+from zoo_runtime.errors import BundleError, InputError
+from zoo_runtime.pixels import RESIZE_CENTER_CROP, RESIZE_POLICIES, RESIZE_STRETCH, crop_box, decode_image_file, fit_image
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import softmax
 from zoo_runtime.tasks.base import BundleModel, Field, Prediction
@@ -29,41 +30,66 @@ class ImageSpec:
         self.height = int(pre.get("height") or dims[1])
         self.width = int(pre.get("width") or dims[2])
         self.color = pre.get("color") or ("L" if self.channels == 1 else "RGB")
+        self.resize = pre.get("resize") or RESIZE_STRETCH
+        if self.resize not in RESIZE_POLICIES:
+            raise BundleError(
+                f"manifest preprocessing.image.resize {self.resize!r}: not a resize policy this runtime knows "
+                f"({', '.join(RESIZE_POLICIES)}); a newer zoo_runtime may read this bundle"
+            )
 
     @property
     def chw(self) -> tuple[int, int, int]:
         return self.channels, self.height, self.width
 
 
-def load_image(path: str | os.PathLike[str]) -> Any:
-    """Open an image file with Pillow; a file that is not an image is a BundleError naming it."""
+def read_image_file(path: str | os.PathLike[str], spec: ImageSpec) -> np.ndarray:
+    """An image file as the graph's CHW float 0..1 pixels, decoded as training decoded it (``zoo_runtime.pixels``).
+
+    A missing file, a file that is not an image, or one larger than ``limits.max_image_pixels()`` (checked
+    from the header, before decoding) is an InputError naming it.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError  # Pillow only where files are read
 
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{path}: no such image file")
+        raise InputError(f"{path}: no such image file")
+    most = limits.max_image_pixels()
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        raise BundleError(
+        # Pillow warns (or, far above its threshold, refuses) as it opens a large file: the check below says it instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+            if width * height > most:
+                raise _too_large(path, width, height, most)
+            pixels = decode_image_file(path, spec.color, spec.width, spec.height, spec.resize)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        # Pillow's own hard limit (twice PIL.Image.MAX_IMAGE_PIXELS), reached only when ours is set above it.
+        raise _too_large(path, None, None, min(most, 2 * (Image.MAX_IMAGE_PIXELS or 0))) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(
             f"{path}: not an image Pillow can read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
         ) from None
+    return _uint8_to_chw(pixels)
+
+
+def _uint8_to_chw(pixels: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray((pixels.astype(np.float32) / 255.0).transpose(2, 0, 1))
+
+
+def _too_large(path: Path, width: int | None, height: int | None, most: int) -> InputError:
+    size = f"{width}x{height} = {width * height:,} pixels; " if width and height else ""
+    return InputError(
+        f"{path}: image too large to open ({size}the limit is {most:,} pixels, ${limits.IMAGE_PIXELS_ENV} changes it)"
+    )
 
 
 def _pil_to_chw(img: Any, spec: ImageSpec) -> np.ndarray:
-    from PIL import Image
-
-    if img.mode != spec.color:
-        img = img.convert(spec.color)
-    if img.size != (spec.width, spec.height):
-        img = img.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
-    arr: np.ndarray = np.asarray(img, dtype=np.float32) / 255.0
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    chw: np.ndarray = arr.transpose(2, 0, 1)
-    return chw
+    return _uint8_to_chw(fit_image(img, spec.color, spec.width, spec.height, spec.resize))
 
 
 def _is_pil(obj: Any) -> bool:
@@ -108,12 +134,14 @@ def _hwc_to_chw(arr: np.ndarray, spec: ImageSpec, what: str) -> np.ndarray:
         else:
             raise BundleError(f"{what}: wrong input shape {list(arr.shape)}: cannot make {spec.channels} channels from {c}")
     if x.shape[:2] != (spec.height, spec.width):
-        from PIL import Image  # resizing uses Pillow's bilinear filter, as for files
+        from PIL import Image  # resizing uses Pillow's bilinear filter and the manifest's policy, as for files
 
+        height, width = x.shape[:2]
+        box = crop_box(width, height, spec.width, spec.height) if spec.resize == RESIZE_CENTER_CROP else None
         planes = [
             np.asarray(
                 Image.fromarray(np.ascontiguousarray(x[:, :, i], dtype=np.float32)).resize(
-                    (spec.width, spec.height), Image.Resampling.BILINEAR
+                    (spec.width, spec.height), Image.Resampling.BILINEAR, box=box
                 )
             )
             for i in range(x.shape[2])
@@ -153,7 +181,7 @@ class ImageClassifier(BundleModel):
         for i, item in enumerate(items):
             what = f"image {i}" if len(items) > 1 else "image"
             if isinstance(item, (str, os.PathLike)):
-                batches.append(_pil_to_chw(load_image(item), self.image_spec)[None])
+                batches.append(read_image_file(item, self.image_spec)[None])
             elif _is_pil(item):
                 batches.append(_pil_to_chw(item, self.image_spec)[None])
             elif isinstance(item, np.ndarray):

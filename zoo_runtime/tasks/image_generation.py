@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from zoo_runtime import schema
+from zoo_runtime import limits, schema
 from zoo_runtime.bundle import Bundle
-from zoo_runtime.errors import BundleError
+from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.providers import SessionFactory
+from zoo_runtime.sampling import random_generator
 from zoo_runtime.tasks.base import BundleModel, Field
 
 _BATCH = 64
@@ -48,10 +49,26 @@ class ImageGenerator(BundleModel):
         if self.distribution not in ("normal", "uniform"):
             raise BundleError(f"{self.path}: unknown latent distribution {self.distribution!r}")
 
+    def image_bytes(self) -> int | None:
+        """Memory one decoded image takes on its way out (float32 graph output, then uint8), if the graph says its size."""
+        shape = self.graph("model")["outputs"][0].get("shape") or []
+        if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[1:]):
+            return int(np.prod(shape[1:])) * (4 + 1)
+        return None
+
+    def check_count(self, n: int, what: str = "n") -> int:
+        """``n`` as a count of images to make, refused (InputError) before anything is allocated when it is
+        not a positive whole number or its images would not fit ``limits.max_output_bytes()``."""
+        n = _count(n, what)
+        per_image = self.image_bytes()
+        if per_image is not None:
+            limits.check_output_bytes(n * per_image, f"{what} {n:,}: {n:,} images")
+        return n
+
     def sample_latents(self, n: int, seed: int | None = None) -> np.ndarray:
         """``n`` latent vectors float32 [n, Z] from the bundle's distribution, reproducible by seed."""
-        n = _count(n, "n")
-        rng = np.random.default_rng(seed)
+        rng = random_generator(seed)
+        n = self.check_count(n)
         if self.distribution == "uniform":
             z = rng.uniform(-1.0, 1.0, size=(n, self.latent_dim))
         else:
@@ -101,7 +118,7 @@ class ImageGenerator(BundleModel):
         """
         a = self._latents(z_a, "z_a")[0]
         b = self._latents(z_b, "z_b")[0]
-        steps = _count(steps, "steps")
+        steps = self.check_count(steps, "steps")
         t = np.linspace(0.0, 1.0, steps, dtype=np.float64)[:, None]
         if method == "slerp":
             na, nb = np.linalg.norm(a), np.linalg.norm(b)
@@ -122,5 +139,5 @@ def images_uint8(x: np.ndarray) -> np.ndarray:
 
 def _count(n: Any, what: str) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise BundleError(f"{what}: expected a positive integer, got {n!r}")
+        raise InputError(f"{what}: expected a positive integer, got {n!r}")
     return int(n)

@@ -1,4 +1,7 @@
-"""Seq2seq: encode the source once, then greedy decoding with the decoder over the target prefix."""
+"""Seq2seq: encode the source once, then greedy decoding with the decoder over the target prefix.
+
+Two vocabularies where the bundle has ``target_vocab`` (DNA in, amino acids out); otherwise ``vocab``
+serves both sides (the first bundles: ids in, ids out)."""
 
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import greedy_decode
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.tasks.base import BundleModel, Field, as_token_ids
+from zoo_runtime.vocab import Vocabulary
 
 
 class Translator(BundleModel):
-    """``translate(src, max_len=None)`` over a seq2seq bundle (token ids in, token ids out)."""
+    """``translate(src, max_len=None)`` over a seq2seq bundle: text in and out where the vocabularies are
+    characters, token ids in and out otherwise."""
 
     task = schema.TASK_SEQ2SEQ
     roles = (schema.ROLE_ENCODER, schema.ROLE_DECODER)
@@ -30,7 +35,11 @@ class Translator(BundleModel):
 
     def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
-        specials = (self.manifest.get("vocab") or {}).get("specials") or {}
+        self.vocab = Vocabulary(self.manifest.get("vocab"), self.name)
+        target_block = self.manifest.get("target_vocab") or self.manifest.get("vocab")
+        self.target_vocab = Vocabulary(target_block, self.name)
+        self.examples: list[list[str]] = list(self.manifest.get("examples") or [])
+        specials = (target_block or {}).get("specials") or {}
         gen = self.manifest.get("generation") or {}
         bos = specials.get("bos", gen.get("bos"))
         if bos is None:
@@ -55,8 +64,15 @@ class Translator(BundleModel):
         wanted = {k: v for k, v in feeds.items() if k in self._decoder_inputs}
         return self._run(schema.ROLE_DECODER, wanted, [schema.OUTPUT_LOGITS])[0]
 
-    def translate(self, src: Any, max_len: int | None = None) -> list[int]:
-        """Greedy decoding: the target ids after ``bos``, up to (not including) ``eos``."""
+    def translate(self, src: Any, max_len: int | None = None) -> Any:
+        """Greedy decoding: the target after ``bos``, up to (not including) ``eos``; a string for a string
+        source (character vocabularies), else the list of target ids."""
+        if isinstance(src, str):
+            return self.target_vocab.decode(self.translate_ids(self.vocab.encode(src, "src"), max_len))
+        return self.translate_ids(src, max_len)
+
+    def translate_ids(self, src: Any, max_len: int | None = None) -> list[int]:
+        """Greedy decoding from source ids: the target ids after ``bos``, up to (not including) ``eos``."""
         ids = as_token_ids(src, self.vocab_size(), "src")[None]
         if self.max_source and ids.shape[1] > self.max_source:
             raise BundleError(f"src: {ids.shape[1]} tokens; {self.name} takes at most {self.max_source}")

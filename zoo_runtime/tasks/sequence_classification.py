@@ -1,4 +1,5 @@
-"""Sequence classification: token ids in, labels sorted by probability out."""
+"""Sequence classification: a sequence (text where the vocabulary is characters, else token ids) in,
+labels sorted by probability out."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from zoo_runtime.bundle import Bundle
 from zoo_runtime.providers import SessionFactory
 from zoo_runtime.sampling import softmax
 from zoo_runtime.tasks.base import BundleModel, Field, Prediction, as_token_ids
+from zoo_runtime.vocab import Vocabulary
 
 
 class SequenceClassifier(BundleModel):
@@ -30,14 +32,21 @@ class SequenceClassifier(BundleModel):
     def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         self._input = self.graph(schema.ROLE_MODEL)["inputs"][0]["name"]
+        self.vocab = Vocabulary(self.manifest.get("vocab"), self.name)
+        # A few held-out (label, sequence) pairs shipped in the bundle, for people to try.
+        self.examples: list[list[str]] = list(self.manifest.get("examples") or [])
 
     def logits(self, tokens: Any) -> np.ndarray:
-        ids = as_token_ids(tokens, self.vocab_size())
+        if isinstance(tokens, str):
+            ids = np.asarray(self.vocab.encode(tokens), dtype=np.int64)
+        else:
+            ids = as_token_ids(tokens, self.vocab_size())
         row: np.ndarray = self._run(schema.ROLE_MODEL, {self._input: ids[None]})[0][0]
         return row
 
     def classify_sequence(self, tokens: Any, top_k: int | None = None) -> list[Prediction]:
-        """Every class (or the ``top_k`` best) with its probability, most probable first."""
+        """Every class (or the ``top_k`` best) with its probability, most probable first. ``tokens`` is a
+        string where the vocabulary is characters ("ACGT..."), or token ids."""
         return self._predictions(softmax(self.logits(tokens)), top_k)
 
     def describe_task(self) -> dict[str, Any]:

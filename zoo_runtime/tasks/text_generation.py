@@ -18,7 +18,9 @@ from zoo_runtime.bundle import Bundle
 from zoo_runtime.errors import BundleError
 from zoo_runtime.generation import SAMPLING_DEFAULTS, GenerationLoop, LoopSettings, sampling_pick
 from zoo_runtime.providers import SessionFactory
+from zoo_runtime.sampling import random_generator
 from zoo_runtime.tasks.base import BundleModel, Field
+from zoo_runtime.vocab import Vocabulary
 
 
 class TextGenerator(BundleModel):
@@ -50,6 +52,7 @@ class TextGenerator(BundleModel):
         self.vocab: list[str] = [str(t) for t in tokens]
         self._index = {t: i for i, t in enumerate(self.vocab)}
         self.unknown_policy: str = vocab.get("unknown", schema.UNKNOWN_ERROR)
+        self.vocabulary = Vocabulary(vocab, self.name)
         self.is_dna: bool = sorted(self.vocab) == list(schema.DNA_TOKENS)
         self.bos_id: int | None = (vocab.get("specials") or {}).get("bos")
         gen = self.manifest.get("generation") or {}
@@ -66,24 +69,11 @@ class TextGenerator(BundleModel):
     # ------------------------------------------------------------------------------ vocabulary
 
     def encode(self, prompt: str) -> list[int]:
-        """Prompt -> token ids, by the bundle's policy for characters outside the vocabulary."""
+        """Prompt -> token ids, by the bundle's policy for characters outside the vocabulary (possibly none left)."""
         if not isinstance(prompt, str):
             raise BundleError(f"prompt: expected a string, got {type(prompt).__name__}")
-        text = prompt.upper() if self.is_dna else prompt
-        ids, skipped = [], []
-        for pos, ch in enumerate(text):
-            i = self._index.get(ch)
-            if i is not None:
-                ids.append(i)
-            elif self.unknown_policy == schema.UNKNOWN_SKIP:
-                skipped.append((pos, prompt[pos]))
-            else:
-                kind = "DNA base" if self.is_dna else "character"
-                raise BundleError(
-                    f"prompt: {kind} {prompt[pos]!r} at position {pos} is not in {self.name}'s vocabulary "
-                    f"({len(self.vocab)} tokens{', A/C/G/T' if self.is_dna else ''})"
-                )
-        self.last_skipped = skipped
+        ids = self.vocabulary.encode(prompt, "prompt", allow_empty=True)
+        self.last_skipped = self.vocabulary.last_skipped
         return ids
 
     def decode(self, ids: list[int]) -> str:
@@ -210,7 +200,7 @@ class TextGenerator(BundleModel):
         if p is not None and not 0 < p <= 1:
             raise BundleError(f"top_p: {p} must be above 0 and at most 1 (1 = off)")
         stops = [x for x in ([stop] if isinstance(stop, str) else list(stop or [])) if x]
-        tokens = self._tokens(ids, max_new, temp, k, p, np.random.default_rng(seed))
+        tokens = self._tokens(ids, max_new, temp, k, p, random_generator(seed))
         return _stop_at(tokens, stops) if stops else tokens
 
     def _tokens(

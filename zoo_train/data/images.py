@@ -208,13 +208,18 @@ IMAGE_DATASETS: dict[str, ImageDatasetSpec] = {
 }
 
 
+def idx_folder(path: Path) -> Path | None:
+    """The folder of IDX files at ``path`` (or its fashion-mnist/ subfolder), or None."""
+    return _find_idx_dir([path, path / "fashion-mnist"]) if path.is_dir() else None
+
+
 def load_image_arrays(name: str, data_dir: Path | None) -> ImageArrays:
     """Load a named image dataset, or an IDX folder given as a path."""
     if name in IMAGE_DATASETS:
         return IMAGE_DATASETS[name].loader(data_dir)
     path = Path(name)
     if path.is_dir():
-        folder = _find_idx_dir([path, path / "fashion-mnist"])
+        folder = idx_folder(path)
         if folder is not None:
             count = int(read_idx(_idx_path(folder, IDX_FILES["train_labels"])).max()) + 1
             return load_idx_dataset(folder, [str(i) for i in range(count)])

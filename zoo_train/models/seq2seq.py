@@ -2,8 +2,9 @@
 
 Pre-LN encoder blocks with a source padding mask; decoder blocks add cross-attention to the
 encoder's memory after their causal self-attention. Learned position embeddings, output head
-tied to the (shared) token embedding. Pad masks are derived from ``src`` inside ``decode`` so
-the exported decoder needs no separate mask input (docs/BUNDLE.md, seq2seq).
+tied to the target token embedding. With ``src_vocab_size`` set, the source has its own
+vocabulary and embedding (DNA in, amino acids out); without it both sides share one. Pad masks
+are derived from ``src`` inside ``decode`` so the exported decoder needs no separate mask input (docs/BUNDLE.md, seq2seq).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from zoo_train.registry import QualityTarget, Recipe, register_model
 
 @dataclass(frozen=True)
 class Seq2SeqConfig:
-    vocab_size: int = 13
+    vocab_size: int = 13  # the target vocabulary (and the source's, unless src_vocab_size is set)
+    src_vocab_size: int | None = None
     max_len: int = 32  # positions: the longest source or target prefix (set from the data)
     d_model: int = 128
     n_head: int = 4
@@ -54,6 +56,7 @@ class Seq2SeqTransformer(nn.Module):
         c = self.config = config
         self.pad_id = c.pad_id
         self.embed = nn.Embedding(c.vocab_size, c.d_model)
+        self.src_embed = nn.Embedding(c.src_vocab_size, c.d_model) if c.src_vocab_size else None
         self.pos = nn.Embedding(c.max_len, c.d_model)
         self.drop = nn.Dropout(c.dropout)
         self.encoder = nn.ModuleList(
@@ -68,9 +71,9 @@ class Seq2SeqTransformer(nn.Module):
         init_transformer_weights(self, c.num_encoder_layers + c.num_decoder_layers)
         self.head.weight = self.embed.weight
 
-    def _embed(self, tokens: Tensor) -> Tensor:
+    def _embed(self, tokens: Tensor, table: nn.Embedding) -> Tensor:
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return self.drop(self.embed(tokens) + self.pos(positions))
+        return self.drop(table(tokens) + self.pos(positions))
 
     def source_mask(self, src: Tensor) -> Tensor:
         """[N, 1, 1, S] boolean, True where a key is a real source token."""
@@ -82,7 +85,7 @@ class Seq2SeqTransformer(nn.Module):
     def encode(self, src: Tensor) -> Tensor:
         """src [N, S] (pad-filled) -> memory [N, S, d_model]."""
         mask = self.source_mask(src)
-        x = self._embed(src)
+        x = self._embed(src, self.src_embed if self.src_embed is not None else self.embed)
         for block in self.encoder:
             x, _, _ = block(x, mask)
         return self.ln_memory(x)
@@ -91,7 +94,7 @@ class Seq2SeqTransformer(nn.Module):
         """Target prefix [N, T] (bos first), memory, src -> logits [N, T, V] for the next token at each place."""
         self_mask = causal_mask(0, tgt.shape[1], tgt.device)
         memory_mask = self.source_mask(src)
-        x = self._embed(tgt)
+        x = self._embed(tgt, self.embed)
         for block in self.decoder:
             x = block(x, memory, self_mask, memory_mask)
         return self.head(self.ln_out(x))
@@ -108,10 +111,10 @@ TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers
     "seq2seq-transformer",
     task=schema.TASK_SEQ2SEQ,
     config_cls=Seq2SeqConfig,
-    default_dataset="synthetic-reverse",
+    default_dataset="dna-to-protein",
     recipes={
         "smoke": Recipe(
-            epochs=1, batch_size=16, lr=3e-3, limit_train=64, limit_eval=32, model_overrides=TINY, data_options={"max_length": 6}
+            epochs=1, batch_size=16, lr=3e-3, limit_train=64, limit_eval=32, model_overrides=TINY, data_options={"max_length": 18}
         ),
         "quick": Recipe(
             epochs=5,
@@ -122,11 +125,9 @@ TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers
             limit_eval=500,
             model_overrides={"d_model": 64, "dim_feedforward": 128},
         ),
-        "full": Recipe(
-            epochs=40, batch_size=128, lr=5e-4, warmup_steps=300, early_stop_patience=6, data_options={"max_length": 20}
-        ),
+        "full": Recipe(epochs=40, batch_size=128, lr=5e-4, warmup_steps=300, early_stop_patience=6),
     },
-    description="Encoder-decoder transformer, teacher forcing, greedy decoding; sequence reversal",
+    description="Encoder-decoder transformer, teacher forcing, greedy decoding; DNA to protein by the genetic code",
     targets=(QualityTarget("test_exact", at_least=0.95),),
     tiny_config=TINY,
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +13,22 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from zoo_runtime import schema
 from zoo_runtime.contract import ImageClassificationMeta
 from zoo_train.data.augment import augment_batch
-from zoo_train.data.images import augmentation_for, load_image_arrays
+from zoo_train.data.errors import DataError
+from zoo_train.data.image_folder import (
+    CachedImages,
+    FolderOptions,
+    ImageFolderData,
+    class_count_line,
+    load_image_folder,
+)
+from zoo_train.data.images import IMAGE_DATASETS, Augmentation, augmentation_for, idx_folder, load_image_arrays
 from zoo_train.registry import ModelEntry, Recipe
-from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, predict_classes, register_task
+from zoo_train.tasks.base import BatchLoader, DeviceLoader, Task, TaskData, dataset_size, predict_classes, register_task
 
 VAL_FRACTION = 0.1
 NOMINAL_SHAPES = {
@@ -38,6 +48,42 @@ def split_train_val(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+def dataset_labels(dataset: Dataset) -> torch.Tensor:
+    """The int64 labels of an in-memory TensorDataset or of a cached image folder's dataset."""
+    if isinstance(dataset, CachedImages):
+        return dataset.labels
+    if not isinstance(dataset, TensorDataset):
+        raise TypeError(f"no labels in a {type(dataset).__name__}: expected image tensors or a cached image folder")
+    return dataset.tensors[1]
+
+
+def is_image_folder(name: str, options: dict[str, Any]) -> bool:
+    """Whether --data names a folder of image files (not a known dataset, not a folder of IDX files)."""
+    if name in IMAGE_DATASETS:
+        return False
+    path = Path(name)
+    looks_like_a_path = path.exists() or os.sep in name or bool(FOLDER_ONLY_OPTIONS & set(options))
+    return looks_like_a_path and idx_folder(path) is None
+
+
+# data_options that only an image folder takes, with the zoo-train flags that set them.
+FOLDER_FLAGS = {
+    "image_size": "--image-size",
+    "color": "--color",
+    "memory_budget_mb": "--memory-budget",
+    "cache_dir": "--decode-cache",
+    "workers": "--workers",
+}
+FOLDER_ONLY_OPTIONS = frozenset(FOLDER_FLAGS)
+
+
+def pixel_statistics(pixels: np.ndarray, positions: np.ndarray, most: int = 2048) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (0..1) of training images (``most`` of them, evenly spaced, for large folders)."""
+    pick = np.sort(positions)[np.linspace(0, len(positions) - 1, min(most, len(positions))).astype(int)]
+    sample = pixels[pick].astype(np.float32) / 255.0
+    return sample.mean(axis=(0, 1, 2)).tolist(), (sample.std(axis=(0, 1, 2)) + 1e-6).tolist()
 
 
 class ImageBatchTransform:
@@ -67,6 +113,13 @@ class ImageClassification(Task):
 
     def load_data(self, entry: ModelEntry, recipe: Recipe, data: str | None, data_dir: Path | None, seed: int) -> TaskData:
         name = data or entry.default_dataset
+        options = dict(recipe.data_options)
+        if is_image_folder(name, options):
+            return self.load_folder(Path(name), recipe, seed)
+        given = sorted(FOLDER_ONLY_OPTIONS & set(options))
+        if given:
+            flags = ", ".join(FOLDER_FLAGS[key] for key in given)
+            raise DataError(f"{flags}: only for a folder of images (--data PATH), not for the {name} dataset")
         arrays = load_image_arrays(name, data_dir)
         train_idx, val_idx = split_train_val(len(arrays.train_images), seed)
         if recipe.limit_train:
@@ -113,6 +166,86 @@ class ImageClassification(Task):
             ),
         )
 
+    def load_folder(self, root: Path, recipe: Recipe, seed: int) -> TaskData:
+        """The user's own images (see zoo_train.data.image_folder); labels are the class folders' names."""
+        options = FolderOptions.from_data_options(dict(recipe.data_options))
+        folder = load_image_folder(root, options, seed, recipe.limit_train, recipe.limit_eval)
+        channels = 1 if folder.color == "L" else 3
+        mean, std = pixel_statistics(folder.pixels, folder.positions["train"])
+        meta = {
+            "dataset": str(root),
+            "labels": list(folder.classes),
+            # The data_options that load this folder again as it was trained on (zoo-export --quantize's calibration).
+            "folder_options": {"image_size": folder.image_size, "color": "gray" if folder.color == "L" else "rgb"},
+            "preprocessing": {
+                "image": {
+                    "channels": channels,
+                    "height": folder.image_size,
+                    "width": folder.image_size,
+                    "color": folder.color,
+                    "resize": folder.report["resize"],
+                    "mean": mean,
+                    "std": std,
+                    "input_range": [0, 1],
+                    "normalisation": "in-graph",
+                }
+            },
+        }
+        splits = {split: self.folder_split(folder, pos) for split, pos in folder.positions.items() if len(pos)}
+        augmentation = Augmentation(
+            flip=True,
+            translate=max(1, folder.image_size // 16),
+            brightness=0.2 if channels == 3 else 0.0,
+            contrast=0.2 if channels == 3 else 0.0,
+            erase=recipe.random_erasing,
+        )
+        return TaskData(
+            train=splits["train"],
+            val=splits["val"],
+            test=splits.get("test"),
+            model_config={"in_channels": channels, "num_classes": len(folder.classes), "image_size": folder.image_size},
+            meta=meta,
+            description=folder_description(root, folder, seed),
+            batch_transform=ImageBatchTransform(mean, std, augmentation, recipe.augment),
+            extras={
+                "folder_report": folder.report,
+                "loader_workers": 0 if folder.cache_file is None else folder.workers,
+            },
+        )
+
+    @staticmethod
+    def folder_split(folder: ImageFolderData, positions: np.ndarray) -> Dataset:
+        """In memory: a TensorDataset (the trainer's resident path); streamed: the memmap's images."""
+        labels = folder.labels[positions]
+        if folder.cache_file is None:
+            return TensorDataset(to_nchw(folder.pixels[positions]), torch.from_numpy(labels))
+        return CachedImages(folder.cache_file, tuple(folder.pixels.shape), positions, labels)
+
+    def make_loader(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        train: bool,
+        data: TaskData,
+        generator: torch.Generator | None,
+        sampler: Any = None,
+        pin_memory: bool = False,
+    ) -> DataLoader:
+        """A streamed image folder reads its memmap in worker processes; everything else as the base task does."""
+        workers = int(data.extras.get("loader_workers", 0))
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            generator=generator,
+            collate_fn=data.collate_fn,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=pin_memory,
+        )
+
     def loss(self, model: nn.Module, batch: Any, recipe: Recipe) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
@@ -124,30 +257,39 @@ class ImageClassification(Task):
     def final_report(
         self, model: nn.Module, data: TaskData, out_dir: Path, device: torch.device, recipe: Recipe
     ) -> dict[str, Any]:
+        """Figures on the test split; a folder without test/ gets them on validation, and the summary says so."""
         model.eval()
-        if not isinstance(data.test, TensorDataset) or not isinstance(data.train, TensorDataset):
-            raise TypeError("image classification reports on resident train and test tensors")
-        train_labels = data.train.tensors[1]
+        held_out = data.test if data.test is not None else data.val
+        split = "test" if data.test is not None else "val"
         loader = DeviceLoader(
-            self.make_loader(data.test, 256, train=False, data=data, generator=None), device, data.batch_transform, train=False
+            self.make_loader(held_out, 256, train=False, data=data, generator=None), device, data.batch_transform, train=False
         )
         y_true, y_pred, loss = predict_classes(model, loader)
         labels = data.meta["labels"]
         confusion = confusion_matrix(y_true.numpy(), y_pred.numpy(), len(labels))
         per_class = per_class_report(confusion, labels)
-        (out_dir / "classification_report.json").write_text(json.dumps(per_class, indent=2))
+        folder = data.extras.get("folder_report")
+        report_file = {"classes": per_class, "dataset": folder} if folder else per_class
+        (out_dir / "classification_report.json").write_text(json.dumps(report_file, indent=2, ensure_ascii=False))
         plot_confusion(confusion, labels, out_dir / "confusion_matrix.png")
-        plot_predictions(data, model, device, out_dir / "predictions.png")
-        return {
-            "test_loss": loss,
-            "test_accuracy": float((y_true == y_pred).float().mean()),
+        plot_predictions(data, held_out, model, device, out_dir / "predictions.png")
+        majority = int(torch.bincount(dataset_labels(data.train)).argmax())
+        figures = {
+            f"{split}_loss": loss,
+            f"{split}_accuracy": float((y_true == y_pred).float().mean()),
             "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
             # The honest floor: always answer the most frequent training class.
-            "majority_class_accuracy": float((y_true == int(torch.bincount(train_labels).argmax())).float().mean()),
-            "metric": "test_accuracy",
+            "majority_class_accuracy": float((y_true == majority).float().mean()),
+            "metric": f"{split}_accuracy",
             "baseline_metric": "majority_class_accuracy",
-            "split": "official test split",
         }
+        if folder is None:
+            return {**figures, "split": "official test split"}
+        if data.test is None:
+            figures["split"] = "validation (the folder has no test/ folder: only validation figures exist)"
+        else:
+            figures["split"] = "the folder's test/ images"
+        return {**figures, **folder}
 
 
 register_task(ImageClassification())
@@ -171,6 +313,17 @@ def per_class_report(confusion: np.ndarray, labels: list[str]) -> dict[str, dict
             "support": int(confusion[i].sum()),
         }
     return report
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Laid out, saved and closed. Class names in scripts the font lacks (CJK, ...) show as boxes, without a warning per glyph."""
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> None:
@@ -198,32 +351,46 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> None
                 )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def folder_description(root: Path, folder: ImageFolderData, seed: int) -> str:
+    """run.json's and summary.json's "data": the folder, its splits and class counts, what was skipped."""
+    report, sizes = folder.report, {split: len(pos) for split, pos in folder.positions.items()}
+    how = "val/ folder" if folder.has_val_folder else f"stratified {VAL_FRACTION:.0%} of each class, seed {seed}"
+    test = f"test {sizes['test']}" if sizes["test"] else "no test/ folder, so only validation figures"
+    where = "streamed from a decoded-image cache" if folder.cache_file is not None else "decoded into memory"
+    skipped = f"; {report['unreadable_files']} unreadable skipped" if report["unreadable_files"] else ""
+    return (
+        f"image folder {root}: {report['classes']} classes ({class_count_line(report['class_counts']['train'])}; "
+        f"imbalance {report['class_imbalance']}), {folder.image_size}x{folder.image_size} {folder.color}, {where}: "
+        f"train {sizes['train']} / val {sizes['val']} ({how}) / {test}{skipped}"
+    )
 
 
 @torch.no_grad()
-def plot_predictions(data: TaskData, model: nn.Module, device: torch.device, path: Path, count: int = 24) -> None:
+def plot_predictions(
+    data: TaskData, dataset: Dataset, model: nn.Module, device: torch.device, path: Path, count: int = 24
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not isinstance(data.test, TensorDataset) or data.batch_transform is None:
-        raise TypeError("the prediction plot needs resident test tensors and the task's batch transform")
-    images, labels = data.test.tensors
-    pick = torch.linspace(0, len(images) - 1, count).long()
-    x, y = images[pick], labels[pick]
+    size = dataset_size(dataset)
+    pick = torch.linspace(0, size - 1, min(count, size)).long().tolist()
+    x = torch.stack([dataset[i][0] for i in pick])
+    y = torch.stack([torch.as_tensor(dataset[i][1]) for i in pick])
+    assert data.batch_transform is not None  # image tasks always normalise in their batch transform
     xb, _ = data.batch_transform((x.to(device), y.to(device)), False)
     probs = torch.softmax(model(xb).float(), dim=1).cpu()
     names = data.meta["labels"]
     fig, axes = plt.subplots(3, count // 3, figsize=(count // 3 * 1.4, 3 * 1.7))
+    for ax in axes.flat[len(pick) :]:
+        ax.axis("off")
     for ax, img, true, p in zip(axes.flat, x, y, probs, strict=False):
         pred = int(p.argmax())
         ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
         ax.set_title(f"{names[pred][:10]}\n{p[pred]:.2f}", fontsize=7, color="green" if pred == int(true) else "red")
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
