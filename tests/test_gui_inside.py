@@ -182,3 +182,23 @@ def test_generate_page_shows_dna_hidden_states_with_gc_content(qtbot, make_windo
     assert page.inside.status.text().startswith("The update gate of layer 1")
     assert "GC content" in page.inside.attended.text()
     assert window.errors == []
+
+
+# ----------------------------------------------------------------------------- the Sequences page
+
+
+def test_sequences_page_shows_the_cross_attention_alignment_and_saves_it(qtbot, make_window, tiny_bundle, tmp_path):  # noqa: F811
+    s2s = Path(tiny_bundle("seq2seq-transformer"))
+    window = make_window([s2s])
+    page = open_page(qtbot, window, s2s)
+    panel = page.panel
+    panel.input.setText("3 4 5 6 7")
+    page.run()
+    qtbot.waitUntil(lambda: not page.busy, timeout=WAIT)
+    out = panel.output.text().split()
+    pixmap = panel.alignment.pixmap()
+    assert pixmap is not None and not pixmap.isNull()
+    assert f"{len(out) + 1} x 5" in panel.alignment_caption.text() and panel.save_alignment_button.isVisible()
+    saved = panel.save_alignment_png(str(tmp_path / "alignment"))
+    assert saved.endswith(".png") and not QImage(saved).isNull()
+    assert window.errors == []

@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 import zoo_runtime
 from zoo_runtime import BundleError, schema
 from zoo_runtime.tasks.image_classification import ImageClassifier
+from zoo_runtime.tasks.seq2seq import Translator
 from zoo_runtime.tasks.text_generation import TextGenerator
 from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
 from zoo_train.registry import list_models
@@ -288,3 +289,40 @@ def test_scratch_gru_gates_rebuild_its_hidden_states(tiny_bundle):
     previous = np.concatenate([np.zeros_like(h[:, :1]), h[:, :-1]], axis=1)
     np.testing.assert_allclose(h, (1 - z) * n + z * previous, atol=1e-5)
     assert np.all((inside["reset"] >= 0) & (inside["reset"] <= 1) & (z >= 0) & (z <= 1))
+
+
+# ----------------------------------------------------------------------------- seq2seq
+
+
+def test_seq2seq_cross_attention_is_what_torch_reads_the_source_by(tiny_bundle):
+    bundle = tiny_bundle("seq2seq-transformer")
+    model = zoo_runtime.load(bundle, device="cpu")
+    assert isinstance(model, Translator)
+    manifest = read_manifest_json(bundle)
+    assert [layer["name"] for layer in model.inspect_layers] == ["encoder_attention", "decoder_attention", "cross_attention"]
+    assert all(c["passed"] for c in manifest["parity"]["checks"] if c.get("graph") == schema.ROLE_INSPECT)
+
+    src = [3, 4, 5, 6, 7, 8]
+    output = model.translate_ids(src)
+    inside = model.inspect(src)
+    cross = inside["cross_attention"]
+    assert cross.shape[1:] == (1, 2, len(output) + 1, len(src))  # rows: bos + output, columns: the source
+    assert inside["encoder_attention"].shape[-2:] == (len(src), len(src))
+    np.testing.assert_allclose(cross.sum(-1), 1.0, atol=1e-5)
+    assert model.inspect(src, output=[])["cross_attention"].shape[-2:] == (1, len(src))  # bos alone: an empty output
+
+    path, payload = checkpoint_of(bundle)
+    torch_model = build_from_checkpoint(payload, path)
+    values = []  # the memory's values each cross-attention weighed
+    mixed = []  # and what its scaled_dot_product_attention made of them
+    hooks = []
+    for block in torch_model.decoder:
+        hooks.append(block.cross.register_forward_hook(lambda _m, args, _out: values.append(args[2])))
+        hooks.append(block.cross.proj.register_forward_pre_hook(lambda _m, args: mixed.append(args[0])))
+    with torch.no_grad():
+        torch_model(torch.tensor([src]), torch.tensor([[model.bos_id, *output]]))
+    for hook in hooks:
+        hook.remove()
+    for layer in range(cross.shape[0]):
+        weighed = torch.from_numpy(cross[layer]) @ values[layer]
+        np.testing.assert_allclose(weighed.transpose(1, 2).flatten(2).numpy(), mixed[layer].numpy(), atol=1e-5)

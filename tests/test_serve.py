@@ -565,6 +565,7 @@ def test_triton_repository_configs_parse_against_tritons_schema(bundles: dict[st
             "gru-classifier",
             "seq2seq-transformer.decoder",
             "seq2seq-transformer.encoder",
+            "seq2seq-transformer.inspect",
         ]
     )
     configs = {}

@@ -432,6 +432,7 @@ TASK_KINDS: dict[str, TaskKind] = {
             _seq2seq_example,
             _seq2seq_request,
             _seq2seq_problems,
+            optional_roles=(schema.ROLE_INSPECT,),
         ),
     )
 }
