@@ -143,9 +143,9 @@ def test_saliency_takes_one_image(lenet: Path):
 
 # ----------------------------------------------------------------------------- the inspect graph
 
-# One registry model per way of naming stages: activations of a conv body (LeNet; the simple and scratch CNNs
-# share the helper), residual blocks (ResNet). test_export checks every exported inspect graph's parity.
-INSPECTED = [name for name in ("lenet5", "resnet-cifar") if name in list_models(schema.TASK_IMAGE_CLASSIFICATION)]
+# The hooks reference knows LeNet's body and ResNet's blocks; lenet5 alone keeps this file fast. test_export checks
+# every model's inspect graph against torch at three sizes (parity), resnet-cifar's included.
+INSPECTED = [name for name in ("lenet5",) if name in list_models(schema.TASK_IMAGE_CLASSIFICATION)]
 
 
 def hooked_stages(model: Any, x: torch.Tensor) -> list[torch.Tensor]:
