@@ -554,9 +554,19 @@ def test_triton_repository_configs_parse_against_tritons_schema(bundles: dict[st
     repo = tmp_path / "repo"
     assert zoo_serve(["export-triton", *map(str, bundles.values()), "--out", str(repo), "--max-batch", "8"]) == 0
     written = sorted(p.name for p in repo.iterdir())
-    # Every stateless graph, the text generator's full graph included; its step graph is left out.
+    # Every stateless graph, the text generator's full graph and the inspect graphs included; step graphs left out.
     assert written == sorted(
-        ["lenet5", "dcgan", "char-gpt", "gru-classifier", "seq2seq-transformer.decoder", "seq2seq-transformer.encoder"]
+        [
+            "lenet5",
+            "lenet5.inspect",
+            "dcgan",
+            "char-gpt",
+            "char-gpt.inspect",
+            "gru-classifier",
+            "seq2seq-transformer.decoder",
+            "seq2seq-transformer.encoder",
+            "seq2seq-transformer.inspect",
+        ]
     )
     configs = {}
     for folder in repo.iterdir():

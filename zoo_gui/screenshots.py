@@ -256,6 +256,10 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
                 s.wait(lambda: not page.busy and all(it.done for it in page.results.items), "classification")
                 s.failed += s.errors_since(n)
                 s.shot("classify")
+                page.inside_button.setChecked(True)  # the first image's feature maps and saliency
+                s.wait(lambda: page.inside.view is not None, "the Inside view of the first image")
+                s.shot("classify-inside")
+                page.inside_button.setChecked(False)
 
         for name, info, prompt, tokens in (
             (
@@ -279,6 +283,15 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             s.wait_idle(page, f"{name} to finish")
             s.failed += s.errors_since(n)
             s.shot(name)
+            page.inside_button.setChecked(True)  # attention (GPT) or hidden states with GC content (DNA)
+
+            def inside_shown(shown: Any = page) -> bool:
+                return shown.inside.view is not None
+
+            s.wait(inside_shown, f"the Inside view of {name}")
+            s.failed += s.errors_since(n)
+            s.shot(f"{name}-inside")
+            page.inside_button.setChecked(False)
 
         gan = pick(infos, schema.TASK_IMAGE_GENERATION)
         if gan is None:

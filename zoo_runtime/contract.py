@@ -372,6 +372,7 @@ class TaskKind:
     example_meta: Callable[[Mapping[str, Any], str], TaskMeta]  # (model config, dataset) -> meta for test checkpoints
     example_request: Callable[[Mapping[str, Any], np.random.Generator], dict[str, Any]]  # (manifest, rng) -> predict request
     extra_checks: Callable[[Mapping[str, Any]], list[str]] = _no_problems  # across fields, after the types fit
+    optional_roles: tuple[str, ...] = ()  # graph roles a bundle may have; the runtime uses them when present
 
 
 TASK_KINDS: dict[str, TaskKind] = {
@@ -387,6 +388,7 @@ TASK_KINDS: dict[str, TaskKind] = {
             _image_classification_example,
             _image_classification_request,
             _classifier_problems,
+            optional_roles=(schema.ROLE_INSPECT,),
         ),
         TaskKind(
             schema.TASK_TEXT_GENERATION,
@@ -397,6 +399,7 @@ TASK_KINDS: dict[str, TaskKind] = {
             {"vocab_size": 30, "input_size": 30, "output_size": 30},
             _text_generation_example,
             _text_generation_request,
+            optional_roles=(schema.ROLE_INSPECT,),
         ),
         TaskKind(
             schema.TASK_IMAGE_GENERATION,
@@ -429,6 +432,7 @@ TASK_KINDS: dict[str, TaskKind] = {
             _seq2seq_example,
             _seq2seq_request,
             _seq2seq_problems,
+            optional_roles=(schema.ROLE_INSPECT,),
         ),
     )
 }

@@ -32,6 +32,7 @@ ROLE_MODEL = "model"
 ROLE_STEP = "step"
 ROLE_ENCODER = "encoder"
 ROLE_DECODER = "decoder"
+ROLE_INSPECT = "inspect"  # optional: what the model computes inside (docs/BUNDLE.md, "The inspect graph")
 
 # Top-level manifest keys a reader requires.
 REQUIRED_MANIFEST_KEYS = ("format", "schema_version", "complete", "model", "task", "files", "graphs")

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import KIND_LOGITS, GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, KIND_STATE, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
 from zoo_runtime.contract import ClassifierImage
+from zoo_train.models.protocols import InspectableModel, as_inspectable
 
 EXPORT_BATCH = 2
 PARITY_BATCHES = (1, 3, 7)
@@ -30,6 +31,19 @@ class NormalisedClassifier(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         mean, std = cast(torch.Tensor, self.mean), cast(torch.Tensor, self.std)  # registered buffers
         return self.model((image - mean) / std)
+
+
+class InspectedClassifier(nn.Module):
+    """``image`` [N,C,H,W] in 0..1 -> each named stage's activation (the ``inspect`` graph), normalised as the model graph."""
+
+    def __init__(self, normalised: NormalisedClassifier):
+        super().__init__()
+        self.normalised = normalised
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        mean, std = cast(torch.Tensor, self.normalised.mean), cast(torch.Tensor, self.normalised.std)
+        stages = cast(InspectableModel, self.normalised.model)
+        return tuple(activation for _name, activation in stages.inspect_stages((image - mean) / std))
 
 
 def image_block(ctx: BundleContext) -> ClassifierImage:
@@ -57,16 +71,21 @@ class ImageClassificationExporter(TaskExporter):
                 f"{k} labels expect [{EXPORT_BATCH}, {k}]"
             )
         cases = [ParityCase((torch.rand(n, c, h, w, generator=gen),), {"batch": n}) for n in PARITY_BATCHES]
-        return [
+        image_input = TensorSpec(schema.INPUT_IMAGE, "float32", ("batch", c, h, w))
+        specs = [
             GraphSpec(
                 role=schema.ROLE_MODEL,
                 module=wrapper,
-                inputs=[TensorSpec(schema.INPUT_IMAGE, "float32", ("batch", c, h, w))],
+                inputs=[image_input],
                 outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=KIND_LOGITS)],
                 example=example,
                 cases=cases,
             )
         ]
+        stages = as_inspectable(ctx.model)
+        if stages is not None:
+            specs.append(inspect_spec(ctx, wrapper, stages, image_input, example, cases))
+        return specs
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
         return {
@@ -100,6 +119,28 @@ class ImageClassificationExporter(TaskExporter):
         test_x = torch.stack([image for image, _ in tests]).float().numpy() / 255.0
         test_y = torch.stack([torch.as_tensor(label) for _, label in tests]).numpy()
         return calib.astype(np.float32), test_x.astype(np.float32), test_y, dataset
+
+
+def inspect_spec(
+    ctx: BundleContext,
+    wrapper: NormalisedClassifier,
+    stages: InspectableModel,
+    image_input: TensorSpec,
+    example: tuple[torch.Tensor, ...],
+    cases: list[ParityCase],
+) -> GraphSpec:
+    """The optional ``inspect`` graph: one output per named stage, with the stage's name and its shape at any batch."""
+    module = InspectedClassifier(wrapper).eval()
+    with torch.no_grad():
+        named = stages.inspect_stages(example[0])
+    names = [name for name, _activation in named]
+    if len(set(names)) != len(names) or schema.INPUT_IMAGE in names:
+        raise ExportInputError(f"{ctx.checkpoint}: the model's inspect_stages names {names}: each name once, none 'image'")
+    outputs = [
+        TensorSpec(name, "float32", ("batch", *(int(d) for d in activation.shape[1:])), kind=KIND_STATE)
+        for name, activation in named
+    ]
+    return GraphSpec(schema.ROLE_INSPECT, module, [image_input], outputs, example, cases)
 
 
 register_exporter(ImageClassificationExporter())

@@ -9,19 +9,19 @@ ONNX graphs must give the same tokens as torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import KIND_LOGITS, KIND_MEMORY, GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import KIND_LOGITS, KIND_MEMORY, KIND_STATE, GraphSpec, ParityCase, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
-from zoo_export.tasks.text_generation import tokens_check, vocab_size_of
+from zoo_export.tasks.text_generation import symbolic_shape, tokens_check, vocab_size_of
 from zoo_runtime import schema
 from zoo_runtime.generation import greedy_decode
-from zoo_train.models.protocols import as_encoder_decoder
+from zoo_train.models.protocols import as_encoder_decoder, as_inspectable
 
 DECODE_TOKENS = 120  # at least this many decoded tokens in all: the batch grows when targets are short
 
@@ -48,6 +48,33 @@ def _target_vocab(ctx: BundleContext) -> dict[str, Any]:
     """The output vocabulary: ``target_vocab`` where the source has its own alphabet, else the one ``vocab``."""
     vocab = ctx.meta.get("target_vocab") or ctx.meta.get("vocab")
     return dict(vocab) if isinstance(vocab, dict) else {}
+
+
+class InspectGraph(nn.Module):
+    """``(src, tgt)`` -> the model's attention probabilities (encoder, decoder, cross), by ``inspect_stages``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(value for _name, value in cast(Any, self.model).inspect_stages(src, tgt))
+
+
+def inspect_spec(model: nn.Module, encoder: GraphSpec, decoder: GraphSpec, bounds: dict[str, int]) -> GraphSpec:
+    """The optional ``inspect`` graph over a source and a target prefix, at the decoder's parity sizes."""
+    cases = [ParityCase((case.inputs[2], case.inputs[0]), case.dims) for case in decoder.cases]
+    first, second = cases[0], cases[1]  # their batch, source and target sizes all differ
+    with torch.no_grad():
+        seen_a = cast(Any, model).inspect_stages(*first.inputs)
+        seen_b = cast(Any, model).inspect_stages(*second.inputs)
+    outputs = [
+        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=KIND_STATE)
+        for (name, a), (_name, b) in zip(seen_a, seen_b, strict=True)
+    ]
+    inputs = [encoder.inputs[0], decoder.inputs[0]]
+    example = (decoder.example[2], decoder.example[0])
+    return GraphSpec(schema.ROLE_INSPECT, InspectGraph(model).eval(), inputs, outputs, example, cases, dim_max=bounds)
 
 
 def _specials(ctx: BundleContext) -> dict[str, int | None]:
@@ -135,7 +162,7 @@ class Seq2SeqExporter(TaskExporter):
         with torch.no_grad():
             mem_ex = encoder(src_ex)
         bounds = {"src_time": max_len, "tgt_time": max_len}
-        return [
+        specs = [
             GraphSpec(
                 role=schema.ROLE_ENCODER,
                 module=encoder,
@@ -159,6 +186,9 @@ class Seq2SeqExporter(TaskExporter):
                 dim_max=bounds,
             ),
         ]
+        if as_inspectable(model) is not None:
+            specs.append(inspect_spec(model, specs[0], specs[1], bounds))
+        return specs
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
         vocab = dict(ctx.meta["vocab"]) if isinstance(ctx.meta.get("vocab"), dict) else {}

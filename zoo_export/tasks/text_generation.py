@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from zoo_export.parity import Tolerances, cpu_session, first_divergence
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
 from zoo_runtime.generation import SAMPLING_DEFAULTS, full_graph_step, greedy_tokens
-from zoo_train.models.protocols import as_step_model
+from zoo_train.models.protocols import InspectableModel, as_inspectable, as_step_model
 from zoo_train.tasks.text_generation import loop_settings, numpy_step
 
 GENERATION_TOKENS = 120
@@ -46,6 +46,28 @@ class FullGraph(nn.Module):
         state = model.initial_state(tokens.shape[0], tokens.device)
         dtype = next(self.model.parameters()).dtype  # float16 when exported with --dtype fp16
         return model.step(tokens, *[s.to(dtype) for s in state])[0]
+
+
+class InspectGraph(nn.Module):
+    """``tokens`` [N,T] -> each named stage of the model (GPT: ``attention`` [layers, N, heads, T, T])."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(value for _name, value in cast(InspectableModel, self.model).inspect_stages(tokens))
+
+
+class InspectStepGraph(nn.Module):
+    """``(tokens, *state)`` -> what one step computes inside, by the model's ``inspect_step`` (gates of scratch cells)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(value for _name, value in cast(Any, self.model).inspect_step(tokens, *state))
 
 
 class StepGraph(nn.Module):
@@ -137,6 +159,48 @@ def vocab_size_of(ctx: BundleContext) -> int:
     raise ExportInputError(f"{ctx.checkpoint}: checkpoint meta has no vocab (tokens or size)")
 
 
+def symbolic_shape(a: torch.Size, b: torch.Size, dims_a: dict[str, int], dims_b: dict[str, int]) -> tuple[Any, ...]:
+    """The declared shape of an output seen at two input sizes: an axis that follows a symbolic input dim takes its name."""
+    shape: list[Any] = []
+    for size_a, size_b in zip(a, b, strict=True):
+        names = [name for name in dims_a if dims_a[name] == size_a and dims_b[name] == size_b]
+        shape.append(names[0] if size_a != size_b and names else int(size_a))
+    return tuple(shape)
+
+
+def inspect_spec(ctx: BundleContext, model: nn.Module, stages: InspectableModel, full: GraphSpec) -> GraphSpec:
+    """The optional ``inspect`` graph over the full graph's input and parity cases, its outputs named by the model."""
+    first, second = full.cases[0], full.cases[-1]
+    with torch.no_grad():
+        seen_a = stages.inspect_stages(*first.inputs)
+        seen_b = stages.inspect_stages(*second.inputs)
+    names = [name for name, _value in seen_a]
+    if len(set(names)) != len(names) or schema.INPUT_TOKENS in names:
+        raise ExportInputError(f"{ctx.checkpoint}: the model's inspect_stages names {names}: each name once, none 'tokens'")
+    outputs = [
+        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=KIND_STATE)
+        for (name, a), (_name, b) in zip(seen_a, seen_b, strict=True)
+    ]
+    return GraphSpec(schema.ROLE_INSPECT, InspectGraph(model).eval(), full.inputs, outputs, full.example, full.cases)
+
+
+def inspect_step_spec(ctx: BundleContext, model: nn.Module, step: GraphSpec) -> GraphSpec:
+    """The optional ``inspect`` graph of a model whose time loop is Python: one step's insides, over the step's inputs."""
+    first, second = step.cases[0], step.cases[-1]
+    with torch.no_grad():
+        seen_a = cast(Any, model).inspect_step(*first.inputs)
+        seen_b = cast(Any, model).inspect_step(*second.inputs)
+    outputs = [
+        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=KIND_STATE)
+        for (name, a), (_name, b) in zip(seen_a, seen_b, strict=True)
+    ]
+    names = [spec.name for spec in outputs]
+    taken = {t.name for t in step.inputs}
+    if len(set(names)) != len(names) or taken & set(names):
+        raise ExportInputError(f"{ctx.checkpoint}: the model's inspect_step names {names}: each name once, no input's name")
+    return GraphSpec(schema.ROLE_INSPECT, InspectStepGraph(model).eval(), step.inputs, outputs, step.example, step.cases)
+
+
 class TextGenerationExporter(TaskExporter):
     task = schema.TASK_TEXT_GENERATION
 
@@ -184,6 +248,8 @@ class TextGenerationExporter(TaskExporter):
             cases=cases,
         )
         specs = [step]
+        if callable(getattr(model, "inspect_step", None)):
+            specs.append(inspect_step_spec(ctx, model, step))
         if getattr(model, "full_graph", True):
             t_ex = 3  # short: torch.export of nn.LSTM costs time per step of the example
             lengths = [1, 4, max_context or 17]
@@ -202,6 +268,9 @@ class TextGenerationExporter(TaskExporter):
                     ],
                 ),
             )
+            stages = as_inspectable(model)
+            if stages is not None:
+                specs.append(inspect_spec(ctx, model, stages, specs[0]))
         return specs
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListView,
     QProgressBar,
     QPushButton,
+    QSplitter,
     QStackedWidget,
     QStyle,
     QStyledItemDelegate,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from zoo_gui.errors import describe_error
+from zoo_gui.inside import InsidePanel, InsideView, look_inside
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ERROR_COLOR, ROOT_INDEX, bars_height, paint_bars
 from zoo_gui.workers import Job
@@ -325,6 +327,11 @@ class ClassifyPage(ModelPage[ImageClassifier]):
         bar.addSpacing(12)
         bar.addWidget(self.progress)
         bar.addWidget(self.summary, 1)
+        self.inside_button = QPushButton("Inside")
+        self.inside_button.setCheckable(True)
+        self.inside_button.setToolTip("Show the selected image's feature maps per layer and its saliency for a class")
+        self.inside_button.toggled.connect(self.show_inside)
+        bar.addWidget(self.inside_button)
 
         self.view = ResultsView()
         self.view.setModel(self.results)
@@ -334,12 +341,24 @@ class ClassifyPage(ModelPage[ImageClassifier]):
         self.stack.addWidget(self.drop_hint)
         self.stack.addWidget(self.view)
         self.setAcceptDrops(True)
+        self.view.selectionModel().currentChanged.connect(lambda *_: self.refresh_inside())
+
+        self.inside = InsidePanel()
+        self.inside.wanted.connect(lambda class_index: self.refresh_inside(class_index))
+        self.inside.save_requested.connect(self.save_inside)
+        self.inside.hide()
+        self._inside_request = 0
+        splitter = QSplitter()
+        splitter.addWidget(self.stack)
+        splitter.addWidget(self.inside)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
 
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(splitter, 1)
         return body
 
     # ---- adding images
@@ -393,6 +412,8 @@ class ClassifyPage(ModelPage[ImageClassifier]):
     # ---- classifying
 
     def model_ready(self, model: ImageClassifier) -> None:
+        self.inside.set_labels([str(label) for label in model.labels or []])
+        self.inside.clear()
         self.progress.hide()
         self.results.set_running(False)
         if self.results.items:
@@ -433,6 +454,8 @@ class ClassifyPage(ModelPage[ImageClassifier]):
     def _on_rows(self, rows: list) -> None:
         self.results.update(rows)
         self.progress.setValue(self.progress.value() + len(rows))
+        if self.inside.view is None:
+            self.refresh_inside()  # the selected image may have just got its predictions
 
     def _on_finished(self, job: Job, ids: set[int]) -> None:
         self.progress.hide()
@@ -457,7 +480,63 @@ class ClassifyPage(ModelPage[ImageClassifier]):
         if not job.stopped:
             self._classify_pending()  # images added while this job ran
 
+    # ---- looking inside
+
+    def show_inside(self, shown: bool) -> None:
+        self.inside.setVisible(shown)
+        if shown:
+            if not self.view.currentIndex().isValid() and self.results.items:
+                self.view.setCurrentIndex(self.results.index(0))
+            self.refresh_inside()
+
+    def selected_item(self) -> ImageResult | None:
+        index = self.view.currentIndex()
+        return self.results.items[index.row()] if index.isValid() and index.row() < len(self.results.items) else None
+
+    def refresh_inside(self, class_index: int | None = None) -> None:
+        """Compute the Inside view of the selected image on a worker; a newer request or another model drops it."""
+        if not self.inside.isVisible() or self.model is None:
+            return
+        item = self.selected_item()
+        if item is None or item.predictions is None:
+            waiting = "Select a classified image to see inside the model."
+            self.inside.clear(item.error if item is not None and item.error else waiting)
+            return
+        if class_index is None:
+            class_index = item.predictions[0].index
+        self._inside_request += 1
+        request, model, path = self._inside_request, self.model, item.path
+
+        def current() -> bool:
+            return request == self._inside_request and self.model is model
+
+        self.inside.set_waiting(f"Looking inside for {path.name}…")
+        self.ctx.runner.submit(
+            lambda _job: look_inside(model, path, class_index),
+            name="inside",
+            result=lambda view: self._show_inside(view) if current() else None,
+            error=lambda message: self.inside.clear(message) if current() else None,
+        )
+
+    def _show_inside(self, view: InsideView) -> None:
+        self.inside.show_view(view)
+
+    def save_inside(self) -> None:
+        if self.inside.view is None:
+            return
+        default = Path(self._last_dir()) / f"{self.inside.view.path.stem}-inside.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Save the Inside view as PNG", str(default), "PNG (*.png)")
+        if not path:
+            return
+        try:
+            saved = self.inside.save_png(path)
+        except OSError as exc:
+            self.fail("Cannot save the PNG", str(exc))
+            return
+        self.show_message(f"Saved {saved}")
+
     def clear(self) -> None:
+        self.inside.clear()
         if self.busy:
             self.stop()
         self.results.clear()

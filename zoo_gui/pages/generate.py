@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zoo_gui.inside_text import TextInsidePanel, TextInsideView, look_inside_text
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import hint
 from zoo_gui.workers import Chunk, StreamSummary, stream
@@ -165,6 +166,15 @@ class GeneratePage(ModelPage[TextGenerator]):
         out_bar.addWidget(self.copy_button)
         out_bar.addWidget(self.save_button)
         out_bar.addWidget(self.clear_button)
+        self.inside_button = QPushButton("Inside")
+        self.inside_button.setCheckable(True)
+        self.inside_button.setToolTip("Show the model's attention (GPT) or hidden state (LSTM, GRU) over the text")
+        self.inside_button.toggled.connect(self.show_inside)
+        out_bar.addWidget(self.inside_button)
+        self.inside = TextInsidePanel()
+        self.inside.save_requested.connect(self.save_inside)
+        self.inside.hide()
+        self._inside_request = 0
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -172,6 +182,7 @@ class GeneratePage(ModelPage[TextGenerator]):
         right_layout.addWidget(QLabel("Output"))
         right_layout.addWidget(self.output, 1)
         right_layout.addLayout(out_bar)
+        right_layout.addWidget(self.inside, 1)
 
         splitter = QSplitter()
         splitter.addWidget(left)
@@ -187,6 +198,7 @@ class GeneratePage(ModelPage[TextGenerator]):
         return self.model is not None and self.model.is_dna
 
     def model_ready(self, model: TextGenerator) -> None:
+        self.inside.clear()
         if self._generated:
             self.stats.setText("Model changed: generate again for this model's text.")
         self._apply_defaults()
@@ -276,6 +288,7 @@ class GeneratePage(ModelPage[TextGenerator]):
         self._update_stats()
 
     def _on_done(self, summary: StreamSummary) -> None:
+        self.refresh_inside()
         state = "Stopped" if summary.stopped else "Done"
         self.stats.setText(f"{state}: {summary.pieces} tokens in {summary.elapsed:.2f} s · {summary.rate:,.0f} tokens/s")
         self._update_stats()
@@ -324,6 +337,50 @@ class GeneratePage(ModelPage[TextGenerator]):
         if action == "save":
             return bool(self._generated) and not self.busy
         return super().can(action)
+
+    # ---- looking inside
+
+    def show_inside(self, shown: bool) -> None:
+        self.inside.setVisible(shown)
+        if shown:
+            self.refresh_inside()
+
+    def refresh_inside(self) -> None:
+        """Look inside over the prompt and the output on a worker; a newer request or another model drops it."""
+        if not self.inside.isVisible() or self.model is None:
+            return
+        text = self.full_text() or self.prompt.toPlainText()
+        if self.is_dna:
+            text = text.strip().upper()
+        if not text:
+            self.inside.clear()
+            return
+        self._inside_request += 1
+        request, model = self._inside_request, self.model
+
+        def current() -> bool:
+            return request == self._inside_request and self.model is model
+
+        self.inside.set_waiting("Looking inside…")
+        self.ctx.runner.submit(
+            lambda _job: look_inside_text(model, text),
+            name="inside",
+            result=lambda view: self._show_inside(view) if current() else None,
+            error=lambda message: self.inside.clear(message) if current() else None,
+        )
+
+    def _show_inside(self, view: TextInsideView) -> None:
+        self.inside.show_view(view)
+
+    def save_inside(self) -> None:
+        start = Path(str(self.ctx.settings.value("generate/last_dir", str(Path.home())))) / "inside.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Save the Inside view as PNG", str(start), "PNG (*.png)")
+        if not path:
+            return
+        try:
+            self.show_message(f"Saved {self.inside.save_png(path)}")
+        except OSError as exc:
+            self.fail("Cannot save the PNG", str(exc))
 
     # ---- copy and save
 

@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from PySide6.QtGui import QFontDatabase
+import numpy as np
+from PySide6.QtGui import QFontDatabase, QPixmap
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -28,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zoo_gui.inside import to_qimage
+from zoo_gui.inside_text import attention_picture
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ERROR_COLOR, ProbabilityBars, hint
 from zoo_gui.workers import Job
@@ -278,23 +282,80 @@ class TranslatePanel(SequencePanel[Translator]):
         self.max_len.setToolTip("Longest output to write (0 = the bundle's default)")
         self.max_len.setMaximumWidth(160)
         self.details = hint("")
+        # Inside: the cross-attention alignment of source and output (bundles with an inspect graph).
+        self.alignment = QLabel()
+        self.alignment.setObjectName("inside-alignment")
+        self.alignment_caption = hint("")
+        self.save_alignment_button = QPushButton(
+            self.style().standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Save Alignment PNG…"
+        )
+        self.save_alignment_button.clicked.connect(self.save_alignment)
+        self.save_alignment_button.hide()
         layout = QFormLayout(box)
         layout.addRow("Target", self.output)
         layout.addRow("Max length", self.max_len)
         layout.addRow("", self.details)
+        layout.addRow("", self.alignment_caption)
+        layout.addRow("", self.alignment)
+        layout.addRow("", self.save_alignment_button)
 
     def clear_output(self) -> None:
         self.output.clear()
         self.details.setText("")
+        self.alignment.clear()
+        self.alignment_caption.setText("")
+        self.save_alignment_button.hide()
+
+    def show_alignment(self, cross: np.ndarray, heads: int) -> None:
+        """``cross``: [output + 1, source] attention of the last decoder layer, averaged over ``heads``."""
+        self.alignment.setPixmap(QPixmap.fromImage(to_qimage(attention_picture(cross, side=320))))
+        self.alignment_caption.setText(
+            f"Alignment (cross-attention of the last decoder layer, mean of {heads} heads): row t is output token t "
+            f"(the last row: end of sequence), column s is source token s; {cross.shape[0]} x {cross.shape[1]}."
+        )
+        self.save_alignment_button.show()
+
+    def clear_alignment(self, text: str) -> None:
+        self.alignment.clear()
+        self.alignment_caption.setText(text)
+        self.save_alignment_button.hide()
+
+    def save_alignment(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the alignment as PNG", "alignment.png", "PNG (*.png)")
+        if path:
+            try:
+                self.save_alignment_png(path)
+            except OSError as exc:
+                self.page.fail("Cannot save the PNG", str(exc))
+
+    def save_alignment_png(self, path: str) -> str:
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        pixmap = self.alignment.pixmap()
+        if pixmap is None or pixmap.isNull() or not pixmap.save(path, "PNG"):
+            raise OSError(f"cannot write {path}")
+        return path
 
     def work(self, model: Translator, value: SequenceInput) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
         max_len = self.max_len.value() or None
 
-        def fn(job: Job) -> str | list[int]:
+        def fn(job: Job) -> tuple[str | list[int], np.ndarray | str, int]:
             out = model.translate(value, max_len=max_len)
-            return out if isinstance(out, str) else list(out)
+            out = out if isinstance(out, str) else list(out)
+            if not model.inspect_layers:
+                return out, "This bundle has no inspect graph: export it again to see the alignment.", 0
+            try:
+                cross = model.inspect(value, output=out)["cross_attention"][-1, 0]  # [heads, output + 1, source]
+            except BundleError as exc:  # the translation stands; only its alignment is missing
+                return out, f"No alignment: {exc}", 0
+            return out, cross.mean(axis=0), cross.shape[0]
 
-        def show(out: str | list[int]) -> None:
+        def show(result: tuple[str | list[int], np.ndarray | str, int]) -> None:
+            out, cross, heads = result
+            if isinstance(cross, str):
+                self.clear_alignment(cross)
+            else:
+                self.show_alignment(cross, heads)
             self.output.setText(out if isinstance(out, str) else model.target_vocab.decode(out))
             expected = next((e[1] for e in self.examples if isinstance(value, str) and e[0] == value), None)
             if isinstance(value, str):

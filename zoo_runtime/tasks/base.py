@@ -62,7 +62,9 @@ class BundleModel:
         self.signature = SignatureStatus(signed=False)  # set by zoo_runtime.load after checking model.sig
         self.session_runs = 0  # how many times a graph ran (lets callers see that a stop really stopped)
         self._sessions = {}
-        for role in self.roles:
+        # Optional graphs (the task contract's optional_roles, e.g. "inspect") run when the bundle has them.
+        optional = [role for role in task_kind(self.task).optional_roles if role in bundle.graph_bytes]
+        for role in (*self.roles, *optional):
             if role not in bundle.graph_bytes:
                 file = self.manifest["graphs"].get(role, {}).get("file")
                 if file:  # a TorchScript-only bundle (zoo-export --format torchscript)
@@ -164,6 +166,26 @@ class BundleModel:
         if role not in self._sessions:
             raise BundleError(f"{self.name}: no {role!r} graph runs here (it has {', '.join(self._sessions)})")
         return self._run(role, dict(feeds), outputs)
+
+    @property
+    def inspect_layers(self) -> list[dict[str, Any]]:
+        """The named stages the ``inspect`` graph returns ({name, dtype, shape}, in order); [] without one."""
+        if schema.ROLE_INSPECT not in self._sessions:
+            return []
+        return [dict(spec) for spec in self.graph(schema.ROLE_INSPECT)["outputs"]]
+
+    def _inspect(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of the ``inspect`` graph by its manifest name; a bundle without one is a BundleError."""
+        if schema.ROLE_INSPECT not in self._sessions:
+            raise self._no_inspect_graph()
+        names = [spec["name"] for spec in self.graph(schema.ROLE_INSPECT)["outputs"]]
+        return dict(zip(names, self._run(schema.ROLE_INSPECT, feeds, names), strict=True))
+
+    def _no_inspect_graph(self) -> BundleError:
+        return BundleError(
+            f"{self.path}: this bundle has no inspect graph (its model names no stages, or it was exported "
+            "before zoo-export wrote one); export it again to look inside"
+        )
 
     def top_predictions(self, logits: np.ndarray, top_k: int | None) -> list[Prediction]:
         """One row of logits ``[K]`` -> the ``top_k`` (every one when None) labels, most probable first."""

@@ -212,6 +212,74 @@ class ImageClassifier(BundleModel):
         probs = softmax(self.logits(images), axis=-1)
         return [self._predictions(p, top_k) for p in probs]
 
+    def inspect(self, images: Any) -> dict[str, np.ndarray]:
+        """What the model computes inside for ``images`` (as ``classify`` takes them), by stage name.
+
+        The names, in order, are those of the bundle's ``inspect`` graph (``inspect_layers``): for
+        example ``conv1`` [N, C, H, W] activations, ..., and ``features`` [N, D], the pooled vector
+        the head classifies. A bundle without an inspect graph is a BundleError.
+        """
+        x = self.preprocess(images)
+        batches = [self._inspect({self._input: x[i : i + _BATCH]}) for i in range(0, x.shape[0], _BATCH)]
+        return {name: np.concatenate([batch[name] for batch in batches], axis=0) for name in batches[0]}
+
+    def saliency(
+        self,
+        image: Any,
+        class_index: int,
+        patch: int | None = None,
+        stride: int | None = None,
+        baseline: float | list[float] | None = None,
+    ) -> np.ndarray:
+        """Occlusion saliency of one image for one class: float32 [H, W] at the graph's size.
+
+        A ``patch`` x ``patch`` square (default about a seventh of the shorter side) slides over the
+        image by ``stride`` (default half a patch), and is filled with ``baseline`` (default the
+        training data's mean pixel from the manifest, i.e. zero after the graph's normalisation).
+        Each pixel's value is the mean drop in the class's probability over the squares covering
+        it: positive where hiding the pixel lowers the class, negative where it helps. Only
+        forward passes of the model graph (batched), so any classifier bundle has it.
+        """
+        x = self.preprocess(image)
+        if x.shape[0] != 1:
+            raise BundleError(f"saliency: give one image, got {x.shape[0]}")
+        reference_probs = softmax(self.logits(x), axis=-1)[0]
+        classes = reference_probs.shape[-1]
+        if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)) or not 0 <= class_index < classes:
+            raise BundleError(f"saliency: class_index {class_index!r} is not a class of this model (0..{classes - 1})")
+        h, w = self.image_spec.height, self.image_spec.width
+        patch = _positive(patch, "patch", default=max(1, round(min(h, w) / 7)))
+        if patch > min(h, w):
+            raise BundleError(f"saliency: patch {patch} is larger than the {h}x{w} image")
+        stride = _positive(stride, "stride", default=max(1, patch // 2))
+        fill = self._baseline(baseline)
+        tops = _window_starts(h, patch, stride)
+        lefts = _window_starts(w, patch, stride)
+        windows = [(top, left) for top in tops for left in lefts]
+        occluded = np.repeat(x, len(windows), axis=0)
+        for i, (top, left) in enumerate(windows):
+            occluded[i, :, top : top + patch, left : left + patch] = fill[:, None, None]
+        reference = float(reference_probs[class_index])
+        probs = softmax(self.logits(occluded), axis=-1)[:, class_index]
+        total = np.zeros((h, w), dtype=np.float64)
+        covered = np.zeros((h, w), dtype=np.float64)
+        for (top, left), prob in zip(windows, probs, strict=True):
+            total[top : top + patch, left : left + patch] += reference - float(prob)
+            covered[top : top + patch, left : left + patch] += 1.0
+        saliency: np.ndarray = (total / np.maximum(covered, 1.0)).astype(np.float32)
+        return saliency
+
+    def _baseline(self, baseline: float | list[float] | None) -> np.ndarray:
+        """The fill value per channel, float32 [C] in 0..1."""
+        c = self.image_spec.channels
+        if baseline is None:
+            pre = (self.manifest.get("preprocessing") or {}).get("image") or {}
+            baseline = pre.get("mean") or 0.0
+        values = np.asarray(baseline, dtype=np.float32).reshape(-1)
+        if values.size not in (1, c) or not np.all(np.isfinite(values)):
+            raise BundleError(f"saliency: baseline {baseline!r}: expected one number or one per channel ({c})")
+        return np.ascontiguousarray(np.broadcast_to(values, (c,)))
+
     def describe_task(self) -> dict[str, Any]:
         spec = self.image_spec
         return {"image": {"channels": spec.channels, "height": spec.height, "width": spec.width, "color": spec.color}}
@@ -219,3 +287,19 @@ class ImageClassifier(BundleModel):
     def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
         results = self.classify(request["images"], top_k=request.get("top_k", 5))
         return {"predictions": [[p._asdict() for p in preds] for preds in results]}
+
+
+def _positive(value: Any, what: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise BundleError(f"saliency: {what} {value!r}: expected a positive integer")
+    return int(value)
+
+
+def _window_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Where squares of ``patch`` start along one side so that, by ``stride``, they cover it to the edge."""
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)
+    return starts

@@ -85,6 +85,29 @@ class Translator(BundleModel):
         row = [int(t) for t in out[0]]
         return row[: row.index(self.eos_id)] if self.eos_id in row else row
 
+    def inspect(self, src: Any, output: Any = None) -> dict[str, np.ndarray]:
+        """The attention probabilities for ``src`` (text or ids, as ``translate`` takes it) and its translation
+        (``output``, default: the greedy one), by the inspect graph's names: ``encoder_attention``
+        [layers, 1, heads, S, S], ``decoder_attention`` [layers, 1, heads, T, T] and ``cross_attention``
+        [layers, 1, heads, T, S], over the target prefix bos + output (row t: the source positions read to
+        predict output token t, or eos after the last). A bundle without an inspect graph is a BundleError."""
+        if schema.ROLE_INSPECT not in self._sessions:
+            raise self._no_inspect_graph()
+        ids = (
+            self.vocab.encode(src, "src")
+            if isinstance(src, str)
+            else [int(t) for t in as_token_ids(src, self.vocab_size(), "src")]
+        )
+        if output is None:
+            output = self.translate_ids(ids)
+        elif isinstance(output, str):
+            output = self.target_vocab.encode(output, "output", allow_empty=True)
+        target = [self.bos_id, *[int(t) for t in output]]
+        if self.max_target and len(target) > self.max_target:
+            target = target[: self.max_target]  # the prefix positions the model knows
+        feeds = {schema.INPUT_SRC: np.asarray([ids], dtype=np.int64), schema.INPUT_TGT: np.asarray([target], dtype=np.int64)}
+        return self._inspect(feeds)
+
     def describe_task(self) -> dict[str, Any]:
         return {
             "vocab_size": self.vocab_size(),

@@ -105,6 +105,58 @@ class TextGenerator(BundleModel):
         logits, *new_state = self._run(schema.ROLE_STEP, feeds, outputs)
         return logits, new_state
 
+    # ------------------------------------------------------------------------------ looking inside
+
+    @property
+    def inspect_layers(self) -> list[dict[str, Any]]:
+        """What ``inspect`` returns ({name, dtype, shape}): the inspect graph's outputs (GPT: ``attention``
+        [layers, batch, heads, time, time]), else for recurrent models each state over time [layers, batch, time, H]."""
+        if not self.is_recurrent:
+            return super().inspect_layers
+        states = [
+            {"name": s["input"], "dtype": s.get("dtype", "float32"), "shape": _over_time(s["shape"])} for s in self._state_specs
+        ]
+        gates = [dict(layer, shape=_over_time(layer["shape"])) for layer in super().inspect_layers]
+        return states + gates
+
+    @property
+    def is_recurrent(self) -> bool:
+        return (self.manifest.get("generation") or {}).get("kind") == schema.GENERATION_RECURRENT
+
+    def inspect(self, prompt: str) -> dict[str, np.ndarray]:
+        """What the model computes inside over ``prompt``, by name (see ``inspect_layers``).
+
+        With an inspect graph over whole prompts (char GPT) its outputs, for a prompt that fits the model's
+        context. A recurrent model gives its state after each character, from the step graph fed one id
+        at a time: ``h`` (and ``c`` for LSTMs) [layers, 1, time, hidden]; the from-scratch cells' step-shaped
+        inspect graph adds their gates before each step (``reset``, ``update``, ``candidate`` or
+        ``input``, ``forget``, ``cell``, ``output``), each [layers, 1, time, hidden]. Else a BundleError.
+        """
+        ids = self.encode(prompt)
+        if not ids:
+            raise BundleError("prompt: nothing to look inside (no character of the vocabulary)")
+        if schema.ROLE_INSPECT in self._sessions and not self.is_recurrent:
+            if self.max_context is not None and len(ids) > self.max_context:
+                raise BundleError(
+                    f"prompt: {len(ids)} tokens, more than the {self.max_context} positions {self.name} attends over"
+                )
+            return self._inspect({schema.INPUT_TOKENS: np.asarray([ids], dtype=np.int64)})
+        if not self.is_recurrent:
+            raise self._no_inspect_graph()
+        gates = schema.ROLE_INSPECT in self._sessions  # a step-shaped inspect graph: the gates of scratch cells
+        state = self.initial_state(1)
+        over_time: dict[str, list[np.ndarray]] = {}
+        for token in ids:
+            feed = np.asarray([[token]], dtype=np.int64)
+            if gates:
+                feeds = {schema.INPUT_TOKENS: feed, **{s["input"]: v for s, v in zip(self._state_specs, state, strict=True)}}
+                for name, value in self._inspect(feeds).items():
+                    over_time.setdefault(name, []).append(value)
+            _logits, state = self.step(feed, state)
+            for spec, value in zip(self._state_specs, state, strict=True):
+                over_time.setdefault(spec["input"], []).append(value)
+        return {layer["name"]: np.stack(over_time[layer["name"]], axis=2) for layer in self.inspect_layers}
+
     # ------------------------------------------------------------------------------ generation
 
     def generate(
@@ -205,3 +257,8 @@ def _stop_at(pieces: Iterator[str], stops: list[str]) -> Iterator[str]:
         close = getattr(pieces, "close", None)
         if close:
             close()
+
+
+def _over_time(shape: list[Any]) -> list[Any]:
+    """A recurrent state's shape [layers, batch, H] with a time axis after the batch: [layers, batch, time, H]."""
+    return [*shape[:2], "time", *shape[2:]]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -59,6 +59,14 @@ class Attention(nn.Module):
         k, v = self.key_value(x).chunk(2, dim=-1)
         return self.split_heads(k), self.split_heads(v)
 
+    def probabilities(self, x: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        """What ``forward`` weighs the values by: softmax(q k^T / sqrt(head_dim)) [N, heads, T, S], masked."""
+        q = self.split_heads(self.query(x))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return torch.softmax(scores, dim=-1)
+
     def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         """Queries from ``x`` [N, T, D] attend to ``k``/``v``; ``mask`` is boolean, True = may attend."""
         q = self.split_heads(self.query(x))
@@ -96,6 +104,11 @@ class Block(nn.Module):
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         return x + self.attn(h, k, v, mask), k, v
+
+    def attention_probabilities(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """How the attention half weighs the positions of ``x`` (no past): [N, heads, T, T]."""
+        h = self.ln1(x)
+        return self.attn.probabilities(h, self.attn.keys_values(h)[0], mask)
 
     def forward(self, x: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
         x, k, v = self.self_attend(x, mask, past)
@@ -170,6 +183,17 @@ class GPT(nn.Module):
             keys.append(k)
             values.append(v)
         return self.lm_head(self.ln_f(x)), torch.stack(keys), torch.stack(values)
+
+    def inspect_stages(self, tokens: Tensor) -> list[tuple[str, Tensor]]:
+        """``attention``: each layer's attention probabilities over the prompt [n_layer, N, n_head, T, T]."""
+        t = tokens.shape[1]
+        x = self.drop(self.wte(tokens) + self.wpe(torch.arange(t, device=tokens.device)))
+        mask = causal_mask(0, t, tokens.device)
+        maps = []
+        for block in self.blocks:
+            maps.append(cast(Block, block).attention_probabilities(x, mask))
+            x = block(x, mask)[0]
+        return [("attention", torch.stack(maps))]
 
     def forward(self, tokens: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """(logits [N, T, V], (present keys, present values)); the training entry point."""

@@ -46,6 +46,39 @@ class GAN(Protocol):
     def generate(self, z: torch.Tensor) -> torch.Tensor: ...
 
 
+class InspectableModel(Protocol):
+    """A model that names what it computes inside, for the bundle's ``inspect`` graph (docs/BUNDLE.md).
+
+    ``inspect_stages(x)`` takes the model's input and returns, in order, each stage a person would
+    name. Image classifiers (given normalised images): ``conv1``, ``block2``, ... ([N, C, H, W]
+    activations) and last ``features``, the pooled vector [N, D] the head classifies (what
+    ``features(x)`` returns). Char GPT (given token ids): ``attention`` [layers, N, heads, T, T].
+    """
+
+    def inspect_stages(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]: ...
+
+
+def conv_activation_stages(
+    body: nn.Sequential, fc: nn.Module, x: torch.Tensor, activation: type[nn.Module] | tuple[type[nn.Module], ...]
+) -> list[tuple[str, torch.Tensor]]:
+    """``conv1``, ``conv2``, ...: each activation's output in ``body`` (before its pooling), then ``features``.
+
+    ``features`` is ``fc(body(x))``, what the models' ``features(x)`` returns.
+    """
+    stages: list[tuple[str, torch.Tensor]] = []
+    for layer in body:
+        x = layer(x)
+        if isinstance(layer, activation):
+            stages.append((f"conv{len(stages) + 1}", x))
+    stages.append(("features", fc(x)))
+    return stages
+
+
+def as_inspectable(model: nn.Module) -> InspectableModel | None:
+    """The model's stage-naming interface, or None for a model that names none."""
+    return cast(InspectableModel, model) if callable(getattr(model, "inspect_stages", None)) else None
+
+
 def as_step_model(model: nn.Module) -> StepModel:
     return cast(StepModel, model)
 

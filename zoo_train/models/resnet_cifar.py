@@ -70,6 +70,16 @@ class ResNetCIFAR(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.final(self.stages(self.stem(x)))
 
+    def inspect_stages(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """``stem``, each residual block (``block1``...) and the pooled ``features``."""
+        x = self.stem(x)
+        stages = [("stem", x)]
+        for index, block in enumerate(self.stages, start=1):
+            x = block(x)
+            stages.append((f"block{index}", x))
+        stages.append(("features", self.final(x)))
+        return stages
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
 

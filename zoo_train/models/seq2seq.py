@@ -10,7 +10,7 @@ are derived from ``src`` inside ``decode`` so the exported decoder needs no sepa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -85,10 +85,13 @@ class Seq2SeqTransformer(nn.Module):
     def encode(self, src: Tensor) -> Tensor:
         """src [N, S] (pad-filled) -> memory [N, S, d_model]."""
         mask = self.source_mask(src)
-        x = self._embed(src, self.src_embed if self.src_embed is not None else self.embed)
+        x = self._embed_source(src)
         for block in self.encoder:
             x, _, _ = block(x, mask)
         return self.ln_memory(x)
+
+    def _embed_source(self, src: Tensor) -> Tensor:
+        return self._embed(src, self.src_embed if self.src_embed is not None else self.embed)
 
     def decode(self, tgt: Tensor, memory: Tensor, src: Tensor) -> Tensor:
         """Target prefix [N, T] (bos first), memory, src -> logits [N, T, V] for the next token at each place."""
@@ -102,6 +105,33 @@ class Seq2SeqTransformer(nn.Module):
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
         """Teacher forcing: logits for every position of ``tgt``."""
         return self.decode(tgt, self.encode(src), src)
+
+    def inspect_stages(self, src: Tensor, tgt: Tensor) -> list[tuple[str, Tensor]]:
+        """The attention probabilities for a source and a target prefix, as ``encode`` and ``decode`` compute them:
+        ``encoder_attention`` [enc_layers, N, heads, S, S], ``decoder_attention`` [dec_layers, N, heads, T, T] and
+        ``cross_attention`` [dec_layers, N, heads, T, S] (row t: the source positions read to predict token t + 1)."""
+        source_mask = self.source_mask(src)
+        x = self._embed_source(src)
+        encoder_maps = []
+        for block in self.encoder:
+            encoder_maps.append(cast(Block, block).attention_probabilities(x, source_mask))
+            x = block(x, source_mask)[0]
+        memory = self.ln_memory(x)
+        self_mask = causal_mask(0, tgt.shape[1], tgt.device)
+        y = self._embed(tgt, self.embed)
+        decoder_maps, cross_maps = [], []
+        for block in self.decoder:
+            decoder = cast(DecoderBlock, block)
+            decoder_maps.append(decoder.attention_probabilities(y, self_mask))
+            attended, _, _ = decoder.self_attend(y, self_mask)
+            keys = decoder.cross.keys_values(memory)[0]
+            cross_maps.append(decoder.cross.probabilities(decoder.ln_cross(attended), keys, source_mask))
+            y = decoder(y, memory, self_mask, source_mask)
+        return [
+            ("encoder_attention", torch.stack(encoder_maps)),
+            ("decoder_attention", torch.stack(decoder_maps)),
+            ("cross_attention", torch.stack(cross_maps)),
+        ]
 
 
 TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 32, "dropout": 0.0}

@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from zoo_runtime import schema
 from zoo_train.models._image_recipes import image_recipes
+from zoo_train.models.protocols import conv_activation_stages
 from zoo_train.registry import QualityTarget, register_model
 
 
@@ -49,6 +50,9 @@ class SimpleCNN(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.body(x))
+
+    def inspect_stages(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        return conv_activation_stages(self.body, self.fc, x, nn.ReLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

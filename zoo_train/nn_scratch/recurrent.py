@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -29,6 +29,7 @@ class _CellBase(nn.Module):
     """Parameters shared by the GRU and LSTM cells; ``gates`` is 3 (GRU) or 4 (LSTM)."""
 
     gates: int
+    gate_names: tuple[str, ...]  # what gates_of returns, in order
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
@@ -63,9 +64,10 @@ class GRUCell(_CellBase):
 
     gates = 3
 
-    def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
-        """x [N, in], h [N, H] (zeros if None) -> h' [N, H]."""
-        h = self._zeros(x) if state is None else state
+    gate_names = ("reset", "update", "candidate")
+
+    def gates_of(self, x: Tensor, h: Tensor) -> Tensor:
+        """The activated gates [3, N, H]: reset r, update z (sigmoids) and the candidate n (tanh)."""
         gi = ops.linear(x, self.weight_ih, self.bias_ih)
         gh = ops.linear(h, self.weight_hh, self.bias_hh)
         i_r, i_z, i_n = gi.chunk(3, dim=-1)
@@ -74,6 +76,12 @@ class GRUCell(_CellBase):
         z = ops.sigmoid(i_z + h_z)
         # The reset gate multiplies (W_hn h + b_hn), bias included: torch's (cuDNN) variant.
         n = ops.tanh(i_n + r * h_n)
+        return torch.stack([r, z, n])
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
+        """x [N, in], h [N, H] (zeros if None) -> h' [N, H]."""
+        h = self._zeros(x) if state is None else state
+        _r, z, n = self.gates_of(x, h)
         return (1.0 - z) * n + z * h
 
 
@@ -82,16 +90,23 @@ class LSTMCell(_CellBase):
 
     gates = 4
 
+    gate_names = ("input", "forget", "cell", "output")
+
+    def gates_of(self, x: Tensor, h: Tensor) -> Tensor:
+        """The activated gates [4, N, H]: input i, forget f (sigmoids), cell candidate g (tanh), output o (sigmoid)."""
+        gates = ops.linear(x, self.weight_ih, self.bias_ih) + ops.linear(h, self.weight_hh, self.bias_hh)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        return torch.stack([ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)])
+
     def forward(self, x: Tensor, state: LSTMState | None = None) -> LSTMState:
         """x [N, in], (h, c) each [N, H] (zeros if None) -> (h', c')."""
         if state is None:
             h = c = self._zeros(x)
         else:
             h, c = state
-        gates = ops.linear(x, self.weight_ih, self.bias_ih) + ops.linear(h, self.weight_hh, self.bias_hh)
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c_new = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        h_new = ops.sigmoid(o) * ops.tanh(c_new)
+        i, f, g, o = self.gates_of(x, h)
+        c_new = f * c + i * g
+        h_new = o * ops.tanh(c_new)
         return h_new, c_new
 
 
@@ -147,6 +162,22 @@ class _StackedRNN(nn.Module):
             y = y.transpose(0, 1)
         return y, state
 
+    def step_gates(self, x_t: Tensor, state: Any) -> Tensor:
+        """The activated gates of every layer for one time step: [layers, gates, N, H] (names: the cell's ``gate_names``)."""
+        out = x_t
+        found = []
+        for k, cell in enumerate(self.cells):
+            layer_state = self._layer_state(state, k)
+            h = layer_state if isinstance(layer_state, Tensor) else layer_state[0]
+            found.append(cast(Any, cell).gates_of(out, h))
+            new = cell(out, layer_state)
+            out = self._between_layers(k, new if isinstance(new, Tensor) else new[0])
+        return torch.stack(found)
+
+    def _layer_state(self, state: Any, k: int) -> Any:
+        """Layer ``k``'s part of the stacked state."""
+        raise NotImplementedError
+
     def _between_layers(self, k: int, out: Tensor) -> Tensor:
         return self.drop(out) if k < self.num_layers - 1 else out
 
@@ -192,6 +223,9 @@ class GRU(_StackedRNN):
     def zero_state(self, x_t: Tensor) -> Tensor:
         return x_t.new_zeros(self.num_layers, x_t.shape[0], self.hidden_size)
 
+    def _layer_state(self, state: Tensor, k: int) -> Tensor:
+        return state[k]
+
     def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """x_t [N, F], h [L, N, H] -> (top-layer output [N, H], h' [L, N, H])."""
         out = x_t
@@ -215,6 +249,9 @@ class LSTM(_StackedRNN):
     def zero_state(self, x_t: Tensor) -> LSTMState:
         z = x_t.new_zeros(self.num_layers, x_t.shape[0], self.hidden_size)
         return z, z
+
+    def _layer_state(self, state: LSTMState, k: int) -> LSTMState:
+        return state[0][k], state[1][k]
 
     def step(self, x_t: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
         """x_t [N, F], (h, c) each [L, N, H] -> (top-layer output [N, H], (h', c'))."""
