@@ -81,7 +81,7 @@ class GRUCell(_CellBase):
     def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
         """x [N, in], h [N, H] (zeros if None) -> h' [N, H]."""
         h = self._zeros(x) if state is None else state
-        _r, z, n = self.gates_of(x, h)
+        _r, z, n = self.gates_of(x, h).unbind(0)  # unbind, not iteration: traces without a warning
         return (1.0 - z) * n + z * h
 
 
@@ -104,7 +104,7 @@ class LSTMCell(_CellBase):
             h = c = self._zeros(x)
         else:
             h, c = state
-        i, f, g, o = self.gates_of(x, h)
+        i, f, g, o = self.gates_of(x, h).unbind(0)
         c_new = f * c + i * g
         h_new = o * ops.tanh(c_new)
         return h_new, c_new
