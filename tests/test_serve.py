@@ -203,6 +203,14 @@ def test_sequence_classification_translation_and_gan_png(models: dict[str, Bundl
             await client.post("/models/seq2seq-transformer/translate", json={"tokens": [3, 4, 5, 6], "max_new_tokens": 5})
         ).json()
         assert answer["tokens"] == translator.translate([3, 4, 5, 6], max_len=5)  # type: ignore[attr-defined]
+        # Text is for bundles with a character vocabulary (tests/test_sequence_bundles.py has those); these take ids.
+        assert_error(
+            await client.post("/models/gru-classifier/classify-sequence", json={"sequence": "ACGT"}),
+            400,
+            "takes token ids, not text",
+        )
+        both = await client.post("/models/seq2seq-transformer/translate", json={"tokens": [3], "sequence": "A"})
+        assert both.status_code == 400 and "either tokens (ids) or sequence (text)" in both.json()["error"]
 
         first = await client.get("/models/dcgan/sample.png?n=4&seed=7")
         again = await client.get("/models/dcgan/sample.png?n=4&seed=7")
@@ -371,7 +379,7 @@ def test_full_queue_answers_503_and_the_rest_complete(models: dict[str, BundleMo
 def test_request_timeout_answers_504(models: dict[str, BundleModel], monkeypatch: pytest.MonkeyPatch) -> None:
     translator = models["seq2seq-transformer"]
     release = threading.Event()
-    monkeypatch.setattr(translator, "translate", lambda *args: release.wait(10) and [])
+    monkeypatch.setattr(translator, "translate_ids", lambda *args: release.wait(10) and [])
 
     async def scenario(client: httpx.AsyncClient, server: Server) -> None:
         answer = await client.post("/models/seq2seq-transformer/translate", json={"tokens": [3, 4]})

@@ -24,7 +24,7 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -163,15 +163,31 @@ class Server:
 # -------------------------------------------------------------------------------------------- request bodies
 
 
-class SequenceRequest(BaseModel):
+class _SequenceInput(BaseModel):
+    """A sequence as token ids or, for a bundle with a character vocabulary (DNA, text), as text: one of the two."""
+
     model_config = ConfigDict(extra="forbid")
-    tokens: list[int] = Field(description="token ids, 0..vocabulary size - 1")
+    tokens: list[int] | None = Field(None, description="token ids, 0..vocabulary size - 1")
+    sequence: str | None = Field(None, description='the sequence as text, e.g. a DNA read "ACGT..."')
+
+    @model_validator(mode="after")
+    def _one_of(self) -> _SequenceInput:
+        if (self.tokens is None) == (self.sequence is None):
+            raise ValueError("give either tokens (ids) or sequence (text)")
+        return self
+
+    def length(self) -> int:
+        return len(self.tokens) if self.tokens is not None else len(self.sequence or "")
+
+    def size_text(self) -> str:
+        return f"tokens: {self.length()} ids" if self.tokens is not None else f"sequence: {self.length()} characters"
+
+
+class SequenceRequest(_SequenceInput):
     top_k: int | None = Field(None, ge=1, description="labels to return (default: all)")
 
 
-class TranslateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    tokens: list[int] = Field(description="source token ids")
+class TranslateRequest(_SequenceInput):
     max_new_tokens: int | None = Field(None, ge=1, description="longest output (default: the bundle's)")
 
 
@@ -523,10 +539,13 @@ def create_app(models: Mapping[str, BundleModel], settings: ServeSettings | None
     async def classify_sequence(name: str, body: SequenceRequest) -> dict[str, Any]:
         model = server.model(name, schema.TASK_SEQUENCE_CLASSIFICATION)
         assert isinstance(model, SequenceClassifier)
-        if len(body.tokens) > limits.max_sequence:
-            raise ServeError(400, f"tokens: {len(body.tokens)} ids; this server takes at most {limits.max_sequence}")
+        if body.length() > limits.max_sequence:
+            raise ServeError(400, f"{body.size_text()}; this server takes at most {limits.max_sequence}")
         try:
-            ids = as_token_ids(body.tokens, model.vocab_size())
+            if body.sequence is not None:
+                ids = np.asarray(model.vocab.encode(body.sequence), dtype=np.int64)
+            else:
+                ids = as_token_ids(body.tokens, model.vocab_size())
         except BundleError as exc:
             raise server.user_error(exc, model) from None
         logits = await server.batched(server.graph(name), ids[None])
@@ -536,8 +555,8 @@ def create_app(models: Mapping[str, BundleModel], settings: ServeSettings | None
     async def translate(name: str, body: TranslateRequest) -> dict[str, Any]:
         model = server.model(name, schema.TASK_SEQ2SEQ)
         assert isinstance(model, Translator)
-        if len(body.tokens) > limits.max_sequence:
-            raise ServeError(400, f"tokens: {len(body.tokens)} ids; this server takes at most {limits.max_sequence}")
+        if body.length() > limits.max_sequence:
+            raise ServeError(400, f"{body.size_text()}; this server takes at most {limits.max_sequence}")
         if body.max_new_tokens is not None and body.max_new_tokens > limits.max_new_tokens:
             raise ServeError(400, f"max_new_tokens {body.max_new_tokens} is above this server's limit of {limits.max_new_tokens}")
         max_len = (
@@ -545,8 +564,9 @@ def create_app(models: Mapping[str, BundleModel], settings: ServeSettings | None
             if body.max_new_tokens is not None
             else min(model.max_len or limits.max_new_tokens, limits.max_new_tokens)
         )
-        out = await server.compute(model, model.translate, body.tokens, max_len)
-        return {"model": name, "tokens": out}
+        if body.sequence is not None:  # text in, text out (a DNA window -> its protein)
+            return {"model": name, "output": await server.compute(model, model.translate, body.sequence, max_len)}
+        return {"model": name, "tokens": await server.compute(model, model.translate_ids, body.tokens, max_len)}
 
     @app.get(
         "/models/{name}/sample.png",
