@@ -46,7 +46,7 @@ from zoo_gui.pages.classify import ClassifyPage
 from zoo_gui.store import ModelStore
 from zoo_gui.widgets import busy_bar
 from zoo_gui.workers import Runner
-from zoo_runtime.cli import HelpFormatter, positive_int
+from zoo_runtime.cli import HelpFormatter, add_trusted_key_option, positive_int
 
 DEVICES = {"auto": "Auto (CUDA when available)", "cpu": "CPU only", "cuda": "CUDA (else CPU, with the reason)"}
 MIN_SIZE = QSize(1100, 720)
@@ -436,14 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=positive_int, default=None, help="CPU threads per model (default: ONNX Runtime's choice)"
     )
     parser.add_argument("--page", choices=PAGE_KEYS, default="library", help="page to show first")
-    parser.add_argument(
-        "--trusted-key",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="PUB.pem",
-        help="load only bundles signed (model.sig, OpenSSF Model Signing) by this EC public key (repeatable)",
-    )
+    add_trusted_key_option(parser, "load only bundles signed", "")
     parser.add_argument("--version", action="version", version=f"%(prog)s {zoo_gui.__version__}")
     return parser
 

@@ -22,6 +22,19 @@ from zoo_runtime.tasks.seq2seq import Translator
 from zoo_runtime.tasks.sequence_classification import SequenceClassifier
 
 
+def add_trusted_key_option(parser: argparse.ArgumentParser, what: str, otherwise: str) -> None:
+    """``--trusted-key PUB.pem`` (repeatable), as zoo-run, zoo-gui and zoo-serve share it."""
+    parser.add_argument(
+        "--trusted-key",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PUB.pem",
+        help=f"{what} (model.sig, OpenSSF Model Signing) by this EC public key{otherwise} "
+        "(repeatable: any of them; needs model-zoo[signing])",
+    )
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends an option's default only where it informs: "(default: None)" or a second default says nothing."""
 
@@ -101,15 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", action="store_true", help="run on CPU even when CUDA is available")
     p.add_argument("--threads", type=positive_int, default=None, help="onnxruntime intra-op threads (default: onnxruntime's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument(
-        "--trusted-key",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="PUB.pem",
-        help="refuse the bundle unless it is signed (model.sig, OpenSSF Model Signing) by this EC public key "
-        "(repeatable: any of them; needs model-zoo[signing])",
-    )
+    add_trusted_key_option(p, "refuse the bundle unless it is signed", "")
     return p
 
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import uvicorn
 
-from zoo_runtime.cli import HelpFormatter, checked_number, positive_int
+from zoo_runtime.cli import HelpFormatter, add_trusted_key_option, checked_number, positive_int
 from zoo_runtime.tasks import BundleModel
 from zoo_serve.settings import BatchPolicy, ServeSettings
 
@@ -61,15 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="require 'Authorization: Bearer TOKEN' with a token from this file (one per line)",
     )
-    p.add_argument(
-        "--trusted-key",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="PUB.pem",
-        help="serve only bundles signed (model.sig, OpenSSF Model Signing) by this EC public key; others are reported "
-        "and left out (repeatable: any of them; needs model-zoo[signing])",
-    )
+    add_trusted_key_option(p, "serve only bundles signed", "; others are reported and left out")
     p.add_argument("--cpu", action="store_true", help="run on CPU even when CUDA is available")
     p.add_argument(
         "--threads", type=positive_int, default=None, help="onnxruntime intra-op threads per graph (default: onnxruntime's)"
