@@ -79,20 +79,6 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def infer_body(meta: dict[str, Any], rng: np.random.Generator) -> tuple[bytes, dict[str, str]]:
-    spec = meta["inputs"][0]
-    x = rng.random([1, *spec["shape"][1:]], dtype=np.float32)
-    header = json.dumps(
-        {
-            "inputs": [
-                {"name": spec["name"], "shape": list(x.shape), "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}}
-            ],
-            "outputs": [{"name": meta["outputs"][0]["name"], "parameters": {"binary_data": True}}],
-        }
-    ).encode()
-    return header + x.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
-
-
 class Connection:
     """One keep-alive HTTP/1.1 connection, as little client as possible: on two shared cores a full client
     library (httpx) spends more CPU per request than the server does, and the benchmark would measure it."""

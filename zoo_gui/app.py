@@ -46,7 +46,7 @@ from zoo_gui.pages.classify import ClassifyPage
 from zoo_gui.store import ModelStore
 from zoo_gui.widgets import busy_bar
 from zoo_gui.workers import Runner
-from zoo_runtime.cli import HelpFormatter, add_trusted_key_option, positive_int
+from zoo_runtime.cli import HelpFormatter, add_trusted_key_option, missing_trusted_keys, positive_int
 
 DEVICES = {"auto": "Auto (CUDA when available)", "cpu": "CPU only", "cuda": "CUDA (else CPU, with the reason)"}
 MIN_SIZE = QSize(1100, 720)
@@ -472,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors: argparse's own codes
         return int(exc.code or 0)
     problems = [problem for p in args.paths if (problem := path_problem(Path(p).expanduser()))]
-    problems += [f"--trusted-key {key}: no such public key file" for key in args.trusted_key or [] if not key.is_file()]
+    problems += missing_trusted_keys(args.trusted_key)
     if problems:
         print("zoo-gui: error: " + "\n  ".join(problems), file=sys.stderr)
         return 2

@@ -35,6 +35,11 @@ def add_trusted_key_option(parser: argparse.ArgumentParser, what: str, otherwise
     )
 
 
+def missing_trusted_keys(keys: Sequence[Path] | None) -> list[str]:
+    """One problem line per ``--trusted-key`` file that does not exist."""
+    return [f"--trusted-key {key}: no such public key file" for key in keys or [] if not key.is_file()]
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends an option's default only where it informs: "(default: None)" or a second default says nothing."""
 
@@ -128,10 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.bundle.exists():
         print(f"zoo-run: error: {args.bundle}: no such bundle", file=sys.stderr)
         return 2
-    for key in args.trusted_key or []:
-        if not key.is_file():
-            print(f"zoo-run: error: --trusted-key {key}: no such public key file", file=sys.stderr)
-            return 2
+    for problem in missing_trusted_keys(args.trusted_key):
+        print(f"zoo-run: error: {problem}", file=sys.stderr)
+        return 2
     try:
         model = zoo_runtime.load(
             args.bundle, device="cpu" if args.cpu else "auto", threads=args.threads, trusted_keys=args.trusted_key

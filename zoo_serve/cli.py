@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import uvicorn
 
-from zoo_runtime.cli import HelpFormatter, add_trusted_key_option, checked_number, positive_int
+from zoo_runtime.cli import HelpFormatter, add_trusted_key_option, checked_number, missing_trusted_keys, positive_int
 from zoo_runtime.tasks import BundleModel
 from zoo_serve.settings import BatchPolicy, ServeSettings
 
@@ -137,10 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.exists():
             print(f"zoo-serve: error: {path}: no such bundle or folder", file=sys.stderr)
             return 2
-    for key in args.trusted_key or []:
-        if not key.is_file():
-            print(f"zoo-serve: error: --trusted-key {key}: no such public key file", file=sys.stderr)
-            return 2
+    for problem in missing_trusted_keys(args.trusted_key):
+        print(f"zoo-serve: error: {problem}", file=sys.stderr)
+        return 2
     tokens: tuple[str, ...] = ()
     if args.token_file is not None:
         from zoo_serve.security import TokenFileError, read_token_file
