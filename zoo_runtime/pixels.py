@@ -16,6 +16,7 @@ photos keep their proportions as torchvision's Resize + CenterCrop presets keep 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -81,12 +82,22 @@ def fit_image(img: Any, color: str, width: int, height: int, resize: str = RESIZ
 
 
 def decode_image_file(
-    path: str | os.PathLike[str], color: str, width: int, height: int, resize: str = RESIZE_STRETCH
+    path: str | os.PathLike[str],
+    color: str,
+    width: int,
+    height: int,
+    resize: str = RESIZE_STRETCH,
+    check_size: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Decode an image file to uint8 [height, width, channels]; Pillow's own exceptions for unreadable files."""
+    """Decode an image file to uint8 [height, width, channels]; Pillow's own exceptions for unreadable files.
+
+    ``check_size(width, height)`` sees the size from the file's header, before any pixel is decoded (and may raise).
+    """
     from PIL import Image
 
     with Image.open(path) as img:
+        if check_size is not None:
+            check_size(*img.size)
         if img.format == "JPEG":
             # Both sides at least the target's larger side: covers any crop, and a rotation by EXIF.
             side = max(width, height)

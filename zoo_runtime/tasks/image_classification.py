@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,14 +58,12 @@ def read_image_file(path: str | os.PathLike[str], spec: ImageSpec) -> np.ndarray
         raise InputError(f"{path}: no such image file")
     most = limits.max_image_pixels()
     try:
-        # Pillow warns (or, far above its threshold, refuses) as it opens a large file: the check below says it instead.
+        # Pillow warns (or, far above its threshold, refuses) as it opens a large file: check_size says it instead.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-            if width * height > most:
-                raise _too_large(path, width, height, most)
-            pixels = decode_image_file(path, spec.color, spec.width, spec.height, spec.resize)
+            pixels = decode_image_file(
+                path, spec.color, spec.width, spec.height, spec.resize, check_size=partial(_check_pixels, path, most)
+            )
     except InputError:
         raise
     except Image.DecompressionBombError:
@@ -79,6 +78,11 @@ def read_image_file(path: str | os.PathLike[str], spec: ImageSpec) -> np.ndarray
 
 def _uint8_to_chw(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((pixels.astype(np.float32) / 255.0).transpose(2, 0, 1))
+
+
+def _check_pixels(path: Path, most: int, width: int, height: int) -> None:
+    if width * height > most:
+        raise _too_large(path, width, height, most)
 
 
 def _too_large(path: Path, width: int | None, height: int | None, most: int) -> InputError:
