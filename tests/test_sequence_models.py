@@ -385,6 +385,29 @@ def test_report_targets_it_cannot_write_exit_2_before_writing_anything(smoke_run
     assert readme.read_text() == "# no markers\n" and notes.read_text() == "keep me"
 
 
+def test_readme_table_judges_the_demo_by_its_targets_beside_the_full_recipes_figure(smoke_run, tmp_path: Path) -> None:
+    smoke = smoke_run("char-gpt")
+    summary = json.loads((smoke / "summary.json").read_text())
+    runs = {}
+    for preset, bpc in (("quick", 2.5), ("full", 1.9)):
+        runs[preset] = tmp_path / preset
+        shutil.copytree(smoke, runs[preset] / "char-gpt")
+        changed = {**summary, "preset": preset, "val_bpc": bpc, "val_loss": bpc * 0.6931}
+        (runs[preset] / "char-gpt" / "summary.json").write_text(json.dumps(changed))
+    quality = tmp_path / "QUALITY.md"
+    assert report_main(["--runs", str(runs["full"]), "--quality", str(quality)]) == 0
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- zoo-table:start -->\n<!-- zoo-table:end -->\n")
+    assert report_main(["--runs", str(runs["quick"]), "--readme", str(readme), "--full-figures", str(quality)]) == 0
+    row = next(line for line in readme.read_text().splitlines() if line.startswith("| char-gpt |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[5:9] == ["2.5000", "val_bpc <= 2.7: met", "1.9000", "val_loss <= 1.5: met; val_loss < markov_nats: missed"]
+    # Without a full run on the same data, the full-recipe columns say so instead of borrowing another figure.
+    assert report_main(["--runs", str(runs["quick"]), "--readme", str(readme), "--full-figures", str(tmp_path / "none.md")]) == 0
+    row = next(line for line in readme.read_text().splitlines() if line.startswith("| char-gpt |"))
+    assert "| no full run yet | — |" in row
+
+
 def test_quality_report_marks_a_run_shorter_than_its_recipe() -> None:
     dcgan = get_entry("dcgan")
     planned = dcgan.recipe("full").epochs

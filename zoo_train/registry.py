@@ -106,11 +106,17 @@ class ModelEntry:
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
     # What the full recipe must reach (the zoo's published quality bar), all of them.
     targets: tuple[QualityTarget, ...] = ()
+    # What the quick recipe must reach in `make demo` (minutes on 2 CPU cores), all of them.
+    demo_targets: tuple[QualityTarget, ...] = ()
 
     def recipe(self, preset: str) -> Recipe:
         if preset not in self.recipes:
             raise ValueError(f"model {self.name!r} has no recipe {preset!r}; it has {sorted(self.recipes)}")
         return self.recipes[preset]
+
+    def targets_for(self, preset: str) -> tuple[QualityTarget, ...]:
+        """The quality bar a run of ``preset`` is judged by: the demo's for quick, the full recipe's otherwise."""
+        return self.demo_targets if preset == "quick" else self.targets
 
     def build(self, **config: Any) -> nn.Module:
         return self.builder(**config)
@@ -129,6 +135,7 @@ def register_model(
     description: str = "",
     tiny_config: Mapping[str, Any] | None = None,
     targets: tuple[QualityTarget, ...] = (),
+    demo_targets: tuple[QualityTarget, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder ``f(**config) -> nn.Module`` under ``name``."""
     missing = [p for p in PRESETS if p not in recipes]
@@ -151,6 +158,7 @@ def register_model(
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
             tiny_config=dict(tiny_config or {}),
             targets=tuple(targets),
+            demo_targets=tuple(demo_targets),
         )
         return builder
 

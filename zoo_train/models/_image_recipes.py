@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from zoo_train.registry import Recipe
+from zoo_train.registry import QualityTarget, Recipe
+
+# What every Fashion-MNIST classifier reaches in `make demo` (a few minutes of 2 CPU cores).
+DEMO_ACCURACY = (QualityTarget("test_accuracy", at_least=0.87),)
 
 
 def image_recipes(

@@ -152,6 +152,7 @@ TINY = {"embedding_size": 8, "hidden_size": 16, "num_layers": 1}
     },
     description="CharLSTM: embedding, 2-layer LSTM 256, linear; explicit (h, c) state",
     targets=(QualityTarget("val_loss", at_most=1.60), QualityTarget("val_loss", below="markov_nats")),
+    demo_targets=(QualityTarget("val_bpc", at_most=2.7),),
     tiny_config=TINY,
 )
 def char_lstm(**config: Any) -> CharLSTM:

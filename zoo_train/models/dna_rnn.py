@@ -94,6 +94,9 @@ RECIPES = {
 }
 
 
+BELOW_MARKOV = (QualityTarget("val_bpc", below="markov_bpc"),)
+
+
 @register_model(
     "dna-gru",
     task=schema.TASK_TEXT_GENERATION,
@@ -102,7 +105,8 @@ RECIPES = {
     recipes=RECIPES,
     tiny_config=TINY,
     description="DNA GRU: from-scratch GRU cells, 2 x 128, on a bacterial genome",
-    targets=(QualityTarget("val_bpc", below="markov_bpc"),),
+    targets=BELOW_MARKOV,
+    demo_targets=BELOW_MARKOV,
 )
 def dna_gru(**config: Any) -> DNARNN:
     return DNARNN(DNARNNConfig(**config), "gru")
@@ -116,7 +120,8 @@ def dna_gru(**config: Any) -> DNARNN:
     recipes=RECIPES,
     tiny_config=TINY,
     description="DNA LSTM: from-scratch LSTM cells, 2 x 128, on a bacterial genome",
-    targets=(QualityTarget("val_bpc", below="markov_bpc"),),
+    targets=BELOW_MARKOV,
+    demo_targets=BELOW_MARKOV,
 )
 def dna_lstm(**config: Any) -> DNARNN:
     return DNARNN(DNARNNConfig(**config), "lstm")

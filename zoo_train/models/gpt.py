@@ -249,6 +249,7 @@ TINY = {"n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": 16, "dropout": 0.
     },
     description="Character GPT: 4 layers, 4 heads, n_embd 128, block 64, KV cache, tied weights",
     targets=(QualityTarget("val_loss", at_most=1.50), QualityTarget("val_loss", below="markov_nats")),
+    demo_targets=(QualityTarget("val_bpc", at_most=2.7),),
     tiny_config=TINY,
 )
 def char_gpt(**config: Any) -> GPT:

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from zoo_runtime import schema
-from zoo_train.models._image_recipes import image_recipes
+from zoo_train.models._image_recipes import DEMO_ACCURACY, image_recipes
 from zoo_train.models.protocols import conv_activation_stages
 from zoo_train.registry import QualityTarget, register_model
 
@@ -96,6 +96,7 @@ class LeNet(nn.Module):
     ),
     description="LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
+    demo_targets=DEMO_ACCURACY,
 )
 def lenet5(**config: Any) -> LeNet:
     return LeNet(LeNetConfig(**config))
@@ -109,6 +110,7 @@ def lenet5(**config: Any) -> LeNet:
     recipes=image_recipes(quick_epochs=2, full_epochs=40, lr=1e-3),
     description="CIFAR LeNet: conv 64@5x5 x2 with max-pooling, FC 384-192-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.91),),
+    demo_targets=DEMO_ACCURACY,
     tiny_config={"conv_channels": (8, 8), "fc_sizes": (16, 16)},
 )
 def cifar_lenet(**config: Any) -> LeNet:

@@ -118,6 +118,7 @@ class ResNetCIFAR(nn.Module):
     },
     description="ResNetCIFAR: pre-activation ResNet, 3 stages (32/64/128) x 2 blocks",
     targets=(QualityTarget("test_accuracy", at_least=0.945),),
+    demo_targets=(QualityTarget("test_accuracy", at_least=0.85),),
     tiny_config={"widths": (4, 8), "blocks": (1, 1)},
 )
 def resnet_cifar(**config: Any) -> ResNetCIFAR:

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from zoo_runtime import schema
-from zoo_train.models._image_recipes import image_recipes
+from zoo_train.models._image_recipes import DEMO_ACCURACY, image_recipes
 from zoo_train.models.protocols import conv_activation_stages
 from zoo_train.nn_scratch import Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from zoo_train.registry import QualityTarget, register_model
@@ -65,6 +65,7 @@ class ScratchCNN(nn.Module):
     recipes=image_recipes(quick_epochs=2, full_epochs=30, lr=2e-3, quick_limit=10000),
     description="ScratchCNN: conv-relu-pool x2 + MLP, only from-scratch layers",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
+    demo_targets=DEMO_ACCURACY,
     tiny_config={"widths": (4, 8), "hidden": 16},
 )
 def scratch_cnn(**config: Any) -> ScratchCNN:

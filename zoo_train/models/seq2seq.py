@@ -162,6 +162,7 @@ TINY = {"d_model": 16, "n_head": 2, "num_encoder_layers": 1, "num_decoder_layers
     },
     description="Encoder-decoder transformer, teacher forcing, greedy decoding; DNA to protein by the genetic code",
     targets=(QualityTarget("test_exact", at_least=0.95),),
+    demo_targets=(QualityTarget("test_exact", at_least=0.95),),
     tiny_config=TINY,
 )
 def seq2seq_transformer(**config: Any) -> Seq2SeqTransformer:

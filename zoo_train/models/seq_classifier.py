@@ -93,6 +93,7 @@ TARGETS = (QualityTarget("test_accuracy", above="baseline_test_accuracy"),)
     tiny_config=TINY,
     description="LSTM classifier of DNA reads by genome of origin (M. tuberculosis vs M. leprae)",
     targets=TARGETS,
+    demo_targets=TARGETS,
 )
 def lstm_classifier(**config: Any) -> RNNClassifier:
     return RNNClassifier(SeqClassifierConfig(**config), "lstm")
@@ -107,6 +108,7 @@ def lstm_classifier(**config: Any) -> RNNClassifier:
     tiny_config=TINY,
     description="GRU classifier of DNA reads by genome of origin (M. tuberculosis vs M. leprae)",
     targets=TARGETS,
+    demo_targets=TARGETS,
 )
 def gru_classifier(**config: Any) -> RNNClassifier:
     return RNNClassifier(SeqClassifierConfig(**config), "gru")

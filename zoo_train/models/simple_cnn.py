@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from zoo_runtime import schema
-from zoo_train.models._image_recipes import image_recipes
+from zoo_train.models._image_recipes import DEMO_ACCURACY, image_recipes
 from zoo_train.models.protocols import conv_activation_stages
 from zoo_train.registry import QualityTarget, register_model
 
@@ -69,6 +69,7 @@ class SimpleCNN(nn.Module):
     ),
     description="SimpleCNN: 3x (Conv+BN+ReLU+MaxPool), FC 256 with dropout",
     targets=(QualityTarget("test_accuracy", at_least=0.93),),
+    demo_targets=DEMO_ACCURACY,
     tiny_config={"widths": (4, 8, 8), "hidden": 16},
 )
 def simple_cnn(**config: Any) -> SimpleCNN:
