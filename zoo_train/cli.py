@@ -33,6 +33,8 @@ EXAMPLES = """examples:
   zoo-train --all --preset full --resume             pick an interrupted `make full` up where it stopped
   zoo-train simple-cnn --set dropout=0.3 --set 'widths=[16,32,64]'
   zoo-train simple-cnn --data photos/ --image-size 96    your own images: photos/CLASS/IMAGE (or photos/train|val|test/CLASS/...)
+  zoo-train mobilenet-v3-small --data photos/ --image-size 224 --init-from torchvision --freeze backbone --no-augment
+                                                     a head on torchvision's ImageNet features, computed once
 """
 
 # An image side below 8 pixels leaves nothing for a convolution to see.
@@ -129,15 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--init-from",
-        type=Path,
         metavar="RUN_OR_FILE",
-        help="start from these weights: a run folder, a zoo checkpoint or a PyTorch state dict (.pth); every tensor "
-        "whose name and shape match is loaded, the rest (e.g. a head for other classes) starts fresh and is listed",
+        help="start from these weights: a run folder, a zoo checkpoint, a PyTorch state dict (.pth, e.g. torchvision's), "
+        "or 'torchvision' for torchvision's ImageNet weights of a torchvision architecture (downloaded once; see "
+        "--list); every tensor whose name and shape match is loaded, an RGB stem is adapted to grey images, the rest "
+        "(a head for other classes) starts fresh and is listed",
     )
     p.add_argument(
         "--freeze",
         choices=FREEZE_CHOICES,
-        help="backbone: train only the classifier head (the last Linear layer); use with --init-from",
+        help="backbone: train only the classifier head (the last Linear layer); use with --init-from. With "
+        "--no-augment the backbone's features are computed once and the epochs train the head alone",
+    )
+    p.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        default=None,
+        help="train on the images as they are, without the recipe's augmentation (flips, shifts, erasing)",
     )
     folder = p.add_argument_group(
         "your own images (--data FOLDER: one subfolder of images per class, optionally inside train/, val/, test/)"
@@ -301,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             data_options=data_options or None,
             init_from=args.init_from,
             freeze=args.freeze,
+            augment=args.augment,
         )
         try:
             run_dir = train(config)

@@ -108,6 +108,9 @@ class ModelEntry:
     targets: tuple[QualityTarget, ...] = ()
     # What the quick recipe must reach in `make demo` (minutes on 2 CPU cores), all of them.
     demo_targets: tuple[QualityTarget, ...] = ()
+    # torchvision's name of the ImageNet weights of a torchvision architecture (e.g. "ResNet18_Weights.IMAGENET1K_V1"),
+    # which `zoo-train --init-from torchvision` loads; None for the zoo's own architectures.
+    torchvision_weights: str | None = None
 
     def recipe(self, preset: str) -> Recipe:
         if preset not in self.recipes:
@@ -136,6 +139,7 @@ def register_model(
     tiny_config: Mapping[str, Any] | None = None,
     targets: tuple[QualityTarget, ...] = (),
     demo_targets: tuple[QualityTarget, ...] = (),
+    torchvision_weights: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder ``f(**config) -> nn.Module`` under ``name``."""
     missing = [p for p in PRESETS if p not in recipes]
@@ -159,6 +163,7 @@ def register_model(
             tiny_config=dict(tiny_config or {}),
             targets=tuple(targets),
             demo_targets=tuple(demo_targets),
+            torchvision_weights=torchvision_weights,
         )
         return builder
 

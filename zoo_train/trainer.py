@@ -30,7 +30,16 @@ from zoo_train.model_config import check_config_fields, check_config_values, che
 from zoo_train.registry import ModelEntry, Recipe, get_entry
 from zoo_train.run_folder import checked_run_dir, run_to_replace
 from zoo_train.tasks.base import BatchLoader, DeviceLoader, ResidentLoader, TaskData, dataset_size, get_task
-from zoo_train.transfer import InitReport, freeze_backbone, initialise_from
+from zoo_train.transfer import (
+    InitReport,
+    backbone_to_eval,
+    check_init_source,
+    classifier_head,
+    freeze_backbone,
+    head_inputs,
+    initialise_from,
+    read_source,
+)
 
 # Reading a loss on the host waits for the GPU to finish its step, so that it then idles while Python queues the
 # next one: for the zoo's small models that queueing is a large part of a step. Losses wait on the device and are
@@ -286,9 +295,14 @@ class TrainConfig:
     # Added to the recipe's data_options: inputs a task takes from outside the run, e.g. the GAN's
     # {"fid_classifier": "simple-cnn"} (zoo-train --fid-classifier; see zoo_train.tasks.image_generation).
     data_options: dict[str, Any] | None = None
-    # Start from these weights (a run folder, a checkpoint or a state dict; see zoo_train.transfer), and what to freeze.
-    init_from: Path | None = None
+    # Start from these weights (a run folder, a checkpoint, a state dict, or "torchvision"; see zoo_train.transfer),
+    # and what to freeze.
+    init_from: Path | str | None = None
     freeze: str | None = None  # "backbone": only the classifier head trains
+    augment: bool | None = None  # False: no augmentation of the training images, whatever the recipe says
+    # With a frozen backbone and no augmentation, compute the head's inputs once and train the head alone on them
+    # (the task must allow it: Task.caches_frozen_features). False: the backbone runs every step (tests, benchmarks).
+    cache_features: bool = True
 
 
 class Run:
@@ -309,6 +323,7 @@ class Run:
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             max_steps=cfg.max_steps,
+            augment=cfg.augment,
             data_options={**recipe.data_options, **cfg.data_options} if cfg.data_options else None,
         )
         self.device = pick_device(cfg.device)
@@ -322,6 +337,8 @@ class Run:
         # A mistyped --set field is a usage error: say so before minutes of data loading, or a missing dataset, hide it.
         check_config_fields(self.entry, cfg.model_overrides or {})
         check_config_values(self.entry, cfg.model_overrides or {})
+        if cfg.init_from is not None:
+            check_init_source(cfg.init_from, self.entry)
         # Where training stands: epochs and optimiser steps done, the best validation score and epochs since it.
         self.first_epoch, self.step, self.stale = 0, 0, 0
         self.best: float | None = None
@@ -357,7 +374,8 @@ class Run:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.init_report: InitReport | None = None
         if cfg.init_from is not None and self.resumed is None:
-            self.init_report = initialise_from(self.model, Path(cfg.init_from), self.entry.name)
+            source = read_source(cfg.init_from, self.entry, progress=cfg.show_progress)
+            self.init_report = initialise_from(self.model, source, self.entry.name, self.data.meta.get("labels"))
             if self.dist.is_main:
                 print(self.init_report.line(), file=sys.stderr)
         if cfg.freeze == "backbone":
@@ -407,6 +425,43 @@ class Run:
         self.autocast = autocast_for(self.device, self.precision)
         self.train_loader = self.loader(self.data.train, recipe.batch_size // world, self.sampler, train=True)
         self.val_loader = self.loader(self.data.val, recipe.batch_size, None, train=False)
+        # What evaluation runs: the model, or its head alone where the features are cached.
+        self.eval_model: nn.Module = self.model
+        self.features_cached = self.cache_head_inputs()
+
+    def cache_head_inputs(self) -> bool:
+        """With a frozen backbone and no augmentation: compute the head's inputs for the training and validation
+        images once and make the head the model the steps train and evaluation runs. Returns whether it did."""
+        cfg, recipe = self.cfg, self.recipe
+        if cfg.freeze != "backbone" or not self.task.caches_frozen_features or not cfg.cache_features:
+            return False
+        if recipe.augment:
+            if self.dist.is_main:
+                print(
+                    "--freeze backbone with augmentation: the backbone runs on every batch of every epoch; "
+                    "--no-augment computes its features once",
+                    file=sys.stderr,
+                )
+            return False
+        if self.dist.world_size > 1 or cfg.compile:
+            return False
+        backbone_to_eval(self.model)
+        ordered = self.loader(self.data.train, recipe.batch_size, None, train=True)
+        train = head_inputs(self.model, ordered, self.autocast)
+        val = head_inputs(self.model, self.val_loader, contextlib.nullcontext)
+        if train is None or val is None:
+            return False
+        head = classifier_head(self.model)
+        self.train_model = self.eager_model = self.eval_model = head
+        self.train_loader = ResidentLoader(train, self.sampler, recipe.batch_size, self.device, None, train=True)
+        self.val_loader = ResidentLoader(val, range(len(val[1])), recipe.batch_size, self.device, None, train=False)
+        if self.dist.is_main:
+            print(
+                f"--freeze backbone without augmentation: features of {len(train[1])} training and {len(val[1])} "
+                "validation images computed once; the epochs train the head alone on them",
+                file=sys.stderr,
+            )
+        return True
 
     def loader(self, dataset: Any, batch_size: int, order: Sampler[int] | None, train: bool) -> BatchLoader:
         """Batches on the device. Built once per run: a resident dataset is copied to the device once, not once an epoch."""
@@ -450,6 +505,7 @@ class Run:
             "trained_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
             "init_from": self.init_report.record() if self.init_report is not None else None,
             "freeze": self.cfg.freeze,
+            "features_cached": self.features_cached,
         }
 
     def train_epochs(self) -> None:
@@ -472,7 +528,10 @@ class Run:
         began = time.perf_counter()
         train_loss = self.fit_epoch(epoch)
         self.train_model.eval()
-        self.metrics = {**self.task.evaluate(self.model, self.val_loader, self.device, self.recipe), "train_loss": train_loss}
+        self.metrics = {
+            **self.task.evaluate(self.eval_model, self.val_loader, self.device, self.recipe),
+            "train_loss": train_loss,
+        }
         score = self.metrics[self.task.primary_metric]
         improved = self.best is None or (score > self.best if self.task.mode == "max" else score < self.best)
         if improved:
@@ -506,10 +565,7 @@ class Run:
         self.sampler.set_epoch(epoch)
         self.train_model.train()
         if self.cfg.freeze == "backbone":
-            # A frozen backbone keeps its normalisation statistics too, or its features drift under the head.
-            for module in self.model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            backbone_to_eval(self.model)
         first_step, loss_sum = self.step, 0.0
         pending: list[torch.Tensor] = []
         show = self.cfg.show_progress and self.dist.is_main

@@ -145,6 +145,9 @@ class Task:
     name: str = ""
     primary_metric: str = "val_loss"
     mode: str = "min"  # "min" or "max": which way the primary metric improves
+    # Batches are (inputs, labels) and the loss is that of the model's output: with a frozen backbone and no
+    # augmentation, the trainer may train the head alone on features computed once (zoo_train.transfer.head_inputs).
+    caches_frozen_features: bool = False
 
     def load_data(self, entry: ModelEntry, recipe: Recipe, data: str | None, data_dir: Path | None, seed: int) -> TaskData:
         raise NotImplementedError

@@ -1,0 +1,43 @@
+"""What the zoo's wrappers of torchvision architectures share: the stem for other channel counts, and their recipes.
+
+The wrapped models keep torchvision's module names, so that torchvision's state dicts (its ImageNet weights, or a
+``torch.save(model.state_dict())`` of a torchvision model) load into them by name (``zoo-train --init-from``).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch.nn as nn
+
+from zoo_train.models._image_recipes import image_recipes
+from zoo_train.registry import Recipe
+
+
+def with_input_channels(conv: nn.Conv2d, channels: int) -> nn.Conv2d:
+    """``conv`` itself when it takes ``channels`` already, else a fresh convolution like it for ``channels`` inputs.
+
+    torchvision's stems take RGB; grey data (Fashion-MNIST, grey photos) gets a stem of one input channel, initialised
+    as torchvision initialises its convolutions. Pretrained RGB stem weights are adapted to it by zoo_train.transfer.
+    """
+    if conv.in_channels == channels:
+        return conv
+    pair = tuple[int, int]  # what a Conv2d holds its sizes as
+    stem = nn.Conv2d(
+        channels,
+        conv.out_channels,
+        cast(pair, conv.kernel_size),
+        stride=cast(pair, conv.stride),
+        padding=cast(pair, conv.padding),
+        dilation=cast(pair, conv.dilation),
+        bias=conv.bias is not None,
+    )
+    nn.init.kaiming_normal_(stem.weight, mode="fan_out", nonlinearity="relu")
+    if stem.bias is not None:
+        nn.init.zeros_(stem.bias)
+    return stem
+
+
+def torchvision_recipes() -> dict[str, Recipe]:
+    """smoke/quick/full for an ImageNet architecture on Fashion-MNIST-sized data (AdamW: no per-model SGD tuning)."""
+    return image_recipes(quick_epochs=2, full_epochs=30, lr=1e-3, weight_decay=0.05, quick_limit=12000, label_smoothing=0.1)

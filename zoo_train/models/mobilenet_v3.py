@@ -1,0 +1,64 @@
+"""MobileNetV3-Small, built by torchvision (``torchvision.models.mobilenet_v3_small``), for photos on small machines.
+
+torchvision's modules under torchvision's names (``features``, ``classifier``), so that its ImageNet weights load
+by name (``--init-from torchvision``); the stem's input channels follow the data (1 for grey), and the global
+pooling sits at the end of ``features``, so that ``features(x)`` is the pooled vector as in the zoo's other
+classifiers (pooling has no weights: the state dict's names are torchvision's). No weights are downloaded unless
+asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torchvision.models import mobilenet_v3_small
+
+from zoo_runtime import schema
+from zoo_train.models._torchvision import torchvision_recipes, with_input_channels
+from zoo_train.registry import QualityTarget, register_model
+
+
+@dataclass(frozen=True)
+class MobileNetV3SmallConfig:
+    in_channels: int = 3
+    num_classes: int = 1000
+    image_size: int = 224  # any size of at least 32 works (global pooling); it shapes no weight
+    width_mult: float = 1.0  # channels of every layer, scaled (torchvision's width multiplier)
+    dropout: float = 0.2
+
+
+class MobileNetV3Small(nn.Module):
+    """MobileNetV3-Small: inverted residual blocks with squeeze-excitation and hard-swish, a two-layer head."""
+
+    def __init__(self, config: MobileNetV3SmallConfig):
+        super().__init__()
+        self.config = config
+        built = mobilenet_v3_small(
+            weights=None, num_classes=config.num_classes, width_mult=config.width_mult, dropout=config.dropout
+        )
+        stem = built.features[0]
+        stem[0] = with_input_channels(stem[0], config.in_channels)
+        self.features = nn.Sequential(*built.features, built.avgpool, nn.Flatten(1))
+        self.classifier = built.classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@register_model(
+    "mobilenet-v3-small",
+    task=schema.TASK_IMAGE_CLASSIFICATION,
+    config_cls=MobileNetV3SmallConfig,
+    default_dataset="fashion-mnist",
+    recipes=torchvision_recipes(),
+    description="MobileNetV3-Small (torchvision): inverted residuals with squeeze-excitation, for --init-from torchvision",
+    targets=(QualityTarget("test_accuracy", at_least=0.90),),
+    demo_targets=(QualityTarget("test_accuracy", at_least=0.80),),
+    tiny_config={"width_mult": 0.25},
+    torchvision_weights="MobileNet_V3_Small_Weights.IMAGENET1K_V1",
+)
+def mobilenet_v3_small_zoo(**config: Any) -> nn.Module:
+    return MobileNetV3Small(MobileNetV3SmallConfig(**config))
