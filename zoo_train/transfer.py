@@ -149,7 +149,7 @@ def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
 
 def _parameter_names(model: nn.Module, module: nn.Module) -> list[str]:
     prefix = next(name for name, m in model.named_modules() if m is module)
-    return [f"{prefix}.{name}" for name, _ in module.named_parameters()]
+    return [f"{prefix}.{name}" if prefix else name for name, _ in module.named_parameters()]
 
 
 def initialise_from(model: nn.Module, source: SourceWeights, model_name: str, labels: Sequence[str] | None) -> InitReport:
@@ -158,8 +158,8 @@ def initialise_from(model: nn.Module, source: SourceWeights, model_name: str, la
     ``labels``: the run's classes (None for models without); a source trained for other classes keeps its head.
     """
     own = model.state_dict()
-    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    stem = f"{convs[0]}.weight" if convs else None
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    stem = _parameter_names(model, convs[0])[0] if convs else None  # its weight
     other_classes = source.labels is not None and labels is not None and list(source.labels) != list(labels)
     head = set(_parameter_names(model, classifier_head(model))) if other_classes else set()
     loaded, skipped, adapted = [], [], []
