@@ -355,6 +355,11 @@ def test_quality_report_keeps_the_entries_of_models_with_no_run_at_hand(smoke_ru
     shutil.copytree(runs[0], only_one / names[0])
     assert report_main(["--runs", str(only_one), "--quality", str(quality)]) == 0
     assert quality.read_text() == everything
+    # A hand-written experiments part at the end stays as it is, and is not taken for a model's section.
+    experiments = "# Experiments\n\n## Transfer\n\n| arm | accuracy |\n|---|---:|\n| scratch | 0.5 |\n"
+    quality.write_text(everything.rstrip("\n") + "\n\n" + experiments)
+    assert report_main(["--runs", str(only_one), "--quality", str(quality)]) == 0
+    assert quality.read_text().endswith("\n\n" + experiments) and quality.read_text().count("# Experiments") == 1
 
 
 def test_report_takes_the_run_of_the_most_thorough_preset(tmp_path: Path) -> None:

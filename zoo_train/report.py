@@ -28,6 +28,8 @@ README_START = "<!-- zoo-table:start -->"
 README_END = "<!-- zoo-table:end -->"
 # Tables a task writes beside its runs, comparing them; shown before the task's first model.
 SIDE_BY_SIDE = {schema.TASK_SEQUENCE_CLASSIFICATION: "sequence-classification.md"}
+# The hand-written tail of docs/QUALITY.md (experiments, with the commands that rerun them): kept as it is written.
+EXPERIMENTS_HEADING = "# Experiments"
 # Secondary figures worth a line in docs/QUALITY.md when a run reports them.
 DETAIL_KEYS = (
     "test_loss",
@@ -250,6 +252,12 @@ def preset_label(entry: ModelEntry, summary: dict[str, Any]) -> str:
     return f"{preset}, {run} epoch{'' if run == 1 else 's'}"
 
 
+def split_experiments(text: str) -> tuple[str, str]:
+    """An earlier docs/QUALITY.md as (its generated part, its hand-written experiments from EXPERIMENTS_HEADING on)."""
+    before, heading, after = text.partition(f"\n{EXPERIMENTS_HEADING}\n")
+    return (before, f"{EXPERIMENTS_HEADING}\n{after}".rstrip() + "\n") if heading else (text, "")
+
+
 def previous_entries(text: str) -> dict[str, tuple[str, str]]:
     """Each model's table row and section in an earlier docs/QUALITY.md, keyed by model name.
 
@@ -307,9 +315,8 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> list[str]:
     assets = out.parent / "quality"
     assets.mkdir(parents=True, exist_ok=True)
     fresh = {record["name"] for record in records}
-    kept = {
-        name: entry for name, entry in (previous_entries(out.read_text()) if out.exists() else {}).items() if name not in fresh
-    }
+    earlier, experiments = split_experiments(out.read_text() if out.exists() else "")
+    kept = {name: entry for name, entry in (previous_entries(earlier) if earlier else {}).items() if name not in fresh}
     order = [name for name in list_models() if name in fresh or name in kept]
     overview = markdown_table(records).splitlines()
     rows = dict(zip([record["name"] for record in records], overview[2:], strict=False))
@@ -364,7 +371,7 @@ def write_quality(records: list[dict[str, Any]], out: Path) -> list[str]:
             else:
                 excerpt = source.read_text(errors="replace")[:1200]
                 lines += ["```text", excerpt.rstrip(), "```", ""]
-    document = header + [line for name in order for line in sections[name]]
+    document = header + [line for name in order for line in sections[name]] + ([experiments] if experiments else [])
     # Data paths under the home folder name this machine; the reader's is elsewhere.
     out.write_text("\n".join(document).replace(str(Path.home()), "~"))
     return sorted(kept, key=order.index)
