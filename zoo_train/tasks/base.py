@@ -145,6 +145,9 @@ class Task:
     name: str = ""
     primary_metric: str = "val_loss"
     mode: str = "min"  # "min" or "max": which way the primary metric improves
+    # Whether bf16 autocast speeds this task's models up on a CPU that computes bf16 natively (the CNNs: measured
+    # in benchmarks/RESULTS.md); recurrent and attention models stay fp32 there unless --precision bf16 asks.
+    cpu_bf16_pays: bool = False
 
     def load_data(self, entry: ModelEntry, recipe: Recipe, data: str | None, data_dir: Path | None, seed: int) -> TaskData:
         raise NotImplementedError

@@ -107,6 +107,7 @@ class ImageClassification(Task):
     name = schema.TASK_IMAGE_CLASSIFICATION
     primary_metric = "val_accuracy"
     mode = "max"
+    cpu_bf16_pays = True
 
     def nominal_model_config(self, dataset: str) -> dict[str, Any]:
         return dict(NOMINAL_SHAPES.get(dataset, {}))

@@ -99,6 +99,7 @@ class ImageGeneration(Task):
     name = schema.TASK_IMAGE_GENERATION
     primary_metric = "val_fd_pixels"
     mode = "min"
+    cpu_bf16_pays = True
 
     def nominal_model_config(self, dataset: str) -> dict[str, Any]:
         shapes = {"fashion-mnist": (1, 28), "mnist": (1, 28), "cifar10": (3, 32), "cifar100": (3, 32)}
