@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +291,21 @@ class ImageClassification(Task):
         else:
             figures["split"] = "the folder's test/ images"
         return {**figures, **folder}
+
+    def reference_call(
+        self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        pre = manifest["preprocessing"]["image"]
+        mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
+        images = torch.from_numpy(request["images"])
+        top_k = request.get("top_k", 5)
+
+        def call() -> dict[str, Any]:
+            probabilities, indices = torch.softmax(model((images - mean) / std), -1).topk(top_k)
+            return {"probabilities": probabilities, "indices": indices}
+
+        return call
 
 
 register_task(ImageClassification())
