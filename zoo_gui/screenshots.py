@@ -202,7 +202,7 @@ def pick(
 
 
 def _tokens(info: Any) -> list[str]:
-    return [str(t) for t in ((info.manifest or {}).get("vocab") or {}).get("tokens") or []]
+    return [str(t) for t in ((info.manifest or {}).get("vocab") or {}).get(schema.VOCAB_TOKENS) or []]
 
 
 def is_dna(info: Any) -> bool:

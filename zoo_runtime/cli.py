@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import zoo_runtime
+from zoo_runtime import schema
 from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.tasks.base import BundleModel
 from zoo_runtime.tasks.seq2seq import Translator
@@ -157,22 +158,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # The predict input each action flag gives: a flag applies to a model whose ``inputs`` hold one of these.
 FLAG_INPUTS = {
-    "image": ("images",),
-    "prompt": ("prompt",),
-    "sample": ("n",),
-    "tokens": ("tokens", "src"),
-    "sequence": ("tokens", "src"),
+    "--image": ("images",),
+    "--prompt": ("prompt",),
+    "--sample": ("n",),
+    "--tokens": (schema.INPUT_TOKENS, schema.INPUT_SRC),
+    "--sequence": (schema.INPUT_TOKENS, schema.INPUT_SRC),
 }
 
 
-def _flag_input(model: BundleModel, option: str) -> str | None:
-    return next((name for name in FLAG_INPUTS[option] if name in model.inputs), None)
+def _flag_input(model: BundleModel, flag: str) -> str | None:
+    return next((name for name in FLAG_INPUTS[flag] if name in model.inputs), None)
 
 
 def _dispatch(model: BundleModel, args: argparse.Namespace) -> int:
-    for option in FLAG_INPUTS:
-        if getattr(args, option) is not None and _flag_input(model, option) is None:
-            print(f"zoo-run: error: --{option} does not apply to {model.name} (task {model.task})", file=sys.stderr)
+    for flag in FLAG_INPUTS:
+        if getattr(args, flag.removeprefix("--")) is not None and _flag_input(model, flag) is None:
+            print(f"zoo-run: error: {flag} does not apply to {model.name} (task {model.task})", file=sys.stderr)
             return 2
     if args.image is not None:
         return _classify(model, args)
@@ -314,7 +315,7 @@ def _tokens(model: BundleModel, args: argparse.Namespace) -> int:
         ids = [int(t) for t in args.tokens.replace(",", " ").split()]
     except ValueError:
         raise BundleError(f"--tokens {args.tokens!r}: expected integers separated by spaces") from None
-    name = _flag_input(model, "tokens")
+    name = _flag_input(model, "--tokens")
     assert name is not None  # _dispatch checked that --tokens applies
     request: dict[str, Any] = {name: ids}
     if args.top_k is not None and "top_k" in model.inputs:

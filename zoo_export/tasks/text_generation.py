@@ -149,8 +149,8 @@ def _state_tensor(item: dict[str, Any], batch: int, past: int, gen: torch.Genera
 
 def vocab_size_of(ctx: BundleContext) -> int:
     vocab = ctx.meta.get("vocab") or {}
-    if isinstance(vocab.get("tokens"), list):
-        return len(vocab["tokens"])
+    if isinstance(vocab.get(schema.VOCAB_TOKENS), list):
+        return len(vocab[schema.VOCAB_TOKENS])
     if isinstance(vocab.get("size"), int):
         return vocab["size"]
     size = (ctx.payload.get("config") or {}).get("vocab_size")
@@ -366,7 +366,7 @@ def tokens_check(
         "check": name,
         "compared": what,
         "batch": int(ref.shape[0]),
-        "tokens": int(ref.shape[1]),
+        schema.PARITY_TOKENS: int(ref.shape[1]),
         **extra,
         "identical": at is None,
     }

@@ -22,7 +22,7 @@ class SequenceClassifier(BundleModel):
     task = schema.TASK_SEQUENCE_CLASSIFICATION
     roles = (schema.ROLE_MODEL,)
     inputs: ClassVar[Mapping[str, Field]] = {
-        "tokens": Field("token-ids", "the sequence: a list of token ids", required=True),
+        schema.INPUT_TOKENS: Field("token-ids", "the sequence: a list of token ids", required=True),
         "top_k": Field("integer", "labels to return, most probable first (default: all)"),
     }
     outputs: ClassVar[Mapping[str, Field]] = {
@@ -53,5 +53,5 @@ class SequenceClassifier(BundleModel):
         return {"vocab_size": self.vocab_size()}
 
     def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        preds = self.classify_sequence(request["tokens"], top_k=request.get("top_k"))
+        preds = self.classify_sequence(request[schema.INPUT_TOKENS], top_k=request.get("top_k"))
         return {"predictions": [p._asdict() for p in preds]}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -244,6 +244,13 @@ class ImageGeneration(Task):
             "sample_class_counts": class_counts,
             "sample_classes_covered": sum(1 for c in class_counts if c > 0),
         }
+
+    def reference_call(
+        self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        gan = as_gan(model)
+        z = torch.from_numpy(request[schema.INPUT_Z])
+        return lambda: {"images": (gan.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)}
 
 
 def fid_classifier_checkpoint(spec: str, runs_root: Path) -> Path:
