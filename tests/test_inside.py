@@ -23,6 +23,7 @@ import zoo_runtime
 from zoo_runtime import BundleError, schema
 from zoo_runtime.tasks.image_classification import ImageClassifier
 from zoo_runtime.tasks.seq2seq import Translator
+from zoo_runtime.tasks.sequence_classification import SequenceClassifier
 from zoo_runtime.tasks.text_generation import TextGenerator
 from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
 from zoo_train.registry import list_models
@@ -274,6 +275,18 @@ def test_recurrent_hidden_states_over_time_equal_torch(tiny_bundle, name):
         np.testing.assert_allclose(states[state_name][:, :, -1], value.numpy(), atol=1e-5)
 
 
+def test_scratch_lstm_gates_rebuild_its_cell_and_hidden_states(tiny_bundle):
+    """The LSTM's gates, step by step: c_t = forget * c_(t-1) + input * cell and h_t = output * tanh(c_t)."""
+    model = load_generator(tiny_bundle("dna-lstm"))
+    assert [layer["name"] for layer in model.inspect_layers] == ["h", "c", "input", "forget", "cell", "output"]
+    inside = model.inspect("GATTACAGGC")
+    h, c = inside["h"][:, 0], inside["c"][:, 0]
+    i, f, g, o = (inside[name][:, 0] for name in ("input", "forget", "cell", "output"))
+    previous_c = np.concatenate([np.zeros_like(c[:, :1]), c[:, :-1]], axis=1)
+    np.testing.assert_allclose(c, f * previous_c + i * g, atol=1e-5)
+    np.testing.assert_allclose(h, o * np.tanh(c), atol=1e-5)
+
+
 def test_scratch_gru_gates_rebuild_its_hidden_states(tiny_bundle):
     """The gates the inspect graph gives, step by step, make the next state by the GRU's own rule:
     h_t = (1 - update) * candidate + update * h_(t-1)."""
@@ -289,6 +302,53 @@ def test_scratch_gru_gates_rebuild_its_hidden_states(tiny_bundle):
     previous = np.concatenate([np.zeros_like(h[:, :1]), h[:, :-1]], axis=1)
     np.testing.assert_allclose(h, (1 - z) * n + z * previous, atol=1e-5)
     assert np.all((inside["reset"] >= 0) & (inside["reset"] <= 1) & (z >= 0) & (z <= 1))
+
+
+# ----------------------------------------------------------------------------- sequence classifiers
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ("lstm-classifier", "gru-classifier") if n in list_models(schema.TASK_SEQUENCE_CLASSIFICATION)]
+)
+def test_sequence_classifier_hidden_states_equal_torch_and_its_gates_rebuild_them(tiny_bundle, name):
+    bundle = tiny_bundle(name)
+    model = zoo_runtime.load(bundle, device="cpu")
+    assert isinstance(model, SequenceClassifier)
+    manifest = read_manifest_json(bundle)
+    lstm = name.startswith("lstm")
+    gates = ["input", "forget", "cell", "output"] if lstm else ["reset", "update", "candidate"]
+    assert [layer["name"] for layer in model.inspect_layers] == ["h", *gates]
+    checks = [c for c in manifest["parity"]["checks"] if c.get("graph") == schema.ROLE_INSPECT]
+    assert checks and all(c["passed"] for c in checks) and len({c["shape"]["time"] for c in checks}) >= 3
+
+    tokens = [1, 5, 2, 7, 3, 3, 6, 0, 4, 2, 1]
+    inside = model.inspect(tokens)
+    h = inside["h"]
+    assert h.shape == (1, 1, len(tokens), h.shape[-1]) and all(inside[g].shape == h.shape for g in gates)
+
+    # Reference: what torch's recurrent layer hands on (a forward hook), at every token.
+    path, payload = checkpoint_of(bundle)
+    torch_model = build_from_checkpoint(payload, path).eval()
+    seen = []
+    hook = torch_model.rnn.register_forward_hook(lambda _m, _args, out: seen.append(out[0]))
+    with torch.no_grad():
+        logits = torch_model(torch.tensor([tokens]))
+    hook.remove()
+    np.testing.assert_allclose(h[-1, 0], seen[0][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(model.logits(tokens), logits[0].numpy(), atol=1e-5)
+
+    # The gates make each state from the one before by the cell's own rule.
+    h = h[0, 0]
+    previous = np.concatenate([np.zeros_like(h[:1]), h[:-1]])
+    if lstm:
+        i, f, g, o = (inside[name][0, 0] for name in gates)
+        c = np.zeros_like(h[0])
+        for t in range(len(tokens)):
+            c = f[t] * c + i[t] * g[t]
+            np.testing.assert_allclose(h[t], o[t] * np.tanh(c), atol=1e-5)
+    else:
+        z, n = inside["update"][0, 0], inside["candidate"][0, 0]
+        np.testing.assert_allclose(h, (1 - z) * n + z * previous, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- seq2seq
