@@ -7,6 +7,7 @@ occluding that square, and nothing else, lowers class 0.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import zoo_runtime
 from zoo_runtime import BundleError, schema
+from zoo_runtime.cli import main as zoo_run
 from zoo_runtime.tasks.image_classification import ImageClassifier
 from zoo_runtime.tasks.seq2seq import Translator
 from zoo_runtime.tasks.sequence_classification import SequenceClassifier
@@ -386,3 +388,70 @@ def test_seq2seq_cross_attention_is_what_torch_reads_the_source_by(tiny_bundle):
     for layer in range(cross.shape[0]):
         weighed = torch.from_numpy(cross[layer]) @ values[layer]
         np.testing.assert_allclose(weighed.transpose(1, 2).flatten(2).numpy(), mixed[layer].numpy(), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- describe() and zoo-run --inspect
+
+
+@pytest.mark.parametrize("name", ["lenet5", "gru-classifier", "dna-gru"])
+def test_describe_lists_what_inspect_returns(tiny_bundle, name):
+    model = zoo_runtime.load(tiny_bundle(name), device="cpu")
+    described = model.describe()
+    assert described["inspect"] == model.inspect_layers and described["inspect"]
+    assert all(set(layer) == {"name", "dtype", "shape"} for layer in described["inspect"])
+    assert json.loads(json.dumps(described)) == described
+
+
+def test_describe_of_a_bundle_without_an_inspect_graph_says_none(lenet: Path, tmp_path: Path):
+    bundle = Path(shutil.copytree(lenet, tmp_path / "bundle"))
+    manifest = read_manifest_json(bundle)
+    entry = manifest["graphs"].pop(schema.ROLE_INSPECT)
+    for file in (entry["file"], entry["torchscript"]):
+        del manifest["files"][file]
+        (bundle / file).unlink()
+    write_manifest(bundle, manifest)
+    assert zoo_runtime.load(bundle, device="cpu").describe()["inspect"] == []
+
+
+def test_zoo_run_inspect_prints_and_saves_the_arrays(tiny_bundle, tmp_path, capsys):
+    classifier = tiny_bundle("gru-classifier")
+    model = zoo_runtime.load(classifier, device="cpu")
+    want = model.inspect([1, 2, 3, 4])
+    saved = tmp_path / "inside.npz"
+    assert zoo_run([str(classifier), "--tokens", "1 2 3 4", "--inspect", "--inspect-out", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"h: float32 {list(want['h'].shape)}  min ")
+    assert f"saved {len(want)} arrays to {saved}" in out
+    with np.load(saved) as got:
+        assert list(got) == list(want)
+        for name, value in want.items():
+            np.testing.assert_array_equal(got[name], value)
+    assert not list(tmp_path.glob(".*partial"))
+
+    dna = tiny_bundle("dna-gru")
+    assert zoo_run([str(dna), "--prompt", "GATTACA", "--inspect", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert list(payload["inspect"]) == ["h", "reset", "update", "candidate"]
+    assert payload["inspect"]["h"]["shape"][2] == 7 and 0 <= payload["inspect"]["update"]["min"] <= 1
+
+
+def test_zoo_run_inspect_refuses_what_it_cannot_do(tiny_bundle, lenet: Path, tmp_path, capsys):
+    classifier = str(tiny_bundle("gru-classifier"))
+    for argv, message in (
+        ([classifier, "--inspect"], "--inspect needs an input to look inside"),
+        ([classifier, "--tokens", "1 2", "--inspect-out", str(tmp_path / "a.npz")], "--inspect-out needs --inspect"),
+        ([classifier, "--tokens", "1 2", "--inspect", "--inspect-out", str(tmp_path / "a.txt")], "must end in .npz"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            zoo_run(argv)
+        assert info.value.code == 2 and message in capsys.readouterr().err
+    missing = tmp_path / "no-such-folder" / "a.npz"
+    assert zoo_run([classifier, "--tokens", "1 2", "--inspect", "--inspect-out", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--inspect-out {missing}: the folder" in err and not missing.parent.exists()
+    assert zoo_run([classifier, "--tokens", "1 99", "--inspect"]) == 2
+    assert "outside the vocabulary" in capsys.readouterr().err
+    gan = list_models(schema.TASK_IMAGE_GENERATION)[0]
+    with pytest.raises(SystemExit) as info:  # a GAN draws from noise: no input to look inside
+        zoo_run([str(tiny_bundle(gan)), "--sample", "2", "--out", str(tmp_path / "s"), "--inspect"])
+    assert info.value.code == 2 and "--inspect needs an input" in capsys.readouterr().err and not (tmp_path / "s").exists()
