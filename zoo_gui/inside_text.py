@@ -248,9 +248,13 @@ class TextInsidePanel(QWidget):
     def save_png(self, path: str) -> str:
         if not path.lower().endswith(".png"):
             path += ".png"
-        layout = self.layout()
-        if layout is not None:
-            layout.activate()  # a map shown a moment ago is laid out before the picture is taken
+        # The whole sheet, even where a small window squeezes it (or a map shown a moment ago is not laid out yet).
+        needed = self.sheet.minimumSizeHint().expandedTo(self.sheet.size())
+        if needed != self.sheet.size():
+            self.sheet.resize(needed)
+            layout = self.sheet.layout()
+            if layout is not None:
+                layout.activate()
         if not self.sheet.grab().save(path, "PNG"):
             raise OSError(f"cannot write {path}")
         return path
