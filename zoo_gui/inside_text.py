@@ -62,21 +62,29 @@ def attention_picture(weights: np.ndarray, side: int = PICTURE_SIDE) -> np.ndarr
     w = np.clip(weights, 0.0, 1.0) ** 0.5  # a square root shows the weaker links too
     white, blue = np.array([1.0, 1.0, 1.0]), np.array([0.08, 0.25, 0.65])
     rgb = white * (1.0 - w[:, :, None]) + blue * w[:, :, None]
-    return _enlarge(rgb, side)
+    scale = max(1, side // max(w.shape))
+    return _enlarge(rgb, scale, scale)
+
+
+def state_cells(time: int, units: int, side: int = PICTURE_SIDE) -> tuple[int, int]:
+    """(pixels per unit, pixels per time step) of a state picture: the time axis about ``side`` long, the units
+    about half of it (a few units over a long text still make rows one can see), whole pixels, at least one."""
+    return max(1, side // 2 // max(units, 1)), max(1, side // max(time, 1))
 
 
 def state_picture(states: np.ndarray, side: int = PICTURE_SIDE) -> np.ndarray:
-    """[T, H] hidden states -> uint8 RGB [H rows, T columns]: blue below zero, white at zero, red above, enlarged."""
+    """[T, H] hidden states -> uint8 RGB [H rows, T columns]: blue below zero, white at zero, red above, enlarged
+    by :func:`state_cells`."""
     peak = max(float(np.abs(states).max()), 1e-12)
     v = np.clip(states.T / peak, -1.0, 1.0)[:, :, None]
     white, red, blue = np.array([1.0, 1.0, 1.0]), np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.25, 0.8])
     rgb = np.where(v >= 0, white * (1 - v) + red * v, white * (1 + v) + blue * (-v))
-    return _enlarge(rgb, side)
+    return _enlarge(rgb, *state_cells(states.shape[0], states.shape[1], side))
 
 
 def gc_track(sequence: str, cell: int, height: int = 24) -> np.ndarray:
     """GC fraction over a sliding window ending at each base, as a bar plot under the state picture (uint8 grey),
-    ``cell`` pixels per base (the state picture's enlargement, see :func:`enlargement`)."""
+    ``cell`` pixels per base (the state picture's, see :func:`state_cells`)."""
     is_gc = np.array([base in "GC" for base in sequence.upper()], dtype=np.float64)
     cumulative = np.concatenate([[0.0], np.cumsum(is_gc)])
     starts = np.maximum(0, np.arange(1, len(is_gc) + 1) - GC_WINDOW)
@@ -87,14 +95,8 @@ def gc_track(sequence: str, cell: int, height: int = 24) -> np.ndarray:
     return np.repeat(bars, max(1, cell), axis=1)
 
 
-def enlargement(rows: int, columns: int, side: int = PICTURE_SIDE) -> int:
-    """The whole-pixel factor by which a ``rows`` x ``columns`` heat map is enlarged towards ``side``."""
-    return max(1, side // max(rows, columns, 1))
-
-
-def _enlarge(rgb: np.ndarray, side: int) -> np.ndarray:
-    scale = enlargement(rgb.shape[0], rgb.shape[1], side)
-    big = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+def _enlarge(rgb: np.ndarray, row_pixels: int, column_pixels: int) -> np.ndarray:
+    big = np.repeat(np.repeat(rgb, row_pixels, axis=0), column_pixels, axis=1)
     return np.ascontiguousarray((np.clip(big, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
 
 
@@ -224,8 +226,7 @@ class TextInsidePanel(QWidget):
             self.picture.set_map(state_picture(states), states.shape[1], n, None, labels, "units", unit)
             self.text_strip.hide()
             if view.dna:
-                cell = enlargement(states.shape[1], n)
-                self.picture.set_track(gc_track(view.text, cell))
+                self.picture.set_track(gc_track(view.text, state_cells(states.shape[0], states.shape[1])[1]))
                 self.attended.setText(
                     f"Under the map: GC content over a {GC_WINDOW}-base window ending at each base (bar height, 0 to 100 %)."
                 )

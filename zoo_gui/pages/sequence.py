@@ -11,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
 from PySide6.QtGui import QFontDatabase
@@ -271,6 +271,10 @@ class ClassifySequencePanel(SequencePanel[SequenceClassifier]):
     def show_inside(self, shown: bool) -> None:
         """Show the Inside view; opening it runs the model again on the input to look inside (on a worker)."""
         self.inside_scroll.setVisible(shown)
+        # The view takes the page's spare height (else the space below the output keeps it).
+        layout = cast(QVBoxLayout, self.layout())
+        layout.setStretch(layout.indexOf(self.output_box), 1 if shown else 0)
+        layout.setStretch(layout.count() - 1, 0 if shown else 1)
         if shown and self.inside.view is None and self.page.model is not None and self.validate():
             self.page.run()
 
