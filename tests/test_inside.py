@@ -277,11 +277,17 @@ def test_recurrent_hidden_states_over_time_equal_torch(tiny_bundle, name):
         np.testing.assert_allclose(states[state_name][:, :, -1], value.numpy(), atol=1e-5)
 
 
-def test_scratch_lstm_gates_rebuild_its_cell_and_hidden_states(tiny_bundle):
-    """The LSTM's gates, step by step: c_t = forget * c_(t-1) + input * cell and h_t = output * tanh(c_t)."""
-    model = load_generator(tiny_bundle("dna-lstm"))
+@pytest.mark.parametrize("name", [n for n in ("dna-lstm", "char-lstm") if n in list_models(schema.TASK_TEXT_GENERATION)])
+def test_lstm_gates_rebuild_its_cell_and_hidden_states(tiny_bundle, name):
+    """The LSTM's gates, step by step: c_t = forget * c_(t-1) + input * cell and h_t = output * tanh(c_t); the
+    from-scratch cells' own, or recomputed from torch's nn.LSTM weights (char-lstm)."""
+    bundle = tiny_bundle(name)
+    model = load_generator(bundle)
+    manifest = read_manifest_json(bundle)
+    assert manifest["graphs"][schema.ROLE_INSPECT]["inputs"][0]["shape"] == ["batch", 1]  # one token a step
+    assert all(c["passed"] for c in manifest["parity"]["checks"] if c.get("graph") == schema.ROLE_INSPECT)
     assert [layer["name"] for layer in model.inspect_layers] == ["h", "c", "input", "forget", "cell", "output"]
-    inside = model.inspect("GATTACAGGC")
+    inside = model.inspect("".join(model.vocab[i % len(model.vocab)] for i in range(1, 11)))
     h, c = inside["h"][:, 0], inside["c"][:, 0]
     i, f, g, o = (inside[name][:, 0] for name in ("input", "forget", "cell", "output"))
     previous_c = np.concatenate([np.zeros_like(c[:, :1]), c[:, :-1]], axis=1)
