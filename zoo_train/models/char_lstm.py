@@ -83,13 +83,12 @@ class RecurrentLM(nn.Module):
         lstm = isinstance(rnn, nn.LSTM)
         per_layer = []
         for k in range(rnn.num_layers):
-            weights = [getattr(rnn, name) for name in rnn._flat_weights_names if name.endswith(f"_l{k}")]
-            biases = weights[2:] if rnn.bias else [None, None]
+            weights = nn_scratch.torch_layer_weights(rnn, k)
             if lstm:
-                i, f, g, o = found = nn_scratch.lstm_gates(x, state[0][k], *weights[:2], *biases).unbind(0)
+                i, f, g, o = found = nn_scratch.lstm_gates(x, state[0][k], *weights).unbind(0)
                 x = o * torch.tanh(f * state[1][k] + i * g)
             else:
-                _r, z, n = found = nn_scratch.gru_gates(x, state[0][k], *weights[:2], *biases).unbind(0)
+                _r, z, n = found = nn_scratch.gru_gates(x, state[0][k], *weights).unbind(0)
                 x = (1.0 - z) * n + z * state[0][k]
             per_layer.append(torch.stack(found))
         names = (nn_scratch.LSTMCell if lstm else nn_scratch.GRUCell).gate_names

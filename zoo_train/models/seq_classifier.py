@@ -82,15 +82,16 @@ class RNNClassifier(nn.Module):
         x = self.embedding(tokens)
         states, gates = [], []
         for k in range(rnn.num_layers):
-            weights = [getattr(rnn, name) for name in rnn._flat_weights_names if name.endswith(f"_l{k}")]
+            weights = nn_scratch.torch_layer_weights(rnn, k)
             zeros = x.new_zeros(1, x.shape[0], rnn.hidden_size)
             # One layer of the stack, on its own weights: what nn.LSTM / nn.GRU's forward calls for all layers at once.
+            flat = [w for w in weights if w is not None]
             if is_lstm:
-                h = torch._VF.lstm(x, (zeros, zeros), weights, rnn.bias, 1, 0.0, False, False, True)[0]
+                h = torch._VF.lstm(x, (zeros, zeros), flat, rnn.bias, 1, 0.0, False, False, True)[0]
             else:
-                h = torch._VF.gru(x, zeros, weights, rnn.bias, 1, 0.0, False, False, True)[0]
+                h = torch._VF.gru(x, zeros, flat, rnn.bias, 1, 0.0, False, False, True)[0]
             before = torch.cat([zeros.transpose(0, 1), h[:, :-1]], dim=1)  # each token's previous state
-            gates.append(gates_of(x, before, *weights[:2], *(weights[2:] if rnn.bias else (None, None))))
+            gates.append(gates_of(x, before, *weights))
             states.append(h)
             x = h
         by_gate = torch.stack(gates, dim=1)  # [gates, layers, N, T, H]

@@ -20,7 +20,7 @@ from torch import Tensor
 from . import functional as ops
 from .layers import Dropout
 
-__all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell", "LSTMState", "gru_gates", "lstm_gates"]
+__all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell", "LSTMState", "gru_gates", "lstm_gates", "torch_layer_weights"]
 
 LSTMState = tuple[Tensor, Tensor]
 
@@ -40,6 +40,13 @@ def gru_gates(
     # The reset gate multiplies (W_hn h + b_hn), bias included: torch's (cuDNN) variant.
     n = ops.tanh(i_n + r * h_n)
     return torch.stack([r, z, n])
+
+
+def torch_layer_weights(rnn: nn.RNNBase, layer: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer of torch's own LSTM or GRU layer, for :func:`lstm_gates` /
+    :func:`gru_gates` (the biases None where it has none)."""
+    found = [getattr(rnn, name) for name in rnn._flat_weights_names if name.endswith(f"_l{layer}")]
+    return found[0], found[1], found[2] if rnn.bias else None, found[3] if rnn.bias else None
 
 
 def lstm_gates(
