@@ -322,7 +322,17 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             page.run()
             s.wait_idle(page, f"{name} to finish")
             s.failed += s.errors_since(n)
-            s.shot(name)
+            s.shot(name)  # seq2seq: its alignment is part of the output
+            if task == schema.TASK_SEQUENCE_CLASSIFICATION:
+                page.panel.inside_button.setChecked(True)  # hidden states over the read (GC content under them for DNA)
+
+                def states_shown(shown: Any = page) -> bool:
+                    return shown.panel.inside.view is not None and not shown.busy
+
+                s.wait(states_shown, f"the Inside view of {name}")
+                s.failed += s.errors_since(n)
+                s.shot(f"{name}-inside")
+                page.panel.inside_button.setChecked(False)
 
         window.show_page("library")
         about = window.show_about()

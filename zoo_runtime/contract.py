@@ -423,6 +423,7 @@ TASK_KINDS: dict[str, TaskKind] = {
             {"vocab_size": 8, "num_classes": 4},
             _sequence_classification_example,
             _sequence_classification_request,
+            optional_roles=(schema.ROLE_INSPECT,),
         ),
         TaskKind(
             schema.TASK_SEQ2SEQ,

@@ -185,7 +185,14 @@ def inspect_spec(ctx: BundleContext, model: nn.Module, stages: InspectableModel,
 
 
 def inspect_step_spec(ctx: BundleContext, model: nn.Module, step: GraphSpec) -> GraphSpec:
-    """The optional ``inspect`` graph of a model whose time loop is Python: one step's insides, over the step's inputs."""
+    """The optional ``inspect`` graph of a recurrent model: one step's insides (its gates), over the step's inputs
+    with one token (a step graph that takes several tokens at once is given its first)."""
+    one = [TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", 1)), *step.inputs[1:]]
+    cases = [
+        ParityCase((case.inputs[0][:, :1], *case.inputs[1:]), {k: v for k, v in case.dims.items() if k != "new"})
+        for case in step.cases
+    ]
+    step = dataclasses.replace(step, inputs=one, example=(step.example[0][:, :1], *step.example[1:]), cases=cases)
     first, second = step.cases[0], step.cases[-1]
     with torch.no_grad():
         seen_a = cast(Any, model).inspect_step(*first.inputs)

@@ -83,7 +83,10 @@ class BundleModel:
     # ------------------------------------------------------------------------------ the common interface
 
     def describe(self) -> dict[str, Any]:
-        """What this model is, takes and returns: plain JSON-ready data (for CLIs, servers and docs)."""
+        """What this model is, takes and returns: plain JSON-ready data (for CLIs, servers and docs).
+
+        ``inspect`` lists what ``inspect(...)`` returns ({name, dtype, shape}, in order; [] where the model cannot
+        be looked inside)."""
         return {
             "model": self.name,
             "task": self.task,
@@ -93,6 +96,7 @@ class BundleModel:
             "labels": self.labels,
             "metrics": self.metrics,
             "provider": self.provider,
+            "inspect": self.inspect_layers,
             **self.describe_task(),
         }
 
