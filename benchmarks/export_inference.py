@@ -118,7 +118,7 @@ def bench_model(name: str, checkpoint: Path, workdir: Path, threads: int, tokens
     ctx = BundleContext(loaded.model, loaded.payload, checkpoint)
     specs = {s.role: s for s in get_exporter(loaded.payload["task"]).graphs(ctx)}
     vocab = manifest.get("vocab") or {}
-    vocab_size = len(vocab["tokens"]) if vocab.get("tokens") else vocab.get("size", 2)
+    vocab_size = len(vocab[schema.VOCAB_TOKENS]) if vocab.get(schema.VOCAB_TOKENS) else vocab.get("size", 2)
     gen_block = manifest.get("generation") or {}
     max_context = gen_block.get("max_context") or gen_block.get("max_source")
     length = min(64, max_context) if max_context else 64
@@ -183,7 +183,7 @@ def bench_generation(
     # contract's default loop does (no reset_keep).
     full_settings = LoopSettings(max_context=ctx)
     result = {
-        "tokens": tokens,
+        "new_tokens": tokens,
         "prompt": int(prompt.shape[1]),
         "batch": 1,
         "max_context": ctx,
@@ -247,7 +247,7 @@ def bench_decoding(model: Seq2SeqTransformer, bundle: Path, manifest: dict[str, 
 
     torch_ms, ort_ms = timed([torch_decode, ort_decode], min_seconds=0.5, max_reps=30)
     return {
-        "tokens": steps,
+        "new_tokens": steps,
         "batch": 1,
         "ort_tps": steps / ort_ms * 1000,
         "torch_tps": steps / torch_ms * 1000,
@@ -306,7 +306,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         g = r.get("generation")
         if g and "ort_tps" in g:
             lines.append(
-                f"\nseq2seq greedy decoding ({r['model']}, {g['tokens']} tokens, decoder recomputed per token): "
+                f"\nseq2seq greedy decoding ({r['model']}, {g['new_tokens']} tokens, decoder recomputed per token): "
                 f"ORT {g['ort_tps']:.0f} tok/s, torch {g['torch_tps']:.0f} tok/s, ORT / torch {g['ort_over_torch']:.2f}x"
             )
     return "\n".join(lines)

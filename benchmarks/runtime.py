@@ -92,70 +92,32 @@ def child_torch(bundle: Path, threads: int, repeat: int, n_tokens: int) -> dict[
     from zoo_runtime import schema
     from zoo_runtime.contract import example_request
     from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
-    from zoo_train.models.protocols import as_gan
+    from zoo_train.tasks.base import get_task
 
     manifest = json.loads((bundle / schema.MANIFEST_FILE).read_text())
     ckpt = checkpoint_of(bundle, manifest)
     payload = load_checkpoint(ckpt)
     net = build_from_checkpoint(payload, ckpt)
+    task = get_task(manifest["task"])  # imports that kind's trainer module only
     t_loaded = time.perf_counter()
-    x = example_request(manifest)  # the runtime child's request: the same inputs
-    task = manifest["task"]
-    call: Callable[[], object]
-    # torch has no task objects: the reference of each task's call is written out here.
-    if task == schema.TASK_IMAGE_CLASSIFICATION:
-        pre = manifest["preprocessing"]["image"]
-        mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
-        std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
-        image = torch.from_numpy(x["images"])
-        call = lambda: torch.softmax(net((image - mean) / std), -1).topk(5)  # noqa: E731
-    elif task == schema.TASK_IMAGE_GENERATION:
-        z = torch.from_numpy(x["z"])
-        gan = as_gan(net)
-        call = lambda: (gan.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
-    elif task == schema.TASK_SEQUENCE_CLASSIFICATION:
-        tokens = torch.tensor([x["tokens"]])
-        call = lambda: torch.softmax(net(tokens), -1)  # noqa: E731
-    elif task == schema.TASK_SEQ2SEQ:
-        specials = manifest["vocab"]["specials"]
-        max_new = manifest["generation"]["max_target"] - 1
-        call = lambda: torch_translate(net, x["src"], specials["bos"], specials.get("eos"), max_new)  # noqa: E731
-    else:
-        from zoo_train.tasks.text_generation import generate  # the torch reference of the generation loop
-
-        index = {t: i for i, t in enumerate(manifest["vocab"]["tokens"])}
-        ids = [index[c] for c in x["prompt"]]
-        call = lambda: generate(net, ids, 1, temperature=0)  # noqa: E731
+    request = example_request(manifest)  # the runtime child's request: the same inputs
+    call = task.reference_call(net, manifest, request)  # torch's counterpart of the runtime's predict
     with torch.inference_mode():
-        call()
+        first = call()
         out: dict[str, Any] = {
             "first_result_s": time.perf_counter() - T_START,
             "from_spawn_s": _since_spawn(),
             "load_s": t_loaded - T_START,
         }
-        if task == schema.TASK_TEXT_GENERATION:
+        if "pieces" in first:  # a generator: tokens per second of a longer greedy generation
             t = time.perf_counter()
-            n = len(generate(net, ids, n_tokens, temperature=0))
+            n = task.reference_call(net, manifest, {**request, "max_new_tokens": n_tokens})()["pieces"]
             out["tokens_per_s"] = n / (time.perf_counter() - t)
             out["latency_s"] = 1.0 / out["tokens_per_s"]
         else:
             out["latency_s"] = _timeit(call, repeat)
     out["provider"] = "torch-eager-cpu"
     return out
-
-
-def torch_translate(net: Any, src: list[int], bos: int, eos: int | None, max_len: int) -> list[int]:
-    import torch
-
-    src_t = torch.tensor([src])
-    memory = net.encode(src_t)
-    tgt = [bos]
-    for _ in range(max_len):
-        nxt = int(net.decode(torch.tensor([tgt]), memory, src_t)[0, -1].argmax())
-        if eos is not None and nxt == eos:
-            break
-        tgt.append(nxt)
-    return tgt[1:]
 
 
 def checkpoint_of(bundle: Path, manifest: dict[str, Any]) -> Path:

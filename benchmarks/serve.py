@@ -195,7 +195,7 @@ async def stream_cell(base: str, streams: int, tokens: int) -> dict[str, Any]:
         start = time.perf_counter()
         counts = await asyncio.gather(*(one(seed) for seed in range(streams)))
         wall = time.perf_counter() - start
-    return {"streams": streams, "tokens": sum(counts), "tokens_per_s": sum(counts) / wall}
+    return {"streams": streams, "new_tokens": sum(counts), "tokens_per_s": sum(counts) / wall}
 
 
 def measure(bundles: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -250,7 +250,7 @@ def table(results: dict[str, Any]) -> str:
             )
     lines += ["", "| generation (char-gpt) | tokens/s, all streams |", "|---|---:|"]
     lines += [
-        f"| {g['streams']} stream(s) x {g['tokens'] // g['streams']} tokens | {g['tokens_per_s']:.0f} |"
+        f"| {g['streams']} stream(s) x {g['new_tokens'] // g['streams']} tokens | {g['tokens_per_s']:.0f} |"
         for g in results["generate"]
     ]
     rss = results["rss_mib"]

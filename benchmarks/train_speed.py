@@ -9,6 +9,10 @@ fast:  the trainer's own choices: the dataset resident on the device, bf16 autoc
     python benchmarks/train_speed.py --models lenet5 char-gpt --steps 50 --device cpu
     python benchmarks/train_speed.py --device cpu --precision bf16   # bf16 autocast on a CPU (AMX)
     python benchmarks/train_speed.py --time-to-target    # ResNetCIFAR to 0.94 test accuracy, char GPT to 1.50 nats (GPU)
+    python benchmarks/train_speed.py --time-to-target --preset quick --device cpu   # every model's quick recipe
+                                                         #   against its demo targets (what `make demo` trains)
+    python benchmarks/train_speed.py --time-to-target --preset quick --runs models_out   # the same, read from the
+                                                         #   runs a `make demo` made instead of training again
     bash benchmarks/gpu_figures.sh throughput|targets   # all of #9's GPU figures, one device-tool call each
 """
 
@@ -169,9 +173,72 @@ def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, pre
     }
 
 
+def quick_time_to_target(name: str, run: Path) -> dict:
+    """A quick run against its demo targets, judged at its end as the speedrun is: its training seconds when it
+    met every demo target, else None; the figures the targets read, and the seconds per epoch."""
+    entry = get_entry(name)
+    summary = json.loads(RunDir(run).summary.read_text())
+    targets = entry.targets_for("quick")
+    verdicts = [target.met(summary) for target in targets]
+    epochs = [r for r in read_metrics(run) if r.get("kind") == "epoch"]
+    seconds = summary.get("train_seconds")
+    return {
+        "model": name,
+        "precision": summary.get("precision"),
+        "epochs": len(epochs),
+        "training_seconds": seconds,
+        "seconds_to_target": seconds if verdicts and all(verdicts) else None,
+        "targets": "; ".join(f"{t.describe()}: {'met' if v else 'missed'}" for t, v in zip(targets, verdicts, strict=True)),
+        "figures": {t.metric: summary.get(t.metric) for t in targets},
+    }
+
+
+def quick_table(results: list[dict]) -> str:
+    """The markdown table of quick_time_to_target results (benchmarks/RESULTS.md)."""
+    rows = ["| model | precision | epochs | training s | demo targets | figures |", "|---|---|---:|---:|---|---|"]
+    for r in results:
+        figures = ", ".join(
+            f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in r["figures"].items()
+        )
+        rows.append(
+            f"| {r['model']} | {r['precision']} | {r['epochs']} | {r['training_seconds']:.0f} | {r['targets']} | {figures} |"
+        )
+    return "\n".join(rows)
+
+
+def quick_recipes(models: Sequence[str], device: str, data_dir: Path | None, out: Path, runs: Path | None) -> int:
+    """Every quick recipe against its demo targets: trained into ``out``, or read from ``runs`` (a demo's)."""
+    results = []
+    for name in models:
+        if runs is None:
+            run = train(
+                TrainConfig(
+                    model=name, preset="quick", device=device, data_dir=data_dir, out=out, show_progress=False, overwrite=True
+                )
+            )
+        else:
+            run = runs / name
+            if RunDir(run).read_summary() is None:
+                print(f"{run}: no summary.json (not trained); left out", file=sys.stderr)
+                continue
+        results.append(quick_time_to_target(name, run))
+        print(json.dumps(results[-1]), flush=True)
+    print(quick_table(results))
+    met = sum(r["seconds_to_target"] is not None for r in results)
+    total = sum(r["training_seconds"] or 0 for r in results)
+    print(f"\n{met} of {len(results)} quick recipes met their demo targets; {total:.0f} s of training in all")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=FAMILIES, choices=list_models(), metavar="MODEL")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=list_models(),
+        metavar="MODEL",
+        help="the models to measure (default: one per family for throughput, every model for --preset quick)",
+    )
     parser.add_argument("--steps", type=int, default=30, help="timed optimiser steps per path (default: %(default)s)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the fast path")
@@ -188,8 +255,22 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of the throughput table, train ResNetCIFAR (its speedrun recipe) and char GPT (full) "
         "until their targets (with --compile: compiled)",
     )
+    parser.add_argument(
+        "--preset",
+        choices=("speedrun", "quick"),
+        default="speedrun",
+        help="with --time-to-target: speedrun (the GPU goals above) or quick (every model's quick recipe against "
+        "its demo targets, on --models; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=existing_folder,
+        help="with --preset quick: read the runs in this folder (what `make demo` trained) instead of training",
+    )
     parser.add_argument("--out", type=Path, default=Path("models_out/bench"))
     args = parser.parse_args(argv)
+    if args.time_to_target and args.preset == "quick":
+        return quick_recipes(args.models or list_models(), args.device, args.data_dir, args.out, args.runs)
     device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     precision = resolve_precision(args.precision, device)
@@ -200,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"device: {device} ({name}), torch {torch.__version__}, {args.steps} steps per path, fast path in {precision}")
     print(f"{'model':<22}{'plain items/s':>15}{'fast items/s':>15}{'fast/plain':>12}{'first call s':>14}")
-    for model_name in args.models:
+    for model_name in args.models or FAMILIES:
         plain = measure(model_name, device, False, args.steps, False, args.data_dir)
         fast = measure(model_name, device, True, args.steps, args.compile, args.data_dir, precision)
         print(

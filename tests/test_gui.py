@@ -809,7 +809,7 @@ def test_screenshots_script_writes_a_png_per_page(bundle, tmp_path):
         except pytest.skip.Exception:  # a task whose model is not registered yet
             continue
         expected.add(name)
-        if task in (IMAGE, TEXT):  # the Inside view of Classify and Generate
+        if task in (IMAGE, TEXT, SEQ):  # the Inside views of Classify, Generate and the sequence classifiers
             expected.add(f"{name}-inside")
     images = tmp_path / "images"
     write_images(images, 3)

@@ -1,5 +1,7 @@
-"""The Classify page's Inside view with pytest-qt (offscreen): it opens, shows each layer's feature maps
-and the saliency overlay, saves a PNG, and drops a computation outlived by a model switch."""
+"""The Inside views with pytest-qt (offscreen): the Classify page's feature maps and saliency, the Generate
+page's attention (hovering a character highlights what it attends to) and hidden states, the Sequences page's
+hidden states and gates of the classifiers and the seq2seq attention maps with their pickers and axis labels.
+Each opens, shows, saves a PNG, and drops a computation outlived by a model switch."""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from bundle_tools import read_manifest_json, write_manifest
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QLabel
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from sequence_fixtures import character_bundle
 from test_gui import WAIT, make_window, open_page, settings, write_images  # noqa: F401  (fixtures by name)
 
 from zoo_gui.catalog import bundle_key
@@ -51,9 +55,24 @@ def test_saliency_overlay_is_red_where_the_evidence_is():
 
 
 def test_gc_track_follows_the_gc_fraction():
-    track = gc_track("GGGGGGGGGGGGGGGGGGGGAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 60, side=60, height=10)
+    track = gc_track("GGGGGGGGGGGGGGGGGGGGAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 1, height=10)
     assert track.shape == (10, 60)
     assert (track[:, 19] == 90).all() and (track[:, 59] == 255).all()  # all GC, then a window of A only
+    assert gc_track("GCAT", 3, height=10).shape == (10, 12)  # 3 pixels a base, as the map's columns
+
+
+def move_mouse(widget: QWidget, point) -> None:
+    """What moving the mouse over ``widget`` to ``point`` (no button pressed) delivers to it."""
+    position = QPointF(point)
+    event = QMouseEvent(
+        QEvent.Type.MouseMove,
+        position,
+        QPointF(widget.mapToGlobal(point)),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, event)
 
 
 def inside_of(qtbot, page) -> InsideView:
@@ -161,9 +180,18 @@ def test_generate_page_shows_gpt_attention_per_layer_and_head_and_saves_a_png(qt
     assert page.inside.head.count() == 2 and page.inside.layer.count() == 1
     page.inside.head.setCurrentIndex(1)
     assert "head 2" in page.inside.status.text()
-    page.inside.picture.row_hovered.emit(5)  # what the mouse over row 5 does
-    shaded = page.inside.attended.text()
-    assert shaded.count("<span") == 16 and shaded.count("underline") == 1  # the hovered character, marked
+    inside = page.inside
+    # The map's axes: the characters looked at, along both.
+    assert inside.picture.row_labels == inside.picture.column_labels == list(view.text)
+    assert inside.hovered_row == 15 and inside.text_strip.marked == 15  # the last character until the mouse moves
+    strip = inside.text_strip
+    move_mouse(strip, strip.char_center(5))  # the mouse over the 6th character of the text
+    attention = view.arrays["attention"][0, 0, 1, 5]
+    assert inside.hovered_row == 5 and strip.marked == 5 and inside.picture.highlighted_row == 5
+    np.testing.assert_allclose(strip.shades, attention / attention.max(), atol=1e-6)  # what character 5 attends to
+    assert all(shade == 0 for shade in strip.shades[6:])  # causal: nothing after it
+    move_mouse(inside.picture, inside.picture.cell_center(9, 2))  # over row 9 of the map
+    assert inside.hovered_row == 9 and strip.marked == 9 and inside.picture.hovered == (9, 2)
     saved = page.inside.save_png(str(tmp_path / "attention"))
     assert saved.endswith(".png") and not QImage(saved).isNull()
     assert window.errors == []
@@ -176,7 +204,8 @@ def test_generate_page_shows_dna_hidden_states_with_gc_content(qtbot, make_windo
     view = generate_then_look_inside(qtbot, page, "ACGTGGCA", 20)
     assert not view.attention and view.dna and view.text == page.full_text()
     assert view.arrays["h"].shape[1:3] == (1, 28)
-    assert page.inside.track.isVisible() and not page.inside.head.isVisible()
+    assert page.inside.picture.track is not None and not page.inside.head.isVisible()
+    assert page.inside.picture.column_labels == list(view.text)  # the bases along the time axis
     assert [page.inside.shown.itemText(i) for i in range(page.inside.shown.count())] == ["h", "reset", "update", "candidate"]
     page.inside.shown.setCurrentText("update")
     assert page.inside.status.text().startswith("The update gate of layer 1")
@@ -187,7 +216,7 @@ def test_generate_page_shows_dna_hidden_states_with_gc_content(qtbot, make_windo
 # ----------------------------------------------------------------------------- the Sequences page
 
 
-def test_sequences_page_shows_the_cross_attention_alignment_and_saves_it(qtbot, make_window, tiny_bundle, tmp_path):  # noqa: F811
+def test_sequences_page_shows_attention_maps_with_pickers_and_labelled_axes(qtbot, make_window, tiny_bundle, tmp_path):  # noqa: F811
     s2s = Path(tiny_bundle("seq2seq-transformer"))
     window = make_window([s2s])
     page = open_page(qtbot, window, s2s)
@@ -196,9 +225,112 @@ def test_sequences_page_shows_the_cross_attention_alignment_and_saves_it(qtbot, 
     page.run()
     qtbot.waitUntil(lambda: not page.busy, timeout=WAIT)
     out = panel.output.text().split()
-    pixmap = panel.alignment.pixmap()
-    assert pixmap is not None and not pixmap.isNull()
-    assert f"{len(out) + 1} x 5" in panel.alignment_caption.text() and panel.save_alignment_button.isVisible()
-    saved = panel.save_alignment_png(str(tmp_path / "alignment"))
+    maps = panel.attention
+    assert maps.map.has_map and maps.map.isVisible() and maps.pickers.isVisible()
+    # The alignment first: rows the output (and eos), columns the source, labelled so.
+    assert maps.kind.currentData() == "cross_attention" and maps.kind.count() == 2
+    assert maps.map.row_labels == [*out, "eos"] and maps.map.column_labels == ["3", "4", "5", "6", "7"]
+    assert f"{len(out) + 1} x 5" in maps.caption.text() and "mean of 2 heads" in maps.caption.text()
+    assert [maps.head.itemText(i) for i in range(maps.head.count())] == ["mean", "1", "2"] and maps.layer.count() == 1
+    mean_picture = maps.map.image.copy()
+    maps.head.setCurrentIndex(2)  # one head: another picture
+    assert "head 2" in maps.caption.text() and maps.map.image != mean_picture
+    maps.kind.setCurrentIndex(maps.kind.findData("encoder_attention"))
+    assert maps.map.rows == maps.map.columns == 5 and maps.map.row_labels == ["3", "4", "5", "6", "7"]
+    assert maps.caption.text().startswith("Encoder self-attention, layer 1, head 2")
+    saved = maps.save_png(str(tmp_path / "alignment"))
     assert saved.endswith(".png") and not QImage(saved).isNull()
     assert window.errors == []
+
+
+def test_alignment_axes_of_a_dna_to_protein_model_are_its_letters(qtbot, make_window, tmp_path):  # noqa: F811
+    s2s = character_bundle("seq2seq-transformer", tmp_path / "runs")
+    window = make_window([s2s])
+    page = open_page(qtbot, window, s2s)
+    panel = page.panel
+    panel.input.setText("ATGGCCAAGTGG")
+    page.run()
+    qtbot.waitUntil(lambda: not page.busy and panel.attention.map.has_map, timeout=WAIT)
+    labels = panel.attention.map
+    assert labels.column_labels == list("ATGGCCAAGTGG") and labels.row_labels == [*panel.output.text(), "eos"]
+    assert window.errors == []
+
+
+@pytest.fixture(scope="module")
+def dna_classifier(tmp_path_factory) -> Path:
+    """A tiny LSTM classifier of DNA reads (the real task's vocabulary), with its inspect graph."""
+    return character_bundle("lstm-classifier", tmp_path_factory.mktemp("dna-classifier"))
+
+
+def classify_then_look_inside(qtbot, page, read: str) -> TextInsideView:
+    panel = page.panel
+    panel.input.setText(read)
+    if panel.inside_button.isChecked():
+        page.run()
+    else:
+        panel.inside_button.setChecked(True)  # opening the view runs the model on the input, looking inside
+    qtbot.waitUntil(lambda: not page.busy and panel.inside.view is not None and panel.inside.view.text == read, timeout=WAIT)
+    view = panel.inside.view
+    assert view is not None
+    return view
+
+
+def test_sequence_classifier_shows_hidden_states_and_gates_over_the_read(qtbot, make_window, dna_classifier, tmp_path):  # noqa: F811
+    window = make_window([dna_classifier])
+    page = open_page(qtbot, window, dna_classifier)
+    panel = page.panel
+    read = "ATGGCCAAGTGGCTGACCGG"
+    view = classify_then_look_inside(qtbot, page, read)
+    inside = panel.inside
+    assert panel.verdict.text().strip() and not view.attention and view.dna and view.text == read
+    assert [inside.shown.itemText(i) for i in range(inside.shown.count())] == ["h", "input", "forget", "cell", "output"]
+    hidden = view.arrays["h"]
+    assert hidden.shape[1:3] == (1, len(read)) and inside.picture.isVisible()
+    assert inside.picture.column_labels == list(read) and inside.picture.columns == len(read)
+    assert inside.picture.rows == hidden.shape[-1] and inside.picture.track is not None  # GC content under it
+    state_picture = inside.picture.image.copy()
+    inside.shown.setCurrentText("forget")  # the picker: the forget gate instead
+    assert inside.status.text().startswith("The forget gate of layer 1") and inside.picture.image != state_picture
+    assert "GC content" in inside.attended.text()
+    saved = inside.save_png(str(tmp_path / "states"))
+    assert saved.endswith(".png") and QImage(saved).height() > inside.picture.height()  # the whole map and its captions
+    assert window.errors == []
+
+
+def test_sequence_classifier_inside_opened_after_a_run_and_without_an_inspect_graph(qtbot, make_window, dna_classifier, tmp_path):  # noqa: F811
+    plain = Path(shutil.copytree(dna_classifier, tmp_path / "runs" / "plain" / "export"))
+    manifest = read_manifest_json(plain)
+    entry = manifest["graphs"].pop(schema.ROLE_INSPECT)
+    for file in (entry["file"], entry["torchscript"]):
+        del manifest["files"][file]
+        (plain / file).unlink()
+    write_manifest(plain, manifest)
+    window = make_window([plain])
+    page = open_page(qtbot, window, plain)
+    panel = page.panel
+    panel.input.setText("ACGTACGTAC")
+    page.run()
+    qtbot.waitUntil(lambda: not page.busy, timeout=WAIT)
+    assert not panel.inside.isVisible() and panel.inside.view is None  # not asked for: not computed
+    panel.inside_button.setChecked(True)  # opening it looks inside (the run again, on a worker)
+    qtbot.waitUntil(lambda: not page.busy and "no inspect graph" in panel.inside.status.text(), timeout=WAIT)
+    assert panel.inside.view is None and panel.verdict.text().strip() and window.errors == []
+
+
+def test_sequence_classifier_model_switch_mid_computation_drops_the_old_view(qtbot, make_window, dna_classifier, tmp_path):  # noqa: F811
+    runs = tmp_path / "runs"
+    first = Path(shutil.copytree(dna_classifier, runs / "a-lstm" / "export"))
+    second = Path(shutil.copytree(dna_classifier, runs / "b-lstm" / "export"))
+    window = make_window([runs])
+    page = open_page(qtbot, window, first)
+    panel = page.panel
+    old_model = page.model
+    panel.inside_button.setChecked(True)
+    panel.input.setText("ATGGCCAAGTGGCTGACC" * 4)
+    page.run()  # a computation on the first model
+    page.select_bundle(bundle_key(second))  # and the switch comes before it can be shown
+    qtbot.waitUntil(lambda: page.model is not None and page.model is not old_model, timeout=WAIT)
+    qtbot.waitUntil(lambda: not page.busy and not window.runner.busy, timeout=WAIT)
+    assert panel.inside.view is None  # the first model's view was dropped, the new model's not yet asked for
+    view = classify_then_look_inside(qtbot, page, "ACGTTGCA")
+    assert view.text == "ACGTTGCA" and window.errors == []

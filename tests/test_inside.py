@@ -7,6 +7,7 @@ occluding that square, and nothing else, lowers class 0.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -21,8 +22,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 import zoo_runtime
 from zoo_runtime import BundleError, schema
+from zoo_runtime.cli import main as zoo_run
 from zoo_runtime.tasks.image_classification import ImageClassifier
 from zoo_runtime.tasks.seq2seq import Translator
+from zoo_runtime.tasks.sequence_classification import SequenceClassifier
 from zoo_runtime.tasks.text_generation import TextGenerator
 from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
 from zoo_train.registry import list_models
@@ -274,6 +277,24 @@ def test_recurrent_hidden_states_over_time_equal_torch(tiny_bundle, name):
         np.testing.assert_allclose(states[state_name][:, :, -1], value.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("name", [n for n in ("dna-lstm", "char-lstm") if n in list_models(schema.TASK_TEXT_GENERATION)])
+def test_lstm_gates_rebuild_its_cell_and_hidden_states(tiny_bundle, name):
+    """The LSTM's gates, step by step: c_t = forget * c_(t-1) + input * cell and h_t = output * tanh(c_t); the
+    from-scratch cells' own, or recomputed from torch's nn.LSTM weights (char-lstm)."""
+    bundle = tiny_bundle(name)
+    model = load_generator(bundle)
+    manifest = read_manifest_json(bundle)
+    assert manifest["graphs"][schema.ROLE_INSPECT]["inputs"][0]["shape"] == ["batch", 1]  # one token a step
+    assert all(c["passed"] for c in manifest["parity"]["checks"] if c.get("graph") == schema.ROLE_INSPECT)
+    assert [layer["name"] for layer in model.inspect_layers] == ["h", "c", "input", "forget", "cell", "output"]
+    inside = model.inspect("".join(model.vocab[i % len(model.vocab)] for i in range(1, 11)))
+    h, c = inside["h"][:, 0], inside["c"][:, 0]
+    i, f, g, o = (inside[name][:, 0] for name in ("input", "forget", "cell", "output"))
+    previous_c = np.concatenate([np.zeros_like(c[:, :1]), c[:, :-1]], axis=1)
+    np.testing.assert_allclose(c, f * previous_c + i * g, atol=1e-5)
+    np.testing.assert_allclose(h, o * np.tanh(c), atol=1e-5)
+
+
 def test_scratch_gru_gates_rebuild_its_hidden_states(tiny_bundle):
     """The gates the inspect graph gives, step by step, make the next state by the GRU's own rule:
     h_t = (1 - update) * candidate + update * h_(t-1)."""
@@ -289,6 +310,53 @@ def test_scratch_gru_gates_rebuild_its_hidden_states(tiny_bundle):
     previous = np.concatenate([np.zeros_like(h[:, :1]), h[:, :-1]], axis=1)
     np.testing.assert_allclose(h, (1 - z) * n + z * previous, atol=1e-5)
     assert np.all((inside["reset"] >= 0) & (inside["reset"] <= 1) & (z >= 0) & (z <= 1))
+
+
+# ----------------------------------------------------------------------------- sequence classifiers
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ("lstm-classifier", "gru-classifier") if n in list_models(schema.TASK_SEQUENCE_CLASSIFICATION)]
+)
+def test_sequence_classifier_hidden_states_equal_torch_and_its_gates_rebuild_them(tiny_bundle, name):
+    bundle = tiny_bundle(name)
+    model = zoo_runtime.load(bundle, device="cpu")
+    assert isinstance(model, SequenceClassifier)
+    manifest = read_manifest_json(bundle)
+    lstm = name.startswith("lstm")
+    gates = ["input", "forget", "cell", "output"] if lstm else ["reset", "update", "candidate"]
+    assert [layer["name"] for layer in model.inspect_layers] == ["h", *gates]
+    checks = [c for c in manifest["parity"]["checks"] if c.get("graph") == schema.ROLE_INSPECT]
+    assert checks and all(c["passed"] for c in checks) and len({c["shape"]["time"] for c in checks}) >= 3
+
+    tokens = [1, 5, 2, 7, 3, 3, 6, 0, 4, 2, 1]
+    inside = model.inspect(tokens)
+    h = inside["h"]
+    assert h.shape == (1, 1, len(tokens), h.shape[-1]) and all(inside[g].shape == h.shape for g in gates)
+
+    # Reference: what torch's recurrent layer hands on (a forward hook), at every token.
+    path, payload = checkpoint_of(bundle)
+    torch_model = build_from_checkpoint(payload, path).eval()
+    seen = []
+    hook = torch_model.rnn.register_forward_hook(lambda _m, _args, out: seen.append(out[0]))
+    with torch.no_grad():
+        logits = torch_model(torch.tensor([tokens]))
+    hook.remove()
+    np.testing.assert_allclose(h[-1, 0], seen[0][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(model.logits(tokens), logits[0].numpy(), atol=1e-5)
+
+    # The gates make each state from the one before by the cell's own rule.
+    h = h[0, 0]
+    previous = np.concatenate([np.zeros_like(h[:1]), h[:-1]])
+    if lstm:
+        i, f, g, o = (inside[name][0, 0] for name in gates)
+        c = np.zeros_like(h[0])
+        for t in range(len(tokens)):
+            c = f[t] * c + i[t] * g[t]
+            np.testing.assert_allclose(h[t], o[t] * np.tanh(c), atol=1e-5)
+    else:
+        z, n = inside["update"][0, 0], inside["candidate"][0, 0]
+        np.testing.assert_allclose(h, (1 - z) * n + z * previous, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- seq2seq
@@ -326,3 +394,70 @@ def test_seq2seq_cross_attention_is_what_torch_reads_the_source_by(tiny_bundle):
     for layer in range(cross.shape[0]):
         weighed = torch.from_numpy(cross[layer]) @ values[layer]
         np.testing.assert_allclose(weighed.transpose(1, 2).flatten(2).numpy(), mixed[layer].numpy(), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- describe() and zoo-run --inspect
+
+
+@pytest.mark.parametrize("name", ["lenet5", "gru-classifier", "dna-gru"])
+def test_describe_lists_what_inspect_returns(tiny_bundle, name):
+    model = zoo_runtime.load(tiny_bundle(name), device="cpu")
+    described = model.describe()
+    assert described["inspect"] == model.inspect_layers and described["inspect"]
+    assert all(set(layer) == {"name", "dtype", "shape"} for layer in described["inspect"])
+    assert json.loads(json.dumps(described)) == described
+
+
+def test_describe_of_a_bundle_without_an_inspect_graph_says_none(lenet: Path, tmp_path: Path):
+    bundle = Path(shutil.copytree(lenet, tmp_path / "bundle"))
+    manifest = read_manifest_json(bundle)
+    entry = manifest["graphs"].pop(schema.ROLE_INSPECT)
+    for file in (entry["file"], entry["torchscript"]):
+        del manifest["files"][file]
+        (bundle / file).unlink()
+    write_manifest(bundle, manifest)
+    assert zoo_runtime.load(bundle, device="cpu").describe()["inspect"] == []
+
+
+def test_zoo_run_inspect_prints_and_saves_the_arrays(tiny_bundle, tmp_path, capsys):
+    classifier = tiny_bundle("gru-classifier")
+    model = zoo_runtime.load(classifier, device="cpu")
+    want = model.inspect([1, 2, 3, 4])
+    saved = tmp_path / "inside.npz"
+    assert zoo_run([str(classifier), "--tokens", "1 2 3 4", "--inspect", "--inspect-out", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"h: float32 {list(want['h'].shape)}  min ")
+    assert f"saved {len(want)} arrays to {saved}" in out
+    with np.load(saved) as got:
+        assert list(got) == list(want)
+        for name, value in want.items():
+            np.testing.assert_array_equal(got[name], value)
+    assert not list(tmp_path.glob(".*partial"))
+
+    dna = tiny_bundle("dna-gru")
+    assert zoo_run([str(dna), "--prompt", "GATTACA", "--inspect", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert list(payload["inspect"]) == ["h", "reset", "update", "candidate"]
+    assert payload["inspect"]["h"]["shape"][2] == 7 and 0 <= payload["inspect"]["update"]["min"] <= 1
+
+
+def test_zoo_run_inspect_refuses_what_it_cannot_do(tiny_bundle, lenet: Path, tmp_path, capsys):
+    classifier = str(tiny_bundle("gru-classifier"))
+    for argv, message in (
+        ([classifier, "--inspect"], "--inspect needs an input to look inside"),
+        ([classifier, "--tokens", "1 2", "--inspect-out", str(tmp_path / "a.npz")], "--inspect-out needs --inspect"),
+        ([classifier, "--tokens", "1 2", "--inspect", "--inspect-out", str(tmp_path / "a.txt")], "must end in .npz"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            zoo_run(argv)
+        assert info.value.code == 2 and message in capsys.readouterr().err
+    missing = tmp_path / "no-such-folder" / "a.npz"
+    assert zoo_run([classifier, "--tokens", "1 2", "--inspect", "--inspect-out", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--inspect-out {missing}: the folder" in err and not missing.parent.exists()
+    assert zoo_run([classifier, "--tokens", "1 99", "--inspect"]) == 2
+    assert "outside the vocabulary" in capsys.readouterr().err
+    gan = list_models(schema.TASK_IMAGE_GENERATION)[0]
+    with pytest.raises(SystemExit) as info:  # a GAN draws from noise: no input to look inside
+        zoo_run([str(tiny_bundle(gan)), "--sample", "2", "--out", str(tmp_path / "s"), "--inspect"])
+    assert info.value.code == 2 and "--inspect needs an input" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -91,6 +91,40 @@ def test_predict_gives_what_the_tasks_own_method_gives(model: BundleModel) -> No
         assert same(model.predict(request)), request
 
 
+def test_the_trainers_torch_reference_computes_what_predict_computes(
+    model: BundleModel, tiny_checkpoint: Callable[[str], Path]
+) -> None:
+    """benchmarks/runtime.py times each kind's ``Task.reference_call`` against ``predict``: the same work."""
+    import torch
+
+    from zoo_train.checkpoint import build_from_checkpoint, load_checkpoint
+    from zoo_train.tasks.base import get_task
+
+    ckpt = tiny_checkpoint(model.name)
+    net = build_from_checkpoint(load_checkpoint(ckpt), ckpt)
+    request = example_request(model.manifest)
+    with torch.inference_mode():
+        torch_out = get_task(model.task).reference_call(net, model.manifest, request)()
+    result = model.predict(request)
+    if "predictions" in result:  # classifiers: each label's probability, as torch computes it
+        predictions = result["predictions"]
+        if isinstance(predictions[0], list):  # images: one top-k list per image; torch's top-k comes with its indices
+            predictions = predictions[0]
+            by_index = dict(zip(torch_out["indices"][0].tolist(), torch_out["probabilities"][0].tolist(), strict=True))
+        else:
+            by_index = dict(enumerate(torch_out["probabilities"][0].tolist()))
+        expected = [by_index[p["index"]] for p in predictions]
+        assert [p["probability"] for p in predictions] == pytest.approx(expected, abs=1e-4)
+    else:
+        shared = set(torch_out) & set(result)
+        assert shared, (set(torch_out), set(result))
+        for key in shared:
+            if key == "images":  # uint8 after rounding: ONNX and torch may differ by one level
+                assert np.abs(torch_out[key].numpy().astype(int) - result[key].astype(int)).max() <= 1
+            else:
+                assert torch_out[key] == result[key], key
+
+
 def test_a_request_that_does_not_fit_is_named(model: BundleModel) -> None:
     with pytest.raises(BundleError, match=r"request: .* takes no colour; it takes "):
         model.predict({**example_request(model.manifest), "colour": 1})

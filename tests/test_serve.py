@@ -571,6 +571,7 @@ def test_triton_repository_configs_parse_against_tritons_schema(bundles: dict[st
             "char-gpt",
             "char-gpt.inspect",
             "gru-classifier",
+            "gru-classifier.inspect",
             "seq2seq-transformer.decoder",
             "seq2seq-transformer.encoder",
             "seq2seq-transformer.inspect",

@@ -66,3 +66,27 @@ def test_the_steps_that_compiled_are_reported_apart_from_the_training_seconds(tr
     result = train_speed.time_to_target("resnet-cifar", "cuda", None, tmp_path, "bf16", compile_model=True)
     assert seen[0].compile
     assert result["compile_seconds"] == 31.5 and result["training_seconds"] == 18.5 and result["seconds_to_target"] == 18.5
+
+
+@pytest.mark.parametrize("test_accuracy,expected", [(0.8712, 21.5), (0.8699, None)])
+def test_a_quick_run_is_judged_by_its_demo_targets_at_its_end(train_speed, tmp_path, test_accuracy, expected):
+    run = tmp_path / "runs" / "lenet5"
+    run.mkdir(parents=True)
+    records = [{"kind": "epoch", "epoch": 1, "step": 4, "val_accuracy": 0.88}, {"kind": "epoch", "epoch": 2, "step": 8}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = {"preset": "quick", "precision": "bf16", "train_seconds": 21.5, "test_accuracy": test_accuracy}
+    (run / "summary.json").write_text(json.dumps(summary))
+    result = train_speed.quick_time_to_target("lenet5", run)
+    assert result["seconds_to_target"] == expected and result["epochs"] == 2
+    assert result["targets"] == f"test_accuracy >= 0.87: {'met' if expected else 'missed'}"
+    row = f"| lenet5 | bf16 | 2 | 22 | {result['targets']} | test_accuracy {test_accuracy:.4g} |"
+    assert row in train_speed.quick_table([result])
+
+
+def test_quick_recipes_read_from_a_demo_leave_out_models_it_did_not_train(train_speed, tmp_path, capsys):
+    (tmp_path / "lenet5").mkdir()
+    (tmp_path / "lenet5" / "summary.json").write_text(json.dumps({"preset": "quick", "train_seconds": 3.0, "test_accuracy": 0.9}))
+    assert train_speed.quick_recipes(["lenet5", "dcgan"], "cpu", None, tmp_path / "unused", tmp_path) == 0
+    out = capsys.readouterr()
+    assert "dcgan: no summary.json (not trained); left out" in out.err
+    assert "1 of 1 quick recipes met their demo targets; 3 s of training in all" in out.out

@@ -413,16 +413,22 @@ def test_a_cnn_trains_channels_last_on_a_cpu_and_its_checkpoint_exports_with_par
     assert parity["passed"] and all(check["passed"] for check in parity["checks"])
 
 
-def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data):
+def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data, monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("auto", cuda) == "bf16"
+    # auto takes bf16 on a CPU only for the tasks it speeds up, and only where the CPU computes bf16 itself.
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(trainer, "cpu_computes_bf16", lambda has_bf16=has_bf16: has_bf16)
+        assert resolve_precision("auto", cpu, cpu_bf16_pays=True) == ("bf16" if has_bf16 else "fp32")
+        assert resolve_precision("auto", cpu, cpu_bf16_pays=False) == "fp32"
+    assert get_task("image-classification").cpu_bf16_pays and not get_task("text-generation").cpu_bf16_pays
     assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cuda) == "fp32"
     with pytest.raises(ValueError, match="bf16 autocast runs on cuda or cpu"):
         resolve_precision("bf16", torch.device("mps"))
     with autocast_for(cpu, "bf16")():
         assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16
 
-    fp32_run = train(config(tmp_path / "fp32", idx_data, epochs=1))
+    fp32_run = train(config(tmp_path / "fp32", idx_data, epochs=1, precision="fp32"))
     bf16_run = train(config(tmp_path / "bf16", idx_data, epochs=1, precision="bf16"))
     summaries = [json.loads((run / "summary.json").read_text()) for run in (fp32_run, bf16_run)]
     assert [s["precision"] for s in summaries] == ["fp32", "bf16"]

@@ -115,8 +115,8 @@ def _check_row(check: dict[str, Any]) -> str:
         what += " " + ", ".join(f"{k}={v}" for k, v in shape.items())
     err = check.get("max_abs_err")
     detail = f"max err {err:.2g}" if isinstance(err, (int, float)) else ""
-    if "tokens" in check:  # a generation check compares token sequences, not values
-        detail = f"{check['tokens']} tokens" + (" identical" if check.get("identical") else "")
+    if schema.PARITY_TOKENS in check:  # a generation check compares token sequences, not values
+        detail = f"{check[schema.PARITY_TOKENS]} tokens" + (" identical" if check.get("identical") else "")
     mark = "✓" if check.get("passed") else "✗"
     return _row(f"{mark} {what}", escape(detail))
 
@@ -129,9 +129,9 @@ def _labels(labels: list[Any] | None) -> str:
 
 
 def _vocabulary(vocab: Any) -> str:
-    if not isinstance(vocab, dict) or vocab.get("tokens") is None:
+    if not isinstance(vocab, dict) or vocab.get(schema.VOCAB_TOKENS) is None:
         return ""
-    tokens = vocab["tokens"]
+    tokens = vocab[schema.VOCAB_TOKENS]
     char = vocab.get("kind") == schema.VOCAB_CHAR
     shown = "".join(repr(str(t))[1:-1] for t in tokens[:80]) if char else " ".join(map(str, tokens[:40]))
     kind = escape(str(vocab.get("kind", "")))

@@ -202,7 +202,7 @@ def pick(
 
 
 def _tokens(info: Any) -> list[str]:
-    return [str(t) for t in ((info.manifest or {}).get("vocab") or {}).get("tokens") or []]
+    return [str(t) for t in ((info.manifest or {}).get("vocab") or {}).get(schema.VOCAB_TOKENS) or []]
 
 
 def is_dna(info: Any) -> bool:
@@ -322,7 +322,17 @@ def run(args: argparse.Namespace, platform_name: str) -> int:
             page.run()
             s.wait_idle(page, f"{name} to finish")
             s.failed += s.errors_since(n)
-            s.shot(name)
+            s.shot(name)  # seq2seq: its alignment is part of the output
+            if task == schema.TASK_SEQUENCE_CLASSIFICATION:
+                page.panel.inside_button.setChecked(True)  # hidden states over the read (GC content under them for DNA)
+
+                def states_shown(shown: Any = page) -> bool:
+                    return shown.panel.inside.view is not None and not shown.busy
+
+                s.wait(states_shown, f"the Inside view of {name}")
+                s.failed += s.errors_since(n)
+                s.shot(f"{name}-inside")
+                page.panel.inside_button.setChecked(False)
 
         window.show_page("library")
         about = window.show_about()

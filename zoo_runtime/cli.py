@@ -11,11 +11,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 import zoo_runtime
+from zoo_runtime import schema
 from zoo_runtime.errors import BundleError, InputError
 from zoo_runtime.tasks.base import BundleModel
 from zoo_runtime.tasks.seq2seq import Translator
@@ -104,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         help='a sequence as text, such as a DNA read "ACGT..." (sequence-classification, seq2seq bundles with a '
         "character vocabulary)",
     )
+    p.add_argument(
+        "--inspect",
+        action="store_true",
+        help="look inside instead of answering: run the bundle's inspect graph on the --image, --prompt, --tokens or "
+        "--sequence input and print each array's name, shape and range (describe lists what there is)",
+    )
+    p.add_argument(
+        "--inspect-out",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="with --inspect: also save the arrays, by name, to this numpy .npz file (np.load reads it)",
+    )
     p.add_argument("--top-k", type=int, default=None, help="labels to show (--image, default 5) or top-k sampling (--prompt)")
     p.add_argument("--max-new-tokens", type=non_negative_int, default=None, help="tokens to generate (default: the bundle's)")
     p.add_argument("--temperature", type=non_negative_float, default=None, help="0 = greedy (default: the bundle's)")
@@ -128,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.sample is not None and args.out is None:
         parser.error("--sample needs --out DIR")
+    if args.inspect_out is not None and not args.inspect:
+        parser.error("--inspect-out needs --inspect")
+    if args.inspect_out is not None and args.inspect_out.suffix != ".npz":
+        parser.error(f"--inspect-out {args.inspect_out}: the file name must end in .npz")
+    if args.inspect and all(getattr(args, name) is None for name in INSPECTED_INPUTS):
+        parser.error("--inspect needs an input to look inside: --image, --prompt, --tokens or --sequence")
     if args.top_k is not None and args.top_k < (0 if args.prompt is not None else 1):
         parser.error("--top-k must be at least 1 (labels to show), or 0 (off) with --prompt")
     if not args.bundle.exists():
@@ -157,23 +177,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # The predict input each action flag gives: a flag applies to a model whose ``inputs`` hold one of these.
 FLAG_INPUTS = {
-    "image": ("images",),
-    "prompt": ("prompt",),
-    "sample": ("n",),
-    "tokens": ("tokens", "src"),
-    "sequence": ("tokens", "src"),
+    "--image": ("images",),
+    "--prompt": ("prompt",),
+    "--sample": ("n",),
+    "--tokens": (schema.INPUT_TOKENS, schema.INPUT_SRC),
+    "--sequence": (schema.INPUT_TOKENS, schema.INPUT_SRC),
 }
 
 
-def _flag_input(model: BundleModel, option: str) -> str | None:
-    return next((name for name in FLAG_INPUTS[option] if name in model.inputs), None)
+# The action flags whose input --inspect looks inside (--sample draws from noise: there is no input).
+INSPECTED_INPUTS = ("image", "prompt", "tokens", "sequence")
+
+
+def _flag_input(model: BundleModel, flag: str) -> str | None:
+    return next((name for name in FLAG_INPUTS[flag] if name in model.inputs), None)
 
 
 def _dispatch(model: BundleModel, args: argparse.Namespace) -> int:
-    for option in FLAG_INPUTS:
-        if getattr(args, option) is not None and _flag_input(model, option) is None:
-            print(f"zoo-run: error: --{option} does not apply to {model.name} (task {model.task})", file=sys.stderr)
+    for flag in FLAG_INPUTS:
+        if getattr(args, flag.removeprefix("--")) is not None and _flag_input(model, flag) is None:
+            print(f"zoo-run: error: {flag} does not apply to {model.name} (task {model.task})", file=sys.stderr)
             return 2
+    if args.inspect:
+        return _inspect(model, args)
     if args.image is not None:
         return _classify(model, args)
     if args.prompt is not None:
@@ -216,6 +242,55 @@ def _describe(model: BundleModel, args: argparse.Namespace) -> int:
     lines = [f"{model.name}: {model.task}, {model.size_bytes / 1024:.1f} KiB, on {model.provider}, {model.signature.badge()}"]
     lines += [f"  {k}: {v}" for k, v in model.metrics.items()]
     return _emit(args, info, "\n".join(lines))
+
+
+def _inspect(model: Any, args: argparse.Namespace) -> int:
+    """``--inspect``: ``model.inspect`` on the action flag's input; each array's shape and range, saved with --inspect-out."""
+    if args.image is not None:
+        arrays = model.inspect([str(p) for p in args.image])
+    elif args.prompt is not None:
+        arrays = model.inspect(args.prompt)
+    elif args.sequence is not None:
+        arrays = model.inspect(args.sequence.strip())
+    else:
+        try:
+            arrays = model.inspect([int(t) for t in args.tokens.replace(",", " ").split()])
+        except ValueError:
+            raise BundleError(f"--tokens {args.tokens!r}: expected integers separated by spaces") from None
+    summary = {
+        name: {
+            "dtype": str(value.dtype),
+            "shape": list(value.shape),
+            "min": float(value.min()),
+            "mean": float(value.mean()),
+            "max": float(value.max()),
+        }
+        for name, value in arrays.items()
+    }
+    payload: dict[str, Any] = {**_base(model), "inspect": summary}
+    lines = [
+        f"{name}: {s['dtype']} {s['shape']}  min {s['min']:.4g}  mean {s['mean']:.4g}  max {s['max']:.4g}"
+        for name, s in summary.items()
+    ]
+    if args.inspect_out is not None:
+        payload["saved"] = str(_save_arrays(args.inspect_out, arrays))
+        lines.append(f"saved {len(arrays)} arrays to {args.inspect_out}")
+    return _emit(args, payload, "\n".join(lines))
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` (.npz) through a temporary file beside it: a failed write leaves nothing behind."""
+    if not path.parent.is_dir():
+        raise BundleError(f"--inspect-out {path}: the folder {path.parent} does not exist")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as file:
+            np.savez(file, **cast(dict[str, Any], arrays))  # names of the model, never savez options
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise BundleError(f"--inspect-out {path}: cannot write it ({exc.strerror or exc})") from None
+    return path
 
 
 def _classify(model: BundleModel, args: argparse.Namespace) -> int:
@@ -314,7 +389,7 @@ def _tokens(model: BundleModel, args: argparse.Namespace) -> int:
         ids = [int(t) for t in args.tokens.replace(",", " ").split()]
     except ValueError:
         raise BundleError(f"--tokens {args.tokens!r}: expected integers separated by spaces") from None
-    name = _flag_input(model, "tokens")
+    name = _flag_input(model, "--tokens")
     assert name is not None  # _dispatch checked that --tokens applies
     request: dict[str, Any] = {name: ids}
     if args.top_k is not None and "top_k" in model.inputs:

@@ -4,17 +4,20 @@ A ``TaskKind`` names what a bundle of its kind needs (graph roles), what its che
 holds (a TypedDict below, written by ``zoo_train.tasks.*.load_data``, checked by
 ``check_meta`` in each exporter's ``validate``), its title for people, and small examples: the
 meta of a model of given sizes (``zoo_export.synthetic`` builds test checkpoints from it) and
-a ``predict`` request built from a manifest alone (benchmarks and tests). docs/ARCHITECTURE.md
-shows where a new task kind registers.
+a ``predict`` request built from a manifest alone (benchmarks and tests). Each package holds a
+kind's part in a module named after it (``kind_module``), so a new kind is added without editing
+any list; docs/ARCHITECTURE.md names its files.
 
 Standard library and numpy only. Optional keys sit in a ``total=False`` subclass (``NotRequired``
 needs Python 3.11; the project supports 3.10).
 """
 
+import importlib
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Annotated, Any, TypedDict
 
 import numpy as np
@@ -292,9 +295,9 @@ def _text_generation_example(config: Mapping[str, Any], dataset: str) -> TextGen
     size = _vocab_size(config)
     vocab: Vocab
     if size == len(schema.DNA_TOKENS):
-        vocab = {"kind": schema.VOCAB_CHAR, "tokens": list(schema.DNA_TOKENS), "unknown": schema.UNKNOWN_SKIP}
+        vocab = {"kind": schema.VOCAB_CHAR, schema.VOCAB_TOKENS: list(schema.DNA_TOKENS), "unknown": schema.UNKNOWN_SKIP}
     else:
-        vocab = {"kind": schema.VOCAB_CHAR, "tokens": list(EXAMPLE_CHARS[:size]), "unknown": schema.UNKNOWN_ERROR}
+        vocab = {"kind": schema.VOCAB_CHAR, schema.VOCAB_TOKENS: list(EXAMPLE_CHARS[:size]), "unknown": schema.UNKNOWN_ERROR}
     vocab["specials"] = NO_SPECIALS.copy()
     sampling: Sampling = {"temperature": 0.8, "top_k": 10, "top_p": 0.95, "max_new_tokens": 200}
     return {"dataset": dataset, "vocab": vocab, "sampling": sampling}
@@ -317,7 +320,7 @@ def _seq2seq_example(config: Mapping[str, Any], dataset: str) -> Seq2SeqMeta:
 
 def _vocab_of(manifest: Mapping[str, Any]) -> tuple[list[Any], int]:
     vocab = manifest.get("vocab") or {}
-    tokens: list[Any] = vocab["tokens"] if isinstance(vocab.get("tokens"), list) else []
+    tokens: list[Any] = vocab[schema.VOCAB_TOKENS] if isinstance(vocab.get(schema.VOCAB_TOKENS), list) else []
     return tokens, len(tokens) if tokens else int(vocab.get("size") or 0)
 
 
@@ -349,7 +352,7 @@ def _text_generation_request(manifest: Mapping[str, Any], rng: np.random.Generat
 
 
 def _sequence_classification_request(manifest: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    return {"tokens": _example_token_ids(manifest, rng)}
+    return {schema.INPUT_TOKENS: _example_token_ids(manifest, rng)}
 
 
 def _seq2seq_request(manifest: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -420,6 +423,7 @@ TASK_KINDS: dict[str, TaskKind] = {
             {"vocab_size": 8, "num_classes": 4},
             _sequence_classification_example,
             _sequence_classification_request,
+            optional_roles=(schema.ROLE_INSPECT,),
         ),
         TaskKind(
             schema.TASK_SEQ2SEQ,
@@ -443,6 +447,18 @@ def task_kind(task: str) -> TaskKind:
         return TASK_KINDS[task]
     except KeyError:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASK_KINDS)}") from None
+
+
+def kind_module(package: str, task: str) -> ModuleType:
+    """Import ``<package>.<task, "-" as "_">``: the module that holds ``task``'s part in ``package``
+    (its trainer task, exporter or runtime class), which registers it; only that kind's module is loaded."""
+    name = f"{package}.{task_kind(task).name.replace('-', '_')}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # a module it imports is missing: not ours to explain
+            raise
+        raise ValueError(f"task {task!r} has no module {name} (see docs/ARCHITECTURE.md, adding a task kind)") from None
 
 
 def example_request(manifest: Mapping[str, Any], seed: int = 0) -> dict[str, Any]:

@@ -8,6 +8,8 @@ beyond the standard library.
 
 from __future__ import annotations
 
+from typing import Final
+
 FORMAT = "model-zoo-bundle"
 SCHEMA_VERSION = 1
 
@@ -53,6 +55,7 @@ META_JSON_KEYS = (META_LABELS, META_VOCAB, META_TARGET_VOCAB, META_PREPROCESSING
 # Vocabulary.
 VOCAB_CHAR = "char"
 VOCAB_IDS = "ids"
+VOCAB_TOKENS: Final = "tokens"  # a vocabulary block's key for its token list (Final: mypy reads it as a TypedDict key)
 UNKNOWN_ERROR = "error"
 UNKNOWN_SKIP = "skip"
 DNA_TOKENS = ("A", "C", "G", "T")
@@ -63,6 +66,7 @@ SPECIAL_TOKENS = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>"}
 GENERATION_RECURRENT = "recurrent"
 GENERATION_KV_CACHE = "kv-cache"
 STEP_TOKENS_ANY = "any"
+PARITY_TOKENS = "tokens"  # a generation parity check's key: how many tokens it compared
 
 # Standard tensor names.
 INPUT_IMAGE = "image"

@@ -21,7 +21,7 @@ class Vocabulary:
         block = block or {}
         self.model = model
         self.kind: str = str(block.get("kind", schema.VOCAB_IDS))
-        self.tokens: list[str] = [str(t) for t in block.get("tokens") or []]
+        self.tokens: list[str] = [str(t) for t in block.get(schema.VOCAB_TOKENS) or []]
         size = block.get("size")
         self.size: int | None = len(self.tokens) if self.tokens else (int(size) if isinstance(size, int) else None)
         self.unknown: str = str(block.get("unknown", schema.UNKNOWN_ERROR))

@@ -47,6 +47,7 @@ from zoo_serve.v2 import HEADER_LENGTH, encode_infer, model_metadata, parse_infe
 log = logging.getLogger("zoo_serve")
 T = TypeVar("T")
 RETRY_AFTER = {"retry-after": "1"}
+# Endpoints beside the V2 graph ones, per task; a kind without its own gets the V2 endpoints only.
 TASK_ENDPOINTS = {
     schema.TASK_IMAGE_CLASSIFICATION: ["POST /models/{name}/classify"],
     schema.TASK_IMAGE_GENERATION: ["GET /models/{name}/sample.png"],
@@ -376,7 +377,7 @@ def create_app(models: Mapping[str, BundleModel], settings: ServeSettings | None
                     "name": model.name,
                     "task": model.task,
                     "graphs": [g.name for g in model_graphs(model)],
-                    "endpoints": [e.replace("{name}", model.name) for e in TASK_ENDPOINTS[model.task]],
+                    "endpoints": [e.replace("{name}", model.name) for e in TASK_ENDPOINTS.get(model.task, [])],
                     "labels": model.labels,
                     "batched": any(g.batched for g in model_graphs(model)),
                     "provider": model.provider,

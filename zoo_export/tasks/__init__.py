@@ -1,9 +1,1 @@
-"""Task exporters: each module registers the exporter of one task kind."""
-
-from zoo_export.tasks import (  # noqa: F401
-    image_classification,
-    image_generation,
-    seq2seq,
-    sequence_classification,
-    text_generation,
-)
+"""Task exporters: ``<kind>.py`` registers the exporter of one kind; ``base.get_exporter`` imports it on first use."""

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from zoo_export.graphs import GraphSpec
 from zoo_export.parity import Tolerances
-from zoo_runtime.contract import check_meta
+from zoo_runtime.contract import check_meta, kind_module
 
 
 class ExportInputError(Exception):
@@ -89,9 +89,9 @@ def register_exporter(exporter: TaskExporter) -> TaskExporter:
 
 
 def get_exporter(task: str) -> TaskExporter:
-    import zoo_export.tasks  # noqa: F401  (registers the task exporters)
-
+    """The exporter of ``task``: ``zoo_export/tasks/<kind>.py``, imported (and so registered) on first use."""
+    kind_module("zoo_export.tasks", task)  # ValueError for a kind the contract or this package lacks
     try:
         return _EXPORTERS[task]
     except KeyError:
-        raise ValueError(f"no exporter for task {task!r}; known: {sorted(_EXPORTERS)}") from None
+        raise ValueError(f"zoo_export/tasks/{task.replace('-', '_')}.py registers no exporter for task {task!r}") from None

@@ -91,7 +91,7 @@ def _bos(ctx: BundleContext) -> int:
 
 
 def _target_size(ctx: BundleContext) -> int:
-    tokens = _target_vocab(ctx).get("tokens")
+    tokens = _target_vocab(ctx).get(schema.VOCAB_TOKENS)
     return len(tokens) if ctx.meta.get("target_vocab") and isinstance(tokens, list) else vocab_size_of(ctx)
 
 

@@ -1,4 +1,5 @@
-"""Sequence classifiers (LSTM/GRU): ``tokens`` [batch, time] -> ``logits`` [batch, K], any length."""
+"""Sequence classifiers (LSTM/GRU): ``tokens`` [batch, time] -> ``logits`` [batch, K], any length; a model that
+names its stages (``inspect_stages``: hidden states and gates over time) gets an ``inspect`` graph over the same input."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import torch.nn as nn
 
 from zoo_export.graphs import KIND_LOGITS, GraphSpec, ParityCase, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
-from zoo_export.tasks.text_generation import vocab_size_of
+from zoo_export.tasks.text_generation import inspect_spec, vocab_size_of
 from zoo_runtime import schema
+from zoo_train.models.protocols import as_inspectable
 
 EXPORT_SHAPE = (2, 3)  # short: torch.export of nn.LSTM/GRU costs time per step of the example
 PARITY_SHAPES = ((1, 5), (3, 20), (7, 33))
@@ -55,16 +57,16 @@ class SequenceClassificationExporter(TaskExporter):
             out = wrapper(*example)
         if tuple(out.shape) != (EXPORT_SHAPE[0], k):
             raise ExportInputError(f"{ctx.checkpoint}: logits shape {list(out.shape)} does not fit {k} labels")
-        return [
-            GraphSpec(
-                role=schema.ROLE_MODEL,
-                module=wrapper,
-                inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", "time"))],
-                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=KIND_LOGITS)],
-                example=example,
-                cases=[ParityCase((sample(n, t),), {"batch": n, "time": t}) for n, t in PARITY_SHAPES],
-            )
-        ]
+        model = GraphSpec(
+            role=schema.ROLE_MODEL,
+            module=wrapper,
+            inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", "time"))],
+            outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=KIND_LOGITS)],
+            example=example,
+            cases=[ParityCase((sample(n, t),), {"batch": n, "time": t}) for n, t in PARITY_SHAPES],
+        )
+        stages = as_inspectable(ctx.model)
+        return [model] if stages is None else [model, inspect_spec(ctx, ctx.model.eval(), stages, model)]
 
     def manifest_fields(self, ctx: BundleContext) -> dict[str, Any]:
         vocab = (

@@ -149,8 +149,8 @@ def _state_tensor(item: dict[str, Any], batch: int, past: int, gen: torch.Genera
 
 def vocab_size_of(ctx: BundleContext) -> int:
     vocab = ctx.meta.get("vocab") or {}
-    if isinstance(vocab.get("tokens"), list):
-        return len(vocab["tokens"])
+    if isinstance(vocab.get(schema.VOCAB_TOKENS), list):
+        return len(vocab[schema.VOCAB_TOKENS])
     if isinstance(vocab.get("size"), int):
         return vocab["size"]
     size = (ctx.payload.get("config") or {}).get("vocab_size")
@@ -185,7 +185,14 @@ def inspect_spec(ctx: BundleContext, model: nn.Module, stages: InspectableModel,
 
 
 def inspect_step_spec(ctx: BundleContext, model: nn.Module, step: GraphSpec) -> GraphSpec:
-    """The optional ``inspect`` graph of a model whose time loop is Python: one step's insides, over the step's inputs."""
+    """The optional ``inspect`` graph of a recurrent model: one step's insides (its gates), over the step's inputs
+    with one token (a step graph that takes several tokens at once is given its first)."""
+    one = [TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", 1)), *step.inputs[1:]]
+    cases = [
+        ParityCase((case.inputs[0][:, :1], *case.inputs[1:]), {k: v for k, v in case.dims.items() if k != "new"})
+        for case in step.cases
+    ]
+    step = dataclasses.replace(step, inputs=one, example=(step.example[0][:, :1], *step.example[1:]), cases=cases)
     first, second = step.cases[0], step.cases[-1]
     with torch.no_grad():
         seen_a = cast(Any, model).inspect_step(*first.inputs)
@@ -366,7 +373,7 @@ def tokens_check(
         "check": name,
         "compared": what,
         "batch": int(ref.shape[0]),
-        "tokens": int(ref.shape[1]),
+        schema.PARITY_TOKENS: int(ref.shape[1]),
         **extra,
         "identical": at is None,
     }

@@ -11,11 +11,12 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
-from PySide6.QtGui import QFontDatabase, QPixmap
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QStackedWidget,
     QStyle,
@@ -30,8 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zoo_gui.inside import to_qimage
-from zoo_gui.inside_text import attention_picture
+from zoo_gui.heatmap import HeatMap
+from zoo_gui.inside_text import TextInsidePanel, TextInsideView, attention_picture, look_inside_sequence
 from zoo_gui.pages.base import ModelPage
 from zoo_gui.widgets import ERROR_COLOR, ProbabilityBars, hint
 from zoo_gui.workers import Job
@@ -243,22 +245,67 @@ class ClassifySequencePanel(SequencePanel[SequenceClassifier]):
         font.setBold(True)
         self.verdict.setFont(font)
         self.bars = ProbabilityBars()
+        # Inside: the recurrent layers' hidden state and gates at each position (bundles with an inspect graph).
+        self.inside_button = QPushButton("Inside")
+        self.inside_button.setCheckable(True)
+        self.inside_button.setToolTip("Show the hidden state (and each gate) of the recurrent layers over the sequence")
+        self.inside_button.toggled.connect(self.show_inside)
+        self.inside = TextInsidePanel("Run the model, then look inside.")
+        self.inside.save_requested.connect(self.save_inside)
+        self.inside_scroll = QScrollArea()  # the map keeps its size (and is saved whole) however small the window
+        self.inside_scroll.setWidgetResizable(True)
+        self.inside_scroll.setWidget(self.inside)
+        self.inside_scroll.setMinimumHeight(240)
+        self.inside_scroll.hide()
         layout = QVBoxLayout(box)
         layout.addWidget(self.verdict)
         layout.addWidget(self.bars)
+        layout.addWidget(self.inside_button)
+        layout.addWidget(self.inside_scroll, 1)
 
     def clear_output(self) -> None:
         self.verdict.setText(" ")
         self.bars.set_bars([])
+        self.inside.clear()
+
+    def show_inside(self, shown: bool) -> None:
+        """Show the Inside view; opening it runs the model again on the input to look inside (on a worker)."""
+        self.inside_scroll.setVisible(shown)
+        # The view takes the page's spare height (else the space below the output keeps it).
+        layout = cast(QVBoxLayout, self.layout())
+        layout.setStretch(layout.indexOf(self.output_box), 1 if shown else 0)
+        layout.setStretch(layout.count() - 1, 0 if shown else 1)
+        if shown and self.inside.view is None and self.page.model is not None and self.validate():
+            self.page.run()
+
+    def save_inside(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the Inside view as PNG", "inside.png", "PNG (*.png)")
+        if path:
+            try:
+                self.page.show_message(f"Saved {self.inside.save_png(path)}")
+            except OSError as exc:
+                self.page.fail("Cannot save the PNG", str(exc))
 
     def work(self, model: SequenceClassifier, value: SequenceInput) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
-        def fn(job: Job) -> list[Prediction]:
-            return sorted(model.classify_sequence(value), key=lambda p: -float(p.probability))
+        looking = self.inside.isVisible()
 
-        def show(predictions: list[Prediction]) -> None:
+        def fn(job: Job) -> tuple[list[Prediction], TextInsideView | str | None]:
+            predictions = sorted(model.classify_sequence(value), key=lambda p: -float(p.probability))
+            if not looking:
+                return predictions, None
+            if not model.inspect_layers:
+                return predictions, "This bundle has no inspect graph: export it again to see its hidden states."
+            return predictions, look_inside_sequence(model, value)
+
+        def show(result: tuple[list[Prediction], TextInsideView | str | None]) -> None:
+            predictions, inside = result
             top = predictions[0]
             self.verdict.setText(f"{top.label}  ({100 * float(top.probability):.1f} %)")
             self.bars.set_bars([(p.label, float(p.probability)) for p in predictions[:10]])
+            if isinstance(inside, TextInsideView):
+                self.inside.show_view(inside)
+            elif inside is not None:
+                self.inside.clear(inside)
 
         return fn, show
 
@@ -282,80 +329,49 @@ class TranslatePanel(SequencePanel[Translator]):
         self.max_len.setToolTip("Longest output to write (0 = the bundle's default)")
         self.max_len.setMaximumWidth(160)
         self.details = hint("")
-        # Inside: the cross-attention alignment of source and output (bundles with an inspect graph).
-        self.alignment = QLabel()
-        self.alignment.setObjectName("inside-alignment")
-        self.alignment_caption = hint("")
-        self.save_alignment_button = QPushButton(
-            self.style().standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Save Alignment PNG…"
-        )
-        self.save_alignment_button.clicked.connect(self.save_alignment)
-        self.save_alignment_button.hide()
+        # Inside: the attention maps of source and output, labelled (bundles with an inspect graph).
+        self.attention = AttentionMaps()
+        self.attention.save_button.clicked.connect(self.save_alignment)
         layout = QFormLayout(box)
         layout.addRow("Target", self.output)
         layout.addRow("Max length", self.max_len)
         layout.addRow("", self.details)
-        layout.addRow("", self.alignment_caption)
-        layout.addRow("", self.alignment)
-        layout.addRow("", self.save_alignment_button)
+        layout.addRow(self.attention)
 
     def clear_output(self) -> None:
         self.output.clear()
         self.details.setText("")
-        self.alignment.clear()
-        self.alignment_caption.setText("")
-        self.save_alignment_button.hide()
-
-    def show_alignment(self, cross: np.ndarray, heads: int) -> None:
-        """``cross``: [output + 1, source] attention of the last decoder layer, averaged over ``heads``."""
-        self.alignment.setPixmap(QPixmap.fromImage(to_qimage(attention_picture(cross, side=320))))
-        self.alignment_caption.setText(
-            f"Alignment (cross-attention of the last decoder layer, mean of {heads} heads): row t is output token t "
-            f"(the last row: end of sequence), column s is source token s; {cross.shape[0]} x {cross.shape[1]}."
-        )
-        self.save_alignment_button.show()
-
-    def clear_alignment(self, text: str) -> None:
-        self.alignment.clear()
-        self.alignment_caption.setText(text)
-        self.save_alignment_button.hide()
+        self.attention.clear("")
 
     def save_alignment(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the alignment as PNG", "alignment.png", "PNG (*.png)")
         if path:
             try:
-                self.save_alignment_png(path)
+                self.attention.save_png(path)
             except OSError as exc:
                 self.page.fail("Cannot save the PNG", str(exc))
-
-    def save_alignment_png(self, path: str) -> str:
-        if not path.lower().endswith(".png"):
-            path += ".png"
-        pixmap = self.alignment.pixmap()
-        if pixmap is None or pixmap.isNull() or not pixmap.save(path, "PNG"):
-            raise OSError(f"cannot write {path}")
-        return path
 
     def work(self, model: Translator, value: SequenceInput) -> tuple[Callable[[Job], Any], Callable[[Any], None]]:
         max_len = self.max_len.value() or None
 
-        def fn(job: Job) -> tuple[str | list[int], np.ndarray | str, int]:
+        def fn(job: Job) -> tuple[str | list[int], dict[str, np.ndarray] | str]:
             out = model.translate(value, max_len=max_len)
             out = out if isinstance(out, str) else list(out)
             if not model.inspect_layers:
-                return out, "This bundle has no inspect graph: export it again to see the alignment.", 0
+                return out, "This bundle has no inspect graph: export it again to see the alignment."
             try:
-                cross = model.inspect(value, output=out)["cross_attention"][-1, 0]  # [heads, output + 1, source]
+                return out, model.inspect(value, output=out)
             except BundleError as exc:  # the translation stands; only its alignment is missing
-                return out, f"No alignment: {exc}", 0
-            return out, cross.mean(axis=0), cross.shape[0]
+                return out, f"No alignment: {exc}"
 
-        def show(result: tuple[str | list[int], np.ndarray | str, int]) -> None:
-            out, cross, heads = result
-            if isinstance(cross, str):
-                self.clear_alignment(cross)
+        def show(result: tuple[str | list[int], dict[str, np.ndarray] | str]) -> None:
+            out, inside = result
+            if isinstance(inside, str):
+                self.attention.clear(inside)
             else:
-                self.show_alignment(cross, heads)
+                source = list(value) if isinstance(value, str) else [str(i) for i in value]
+                output = list(out) if isinstance(out, str) else [str(i) for i in out]
+                self.attention.show_maps(inside, source, [*output, "eos"])
             self.output.setText(out if isinstance(out, str) else model.target_vocab.decode(out))
             expected = next((e[1] for e in self.examples if isinstance(value, str) and e[0] == value), None)
             if isinstance(value, str):
@@ -366,6 +382,125 @@ class TranslatePanel(SequencePanel[Translator]):
             self.details.setText(f"{len(value)} tokens in → {len(out)} tokens out{same}")
 
         return fn, show
+
+
+# inspect output -> (what it is, what its rows are, what its columns are)
+ATTENTION_KINDS: dict[str, tuple[str, str, str]] = {
+    "cross_attention": ("Alignment: decoder cross-attention", "output", "source"),
+    "encoder_attention": ("Encoder self-attention", "source", "source"),
+}
+
+
+class AttentionMaps(QWidget):
+    """A seq2seq model's attention, labelled with the source and output tokens: the decoder's cross-attention
+    (the alignment of output and source) or the encoder's self-attention, for a chosen layer and head (or
+    the mean of the heads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrays: dict[str, np.ndarray] = {}
+        self.source: list[str] = []
+        self.output: list[str] = []
+        self.kind = QComboBox()
+        self.kind.setToolTip("Which attention to show")
+        self.layer = QComboBox()
+        self.layer.setToolTip("The attention layer")
+        self.head = QComboBox()
+        self.head.setToolTip("One head, or the mean of the heads")
+        for combo in (self.kind, self.layer, self.head):
+            combo.currentIndexChanged.connect(lambda _i: self.redraw())
+        self.save_button = QPushButton(self.style().standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Save PNG…")
+        self.caption = hint("")
+        self.map = HeatMap()
+        self.map.setObjectName("inside-alignment")
+        self.pickers = QWidget()
+        bar = QHBoxLayout(self.pickers)
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.kind)
+        bar.addWidget(QLabel("Layer"))
+        bar.addWidget(self.layer)
+        bar.addWidget(QLabel("Head"))
+        bar.addWidget(self.head)
+        bar.addStretch(1)
+        bar.addWidget(self.save_button)
+        self.sheet = QWidget()  # what is saved as PNG
+        sheet_layout = QVBoxLayout(self.sheet)
+        sheet_layout.setContentsMargins(0, 0, 0, 0)
+        sheet_layout.addWidget(self.caption)
+        sheet_layout.addWidget(self.map)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.pickers)
+        layout.addWidget(self.sheet)
+        self.clear("")
+
+    def clear(self, text: str) -> None:
+        self.arrays = {}
+        self.caption.setText(text)
+        self.map.clear()
+        self.map.hide()
+        self.pickers.hide()
+
+    def show_maps(self, arrays: dict[str, np.ndarray], source: list[str], output: list[str]) -> None:
+        """``arrays``: ``Translator.inspect``'s; ``source`` and ``output`` (eos last): one label per position."""
+        self.arrays, self.source, self.output = arrays, source, output
+        kinds = [name for name in ATTENTION_KINDS if name in arrays]
+        for combo in (self.kind, self.layer, self.head):
+            combo.blockSignals(True)
+        self.kind.clear()
+        for name in kinds:
+            self.kind.addItem(ATTENTION_KINDS[name][0], name)
+        self.kind.blockSignals(False)
+        self.layer.blockSignals(False)
+        self.head.blockSignals(False)
+        self.pickers.show()
+        self.map.show()
+        self.redraw()
+
+    def _fit_pickers(self, weights: np.ndarray) -> None:
+        """Layer and head choices for the kind shown ([layers, 1, heads, ...]), the last layer and the mean by default."""
+        layers, heads = weights.shape[0], weights.shape[2]
+        if self.layer.count() != layers:
+            self.layer.blockSignals(True)
+            self.layer.clear()
+            self.layer.addItems([str(i + 1) for i in range(layers)])
+            self.layer.setCurrentIndex(layers - 1)
+            self.layer.blockSignals(False)
+        if self.head.count() != heads + 1:
+            self.head.blockSignals(True)
+            self.head.clear()
+            self.head.addItems(["mean", *[str(i + 1) for i in range(heads)]])
+            self.head.blockSignals(False)
+
+    def redraw(self) -> None:
+        name = self.kind.currentData()
+        if not self.arrays or name not in self.arrays:
+            return
+        weights = self.arrays[name]
+        self._fit_pickers(weights)
+        layer, head = max(0, self.layer.currentIndex()), max(0, self.head.currentIndex())
+        heads = weights[layer, 0]
+        shown = heads.mean(axis=0) if head == 0 else heads[head - 1]
+        title, rows_are, columns_are = ATTENTION_KINDS[name]
+        row_labels = (self.output if rows_are == "output" else self.source)[: shown.shape[0]]
+        column_labels = self.source[: shown.shape[1]]
+        which = f"mean of {heads.shape[0]} heads" if head == 0 else f"head {head}"
+        reading = (
+            "row t: the source tokens read to write output token t (the last row: end of sequence)"
+            if name == "cross_attention"
+            else "row i: how source token i weighs every source token"
+        )
+        self.caption.setText(f"{title}, layer {layer + 1}, {which}: {reading}; {shown.shape[0]} x {shown.shape[1]}.")
+        self.map.set_map(
+            attention_picture(shown, side=320), shown.shape[0], shown.shape[1], row_labels, column_labels, rows_are, columns_are
+        )
+
+    def save_png(self, path: str) -> str:
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        if not self.map.has_map or not self.sheet.grab().save(path, "PNG"):
+            raise OSError(f"cannot write {path}")
+        return path
 
 
 # task -> the panel that runs it

@@ -1,8 +1,12 @@
-"""Task kind -> runtime class: the one place that maps a bundle's task to the object ``load`` returns."""
+"""Task kind -> runtime class: the one place that maps a bundle's task to the object ``load`` returns.
+
+The runtime class of a kind is the ``BundleModel`` in ``zoo_runtime/tasks/<kind>.py`` (``kind_module``)
+whose ``task`` is that kind; a new kind's module is found without an edit here.
+"""
 
 from __future__ import annotations
 
-from zoo_runtime import schema
+from zoo_runtime.contract import TASK_KINDS, kind_module
 from zoo_runtime.tasks.base import BundleModel, Prediction
 from zoo_runtime.tasks.image_classification import ImageClassifier
 from zoo_runtime.tasks.image_generation import ImageGenerator
@@ -10,13 +14,16 @@ from zoo_runtime.tasks.seq2seq import Translator
 from zoo_runtime.tasks.sequence_classification import SequenceClassifier
 from zoo_runtime.tasks.text_generation import TextGenerator
 
-TASK_CLASSES: dict[str, type[BundleModel]] = {
-    schema.TASK_IMAGE_CLASSIFICATION: ImageClassifier,
-    schema.TASK_TEXT_GENERATION: TextGenerator,
-    schema.TASK_IMAGE_GENERATION: ImageGenerator,
-    schema.TASK_SEQUENCE_CLASSIFICATION: SequenceClassifier,
-    schema.TASK_SEQ2SEQ: Translator,
-}
+
+def runtime_class(task: str) -> type[BundleModel]:
+    module = kind_module("zoo_runtime.tasks", task)
+    found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, BundleModel) and c.task == task]
+    if len(found) != 1:
+        raise ValueError(f"{module.__name__} holds {len(found)} BundleModel classes of task {task!r}; it must hold one")
+    return found[0]
+
+
+TASK_CLASSES: dict[str, type[BundleModel]] = {task: runtime_class(task) for task in TASK_KINDS}
 
 __all__ = [
     "TASK_CLASSES",
@@ -27,4 +34,5 @@ __all__ = [
     "SequenceClassifier",
     "TextGenerator",
     "Translator",
+    "runtime_class",
 ]

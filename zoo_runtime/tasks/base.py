@@ -83,7 +83,10 @@ class BundleModel:
     # ------------------------------------------------------------------------------ the common interface
 
     def describe(self) -> dict[str, Any]:
-        """What this model is, takes and returns: plain JSON-ready data (for CLIs, servers and docs)."""
+        """What this model is, takes and returns: plain JSON-ready data (for CLIs, servers and docs).
+
+        ``inspect`` lists what ``inspect(...)`` returns ({name, dtype, shape}, in order; [] where the model cannot
+        be looked inside)."""
         return {
             "model": self.name,
             "task": self.task,
@@ -93,6 +96,7 @@ class BundleModel:
             "labels": self.labels,
             "metrics": self.metrics,
             "provider": self.provider,
+            "inspect": self.inspect_layers,
             **self.describe_task(),
         }
 
@@ -196,8 +200,8 @@ class BundleModel:
 
     def vocab_size(self) -> int | None:
         vocab = self.manifest.get("vocab") or {}
-        if isinstance(vocab.get("tokens"), list):
-            return len(vocab["tokens"])
+        if isinstance(vocab.get(schema.VOCAB_TOKENS), list):
+            return len(vocab[schema.VOCAB_TOKENS])
         size = vocab.get("size")
         return int(size) if isinstance(size, int) else None
 
@@ -212,7 +216,7 @@ class BundleModel:
         return [Prediction(self._label(int(i)), int(i), float(probs[i])) for i in order]
 
 
-def as_token_ids(tokens: Any, vocab_size: int | None, what: str = "tokens") -> np.ndarray:
+def as_token_ids(tokens: Any, vocab_size: int | None, what: str = schema.INPUT_TOKENS) -> np.ndarray:
     """A 1-D int64 array of token ids, checked against the vocabulary size."""
     arr = np.asarray(tokens)
     if arr.ndim == 2 and arr.shape[0] == 1:

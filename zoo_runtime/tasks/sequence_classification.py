@@ -22,7 +22,7 @@ class SequenceClassifier(BundleModel):
     task = schema.TASK_SEQUENCE_CLASSIFICATION
     roles = (schema.ROLE_MODEL,)
     inputs: ClassVar[Mapping[str, Field]] = {
-        "tokens": Field("token-ids", "the sequence: a list of token ids", required=True),
+        schema.INPUT_TOKENS: Field("token-ids", "the sequence: a list of token ids", required=True),
         "top_k": Field("integer", "labels to return, most probable first (default: all)"),
     }
     outputs: ClassVar[Mapping[str, Field]] = {
@@ -36,13 +36,24 @@ class SequenceClassifier(BundleModel):
         # A few held-out (label, sequence) pairs shipped in the bundle, for people to try.
         self.examples: list[list[str]] = list(self.manifest.get("examples") or [])
 
-    def logits(self, tokens: Any) -> np.ndarray:
+    def token_ids(self, tokens: Any) -> np.ndarray:
+        """A string (character vocabularies) or token ids -> the checked int64 ids [T]."""
         if isinstance(tokens, str):
-            ids = np.asarray(self.vocab.encode(tokens), dtype=np.int64)
-        else:
-            ids = as_token_ids(tokens, self.vocab_size())
-        row: np.ndarray = self._run(schema.ROLE_MODEL, {self._input: ids[None]})[0][0]
+            return np.asarray(self.vocab.encode(tokens), dtype=np.int64)
+        return as_token_ids(tokens, self.vocab_size())
+
+    def logits(self, tokens: Any) -> np.ndarray:
+        row: np.ndarray = self._run(schema.ROLE_MODEL, {self._input: self.token_ids(tokens)[None]})[0][0]
         return row
+
+    def inspect(self, tokens: Any) -> dict[str, np.ndarray]:
+        """What the recurrent layers compute at each token of ``tokens`` (as ``classify_sequence`` takes them), by
+        the inspect graph's names: ``h`` [layers, 1, T, hidden], the hidden state after each token, then each gate
+        (GRU: ``reset``, ``update``, ``candidate``; LSTM: ``input``, ``forget``, ``cell``, ``output``), same shape.
+        A bundle without an inspect graph is a BundleError."""
+        if schema.ROLE_INSPECT not in self._sessions:
+            raise self._no_inspect_graph()
+        return self._inspect({self._input: self.token_ids(tokens)[None]})
 
     def classify_sequence(self, tokens: Any, top_k: int | None = None) -> list[Prediction]:
         """Every class (or the ``top_k`` best) with its probability, most probable first. ``tokens`` is a
@@ -53,5 +64,5 @@ class SequenceClassifier(BundleModel):
         return {"vocab_size": self.vocab_size()}
 
     def predict_checked(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        preds = self.classify_sequence(request["tokens"], top_k=request.get("top_k"))
+        preds = self.classify_sequence(request[schema.INPUT_TOKENS], top_k=request.get("top_k"))
         return {"predictions": [p._asdict() for p in preds]}

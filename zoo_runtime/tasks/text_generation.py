@@ -46,7 +46,7 @@ class TextGenerator(BundleModel):
     def __init__(self, bundle: Bundle, factory: SessionFactory) -> None:
         super().__init__(bundle, factory)
         vocab = self.manifest.get("vocab") or {}
-        tokens = vocab.get("tokens")
+        tokens = vocab.get(schema.VOCAB_TOKENS)
         if not isinstance(tokens, list) or not tokens:
             raise BundleError(f"{self.path}: a text-generation bundle needs vocab.tokens")
         self.vocab: list[str] = [str(t) for t in tokens]

@@ -110,7 +110,7 @@ class TokenVocab:
         names = {PAD_TOKEN: "pad", BOS_TOKEN: "bos", EOS_TOKEN: "eos"}
         ids: dict[str, int | None] = {"pad": None, "bos": None, "eos": None}
         ids.update({names[s]: i for i, s in enumerate(self.specials)})
-        return {"kind": schema.VOCAB_CHAR, "tokens": self.tokens, "unknown": self.unknown, "specials": ids}
+        return {"kind": schema.VOCAB_CHAR, schema.VOCAB_TOKENS: self.tokens, "unknown": self.unknown, "specials": ids}
 
 
 DNA_READ_VOCAB = TokenVocab(schema.DNA_TOKENS, unknown=schema.UNKNOWN_SKIP)

@@ -116,7 +116,7 @@ def ids_vocab(size: int, specials: Mapping[str, int | None] | None = None) -> Vo
     return {
         "kind": schema.VOCAB_IDS,
         "size": size,
-        "tokens": list(range(size)),
+        schema.VOCAB_TOKENS: list(range(size)),
         "unknown": schema.UNKNOWN_ERROR,
         "specials": {"pad": given.get("pad"), "bos": given.get("bos"), "eos": given.get("eos")},
     }

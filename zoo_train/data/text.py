@@ -75,13 +75,13 @@ class CharVocab:
         """Rebuild from a checkpoint's / bundle's ``vocab`` entry."""
         if meta.get("kind") != schema.VOCAB_CHAR:
             raise ValueError(f"not a character vocabulary (kind {meta.get('kind')!r})")
-        return cls(tuple(meta["tokens"]), meta.get("unknown", schema.UNKNOWN_ERROR))
+        return cls(tuple(meta[schema.VOCAB_TOKENS]), meta.get("unknown", schema.UNKNOWN_ERROR))
 
     def to_meta(self) -> Vocab:
         """The ``vocab`` entry of docs/BUNDLE.md."""
         return {
             "kind": schema.VOCAB_CHAR,
-            "tokens": list(self.tokens),
+            schema.VOCAB_TOKENS: list(self.tokens),
             "unknown": self.unknown,
             "specials": {"pad": None, "bos": None, "eos": None},
         }

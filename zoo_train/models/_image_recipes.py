@@ -16,20 +16,36 @@ def image_recipes(
     full_epochs: int,
     lr: float,
     batch_size: int = 128,
-    quick_limit: int | None = 12000,
+    quick_limit: int | None = None,
+    quick_changes: dict | None = None,
+    quick_overrides: dict | None = None,
     optimizer: str = "adamw",
     weight_decay: float = 5e-4,
     label_smoothing: float = 0.0,
     full_random_erasing: float = 0.0,
     full_overrides: dict | None = None,
 ) -> dict[str, Recipe]:
-    """smoke: seconds, for tests; quick: minutes on 2 CPU cores (make demo); full: the quality target."""
+    """smoke: seconds, for tests; quick: minutes on 2 CPU cores (make demo); full: the quality target.
+
+    The quick recipe spends its minutes as a short schedule should (measured in benchmarks/RESULTS.md, "Quick
+    recipes"): the whole training split (quick_limit only where an epoch of it is too slow), no augmentation (it
+    pays only over many epochs), and the rate annealed to 0 at the end. ``quick_changes`` are Recipe fields
+    that differ for the quick recipe alone (a higher rate for a one-epoch schedule, say).
+    """
     recipe = partial(
         Recipe, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, label_smoothing=label_smoothing
     )
     return {
         "smoke": recipe(epochs=1, limit_train=256, limit_eval=128, augment=False),
-        "quick": recipe(epochs=quick_epochs, limit_train=quick_limit, limit_eval=2000, warmup_steps=50),
+        "quick": recipe(
+            epochs=quick_epochs,
+            limit_train=quick_limit,
+            limit_eval=2000,
+            warmup_steps=50,
+            augment=False,
+            final_lr_fraction=0.0,
+            model_overrides=dict(quick_overrides or {}),
+        ).replace(**(quick_changes or {})),
         "full": recipe(
             epochs=full_epochs,
             warmup_steps=200,

@@ -9,13 +9,14 @@ the usual ``forward(x, hidden) -> (out, hidden)``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from zoo_runtime import schema
+from zoo_train import nn_scratch
 from zoo_train.registry import QualityTarget, Recipe, register_model
 
 RNNState = Tensor | tuple[Tensor, Tensor]  # GRU: h; LSTM: (h, c); each [num_layers, N, H]
@@ -68,6 +69,30 @@ class RecurrentLM(nn.Module):
         out, new_state = self.rnn(self.drop(self.embedding(tokens)), self._as_rnn_state(state))
         new = (new_state,) if isinstance(new_state, Tensor) else tuple(new_state)
         return (self.fc(self.drop(out)), *new)
+
+    def inspect_step(self, tokens: Tensor, *state: Tensor) -> list[tuple[str, Tensor]]:
+        """The activated gates of one step, by name (GRU: reset, update, candidate; LSTM: input, forget, cell,
+        output), each [num_layers, N, hidden], for ``tokens`` [N, 1] and the state before it. The from-scratch
+        layers give their own; torch's nn.LSTM/nn.GRU hide theirs, so they are recomputed from its weights by
+        the from-scratch cells' rule, layer by layer (each layer's new h, by the same rule, feeds the next)."""
+        x = self.embedding(tokens)[:, 0]
+        if isinstance(self.rnn, nn_scratch.GRU | nn_scratch.LSTM):
+            gates = self.rnn.step_gates(x, self._as_rnn_state(state))
+            return list(zip(self.rnn.cell_cls.gate_names, gates.unbind(1), strict=True))
+        rnn = cast(nn.RNNBase, self.rnn)
+        lstm = isinstance(rnn, nn.LSTM)
+        per_layer = []
+        for k in range(rnn.num_layers):
+            weights = nn_scratch.torch_layer_weights(rnn, k)
+            if lstm:
+                i, f, g, o = found = nn_scratch.lstm_gates(x, state[0][k], *weights).unbind(0)
+                x = o * torch.tanh(f * state[1][k] + i * g)
+            else:
+                _r, z, n = found = nn_scratch.gru_gates(x, state[0][k], *weights).unbind(0)
+                x = (1.0 - z) * n + z * state[0][k]
+            per_layer.append(torch.stack(found))
+        names = (nn_scratch.LSTMCell if lstm else nn_scratch.GRUCell).gate_names
+        return list(zip(names, torch.stack(per_layer, dim=1).unbind(0), strict=True))
 
     def forward(self, x: Tensor, hidden: RNNState | None = None) -> tuple[Tensor, RNNState]:
         """x [N, T] token ids, hidden (zeros if None) -> (logits [N, T, V], hidden)."""

@@ -9,10 +9,9 @@ and there is no full-sequence graph (``full_graph = False``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch.nn as nn
-from torch import Tensor
 
 from zoo_runtime import schema
 from zoo_train import nn_scratch
@@ -47,13 +46,6 @@ class DNARNN(RecurrentLM):
             dropout=config.dropout,
         )
         self.config = config
-
-    def inspect_step(self, tokens: Tensor, *state: Tensor) -> list[tuple[str, Tensor]]:
-        """The activated gates of one step, by name (GRU: reset, update, candidate; LSTM: input, forget, cell,
-        output), each [num_layers, N, hidden], for ``tokens`` [N, 1] and the state before it."""
-        rnn = cast(nn_scratch.GRU | nn_scratch.LSTM, self.rnn)
-        gates = rnn.step_gates(self.embedding(tokens)[:, 0], self._as_rnn_state(state))
-        return list(zip(rnn.cell_cls.gate_names, gates.unbind(1), strict=True))
 
 
 TINY = {"embedding_size": 4, "hidden_size": 8, "num_layers": 1}

@@ -90,9 +90,15 @@ class LeNet(nn.Module):
     task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=LeNetConfig,
     default_dataset="fashion-mnist",
-    # Full: LeNet-5's layout with max instead of average pooling (the paper's falls short of the target) and label smoothing.
+    # LeNet-5's layout with max instead of average pooling (the paper's falls short of the target) and label smoothing.
     recipes=image_recipes(
-        quick_epochs=3, full_epochs=40, lr=2e-3, quick_limit=20000, label_smoothing=0.1, full_overrides={"pool": "max"}
+        quick_epochs=3,
+        full_epochs=40,
+        lr=2e-3,
+        quick_changes={"batch_size": 64},
+        label_smoothing=0.1,
+        quick_overrides={"pool": "max"},
+        full_overrides={"pool": "max"},
     ),
     description="LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
@@ -107,7 +113,7 @@ def lenet5(**config: Any) -> LeNet:
     task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=CIFARLeNetConfig,
     default_dataset="fashion-mnist",
-    recipes=image_recipes(quick_epochs=2, full_epochs=40, lr=1e-3),
+    recipes=image_recipes(quick_epochs=1, full_epochs=40, lr=1e-3, quick_changes={"lr": 2e-3, "label_smoothing": 0.1}),
     description="CIFAR LeNet: conv 64@5x5 x2 with max-pooling, FC 384-192-classes",
     targets=(QualityTarget("test_accuracy", at_least=0.91),),
     demo_targets=DEMO_ACCURACY,

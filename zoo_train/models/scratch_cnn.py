@@ -62,7 +62,7 @@ class ScratchCNN(nn.Module):
     task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=ScratchCNNConfig,
     default_dataset="fashion-mnist",
-    recipes=image_recipes(quick_epochs=2, full_epochs=30, lr=2e-3, quick_limit=10000),
+    recipes=image_recipes(quick_epochs=1, full_epochs=30, lr=2e-3),
     description="ScratchCNN: conv-relu-pool x2 + MLP, only from-scratch layers",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
     demo_targets=DEMO_ACCURACY,

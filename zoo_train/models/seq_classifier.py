@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
 from zoo_runtime import schema
+from zoo_train import nn_scratch
 from zoo_train.registry import QualityTarget, Recipe, register_model
 
 
@@ -67,6 +69,33 @@ class RNNClassifier(nn.Module):
             return self.fc(self.drop(out.mean(dim=1)))
         real = (tokens != self.config.pad_id).unsqueeze(-1).to(out.dtype)
         return self.fc(self.drop((out * real).sum(dim=1) / real.sum(dim=1).clamp(min=1.0)))
+
+    def inspect_stages(self, tokens: Tensor) -> list[tuple[str, Tensor]]:
+        """The hidden state after each token, ``h`` [layers, N, T, H], then each activated gate at each token, by
+        name (GRU: ``reset``, ``update``, ``candidate``; LSTM: ``input``, ``forget``, ``cell``, ``output``), each
+        [layers, N, T, H]: the gates recomputed from a layer's input and its states one token earlier, by the
+        from-scratch cells' rule (the weights' layout is torch's)."""
+        rnn = self.rnn
+        is_lstm = isinstance(rnn, nn.LSTM)
+        gates_of = nn_scratch.lstm_gates if is_lstm else nn_scratch.gru_gates
+        names = (nn_scratch.LSTMCell if is_lstm else nn_scratch.GRUCell).gate_names
+        x = self.embedding(tokens)
+        states, gates = [], []
+        for k in range(rnn.num_layers):
+            weights = nn_scratch.torch_layer_weights(rnn, k)
+            zeros = x.new_zeros(1, x.shape[0], rnn.hidden_size)
+            # One layer of the stack, on its own weights: what nn.LSTM / nn.GRU's forward calls for all layers at once.
+            flat = [w for w in weights if w is not None]
+            if is_lstm:
+                h = torch._VF.lstm(x, (zeros, zeros), flat, rnn.bias, 1, 0.0, False, False, True)[0]
+            else:
+                h = torch._VF.gru(x, zeros, flat, rnn.bias, 1, 0.0, False, False, True)[0]
+            before = torch.cat([zeros.transpose(0, 1), h[:, :-1]], dim=1)  # each token's previous state
+            gates.append(gates_of(x, before, *weights))
+            states.append(h)
+            x = h
+        by_gate = torch.stack(gates, dim=1)  # [gates, layers, N, T, H]
+        return [("h", torch.stack(states)), *zip(names, by_gate.unbind(0), strict=True)]
 
 
 TINY = {"embedding_size": 4, "hidden_size": 8}

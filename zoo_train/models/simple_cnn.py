@@ -65,7 +65,7 @@ class SimpleCNN(nn.Module):
     default_dataset="fashion-mnist",
     # Full: a wider FC layer with less dropout; the default dropout of 0.5 underfits in 40 epochs.
     recipes=image_recipes(
-        quick_epochs=2, full_epochs=40, lr=2e-3, label_smoothing=0.1, full_overrides={"dropout": 0.1, "hidden": 512}
+        quick_epochs=1, full_epochs=40, lr=2e-3, label_smoothing=0.1, full_overrides={"dropout": 0.1, "hidden": 512}
     ),
     description="SimpleCNN: 3x (Conv+BN+ReLU+MaxPool), FC 256 with dropout",
     targets=(QualityTarget("test_accuracy", at_least=0.93),),

@@ -8,7 +8,7 @@ Parameter names and shapes follow torch's own layers, so weights copy across
 
 from . import functional
 from .layers import Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh
-from .recurrent import GRU, LSTM, GRUCell, LSTMCell, LSTMState
+from .recurrent import GRU, LSTM, GRUCell, LSTMCell, LSTMState, gru_gates, lstm_gates, torch_layer_weights
 
 __all__ = [
     "GRU",
@@ -26,4 +26,7 @@ __all__ = [
     "Softmax",
     "Tanh",
     "functional",
+    "gru_gates",
+    "lstm_gates",
+    "torch_layer_weights",
 ]

@@ -20,9 +20,43 @@ from torch import Tensor
 from . import functional as ops
 from .layers import Dropout
 
-__all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell", "LSTMState"]
+__all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell", "LSTMState", "gru_gates", "lstm_gates", "torch_layer_weights"]
 
 LSTMState = tuple[Tensor, Tensor]
+
+
+def gru_gates(
+    x: Tensor, h: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None
+) -> Tensor:
+    """The activated GRU gates [3, ..., H] for inputs x [..., in] and previous states h [..., H] (torch's weight
+    layout): reset r, update z (sigmoids) and the candidate n (tanh). Any leading axes, e.g. [N, T] for a whole
+    sequence whose previous states are known."""
+    gi = ops.linear(x, weight_ih, bias_ih)
+    gh = ops.linear(h, weight_hh, bias_hh)
+    i_r, i_z, i_n = gi.chunk(3, dim=-1)
+    h_r, h_z, h_n = gh.chunk(3, dim=-1)
+    r = ops.sigmoid(i_r + h_r)
+    z = ops.sigmoid(i_z + h_z)
+    # The reset gate multiplies (W_hn h + b_hn), bias included: torch's (cuDNN) variant.
+    n = ops.tanh(i_n + r * h_n)
+    return torch.stack([r, z, n])
+
+
+def torch_layer_weights(rnn: nn.RNNBase, layer: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer of torch's own LSTM or GRU layer, for :func:`lstm_gates` /
+    :func:`gru_gates` (the biases None where it has none)."""
+    found = [getattr(rnn, name) for name in rnn._flat_weights_names if name.endswith(f"_l{layer}")]
+    return found[0], found[1], found[2] if rnn.bias else None, found[3] if rnn.bias else None
+
+
+def lstm_gates(
+    x: Tensor, h: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None
+) -> Tensor:
+    """The activated LSTM gates [4, ..., H] for inputs x [..., in] and previous states h [..., H] (torch's weight
+    layout): input i, forget f (sigmoids), cell candidate g (tanh), output o (sigmoid). Any leading axes."""
+    gates = ops.linear(x, weight_ih, bias_ih) + ops.linear(h, weight_hh, bias_hh)
+    i, f, g, o = gates.chunk(4, dim=-1)
+    return torch.stack([ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)])
 
 
 class _CellBase(nn.Module):
@@ -68,15 +102,7 @@ class GRUCell(_CellBase):
 
     def gates_of(self, x: Tensor, h: Tensor) -> Tensor:
         """The activated gates [3, N, H]: reset r, update z (sigmoids) and the candidate n (tanh)."""
-        gi = ops.linear(x, self.weight_ih, self.bias_ih)
-        gh = ops.linear(h, self.weight_hh, self.bias_hh)
-        i_r, i_z, i_n = gi.chunk(3, dim=-1)
-        h_r, h_z, h_n = gh.chunk(3, dim=-1)
-        r = ops.sigmoid(i_r + h_r)
-        z = ops.sigmoid(i_z + h_z)
-        # The reset gate multiplies (W_hn h + b_hn), bias included: torch's (cuDNN) variant.
-        n = ops.tanh(i_n + r * h_n)
-        return torch.stack([r, z, n])
+        return gru_gates(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
         """x [N, in], h [N, H] (zeros if None) -> h' [N, H]."""
@@ -94,9 +120,7 @@ class LSTMCell(_CellBase):
 
     def gates_of(self, x: Tensor, h: Tensor) -> Tensor:
         """The activated gates [4, N, H]: input i, forget f (sigmoids), cell candidate g (tanh), output o (sigmoid)."""
-        gates = ops.linear(x, self.weight_ih, self.bias_ih) + ops.linear(h, self.weight_hh, self.bias_hh)
-        i, f, g, o = gates.chunk(4, dim=-1)
-        return torch.stack([ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)])
+        return lstm_gates(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
     def forward(self, x: Tensor, state: LSTMState | None = None) -> LSTMState:
         """x [N, in], (h, c) each [N, H] (zeros if None) -> (h', c')."""

@@ -1,1 +1,1 @@
-"""Task kinds. `kinds.py` imports every task module (which registers it); `base.get_task` loads it lazily."""
+"""Task kinds: ``<kind>.py`` registers the trainer's task of one kind; ``base.get_task`` imports it on first use."""

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from zoo_runtime.contract import kind_module
 from zoo_train.data.errors import DataError  # noqa: F401  (re-exported: tasks raise it)
 from zoo_train.registry import ModelEntry, Recipe
 
@@ -148,6 +149,9 @@ class Task:
     # Batches are (inputs, labels) and the loss is that of the model's output: with a frozen backbone and no
     # augmentation, the trainer may train the head alone on features computed once (zoo_train.transfer.head_inputs).
     caches_frozen_features: bool = False
+    # Whether bf16 autocast speeds this task's models up on a CPU that computes bf16 natively (the CNNs: measured
+    # in benchmarks/RESULTS.md); recurrent and attention models stay fp32 there unless --precision bf16 asks.
+    cpu_bf16_pays: bool = False
 
     def load_data(self, entry: ModelEntry, recipe: Recipe, data: str | None, data_dir: Path | None, seed: int) -> TaskData:
         raise NotImplementedError
@@ -218,6 +222,14 @@ class Task:
         """After training: test metrics, baselines and sample artifacts written beside the checkpoint."""
         return {}
 
+    def reference_call(
+        self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        """Torch's counterpart of the runtime's ``predict(request)`` on the bundle ``manifest`` exported from
+        ``model`` (in eval mode), ready to call: benchmarks/runtime.py times it beside onnxruntime. The inputs
+        are converted once, here; a generator's result holds ``pieces``, the number of tokens it made."""
+        raise NotImplementedError
+
 
 _TASKS: dict[str, Task] = {}
 
@@ -230,9 +242,9 @@ def register_task(task: Task) -> Task:
 
 
 def get_task(name: str) -> Task:
-    import zoo_train.tasks.kinds  # noqa: F401  (registers the task kinds)
-
+    """The trainer's task of kind ``name``: ``zoo_train/tasks/<kind>.py``, imported (and so registered) on first use."""
+    kind_module("zoo_train.tasks", name)  # ValueError for a kind the contract or this package lacks
     try:
         return _TASKS[name]
     except KeyError:
-        raise ValueError(f"unknown task {name!r}; known: {sorted(_TASKS)}") from None
+        raise ValueError(f"zoo_train/tasks/{name.replace('-', '_')}.py registers no task {name!r}") from None

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ class ImageClassification(Task):
     primary_metric = "val_accuracy"
     mode = "max"
     caches_frozen_features = True
+    cpu_bf16_pays = True
 
     def nominal_model_config(self, dataset: str) -> dict[str, Any]:
         return dict(NOMINAL_SHAPES.get(dataset, {}))
@@ -292,6 +294,21 @@ class ImageClassification(Task):
             figures["split"] = "the folder's test/ images"
         return {**figures, **folder}
 
+    def reference_call(
+        self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        pre = manifest["preprocessing"]["image"]
+        mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
+        images = torch.from_numpy(request["images"])
+        top_k = request.get("top_k", 5)
+
+        def call() -> dict[str, Any]:
+            probabilities, indices = torch.softmax(model((images - mean) / std), -1).topk(top_k)
+            return {"probabilities": probabilities, "indices": indices}
+
+        return call
+
 
 register_task(ImageClassification())
 
@@ -316,13 +333,15 @@ def per_class_report(confusion: np.ndarray, labels: list[str]) -> dict[str, dict
     return report
 
 
-def save_figure(fig: Any, path: Path) -> None:
-    """Laid out, saved and closed. Class names in scripts the font lacks (CJK, ...) show as boxes, without a warning per glyph."""
+def save_figure(fig: Any, path: Path, tight: bool = True) -> None:
+    """Laid out (``tight``), saved and closed. Class names in scripts the font lacks (CJK, ...) show as boxes,
+    without a warning per glyph."""
     import matplotlib.pyplot as plt
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.tight_layout()
+        if tight:
+            fig.tight_layout()
         fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -373,6 +392,10 @@ def folder_description(root: Path, folder: ImageFolderData, seed: int) -> str:
 def plot_predictions(
     data: TaskData, dataset: Dataset, model: nn.Module, device: torch.device, path: Path, count: int = 24
 ) -> None:
+    """``count`` held-out images in 3 rows, each under its predicted label and probability (green when right).
+
+    One axes holding a mosaic of the images: 24 axes of one image each took seconds to lay out and draw,
+    in every image classifier's run (and every test that trains one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -386,12 +409,27 @@ def plot_predictions(
     xb, _ = data.batch_transform((x.to(device), y.to(device)), False)
     probs = torch.softmax(model(xb).float(), dim=1).cpu()
     names = data.meta["labels"]
-    fig, axes = plt.subplots(3, count // 3, figsize=(count // 3 * 1.4, 3 * 1.7))
-    for ax in axes.flat[len(pick) :]:
-        ax.axis("off")
-    for ax, img, true, p in zip(axes.flat, x, y, probs, strict=False):
+    rows, cols = 3, count // 3
+    channels, h, w = x.shape[1:]
+    pad_x, pad_y = max(1, w // 7), max(2, h // 2)  # room between images, and above each for its two-line title
+    canvas = np.ones(((h + pad_y) * rows, (w + pad_x) * cols, channels), dtype=np.float32)
+    fig = plt.figure(figsize=(cols * 1.4, rows * 1.7))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    for i, (img, true, p) in enumerate(zip(x, y, probs, strict=True)):
+        top, left = (i // cols) * (h + pad_y) + pad_y, (i % cols) * (w + pad_x)
+        canvas[top : top + h, left : left + w] = _shown_pixels(img.permute(1, 2, 0).float().numpy())
         pred = int(p.argmax())
-        ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
-        ax.set_title(f"{names[pred][:10]}\n{p[pred]:.2f}", fontsize=7, color="green" if pred == int(true) else "red")
-        ax.axis("off")
-    save_figure(fig, path)
+        title = f"{names[pred][:10]}\n{p[pred]:.2f}"
+        color = "green" if pred == int(true) else "red"
+        ax.text(left + w / 2, top - 0.5, title, fontsize=7, ha="center", va="bottom", color=color)
+    ax.imshow(canvas.squeeze(-1) if channels == 1 else canvas, cmap="gray" if channels == 1 else None, vmin=0.0, vmax=1.0)
+    ax.axis("off")
+    save_figure(fig, path, tight=False)
+
+
+def _shown_pixels(img: np.ndarray) -> np.ndarray:
+    """[H, W, C] as matplotlib's imshow of it alone shows it: one channel stretched over its own range, colour as is."""
+    if img.shape[-1] != 1:
+        return np.clip(img, 0.0, 1.0)
+    low, high = float(img.min()), float(img.max())
+    return (img - low) / (high - low) if high > low else np.zeros_like(img)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -99,6 +99,7 @@ class ImageGeneration(Task):
     name = schema.TASK_IMAGE_GENERATION
     primary_metric = "val_fd_pixels"
     mode = "min"
+    cpu_bf16_pays = True
 
     def nominal_model_config(self, dataset: str) -> dict[str, Any]:
         shapes = {"fashion-mnist": (1, 28), "mnist": (1, 28), "cifar10": (3, 32), "cifar100": (3, 32)}
@@ -243,6 +244,13 @@ class ImageGeneration(Task):
             "sample_class_counts": class_counts,
             "sample_classes_covered": sum(1 for c in class_counts if c > 0),
         }
+
+    def reference_call(
+        self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        gan = as_gan(model)
+        z = torch.from_numpy(request[schema.INPUT_Z])
+        return lambda: {"images": (gan.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)}
 
 
 def fid_classifier_checkpoint(spec: str, runs_root: Path) -> Path:

@@ -17,6 +17,7 @@ decoding: a prediction counts only if every symbol and the end of sequence match
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,28 @@ class Seq2Seq(Task):
             "split": "test split (held-out regions or lines)",
             "samples": SAMPLES_TEXT_FILE,
         }
+
+    def reference_call(
+        self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        """Greedy decoding of one source, the whole target prefix through the decoder at each step."""
+        net = as_encoder_decoder(model)
+        specials = manifest["vocab"]["specials"]
+        bos, eos = specials["bos"], specials.get("eos")
+        max_new = manifest["generation"]["max_target"] - 1
+        src = torch.tensor([request[schema.INPUT_SRC]])
+
+        def call() -> dict[str, Any]:
+            memory = net.encode(src)
+            tgt = [bos]
+            for _ in range(max_new):
+                nxt = int(net.decode(torch.tensor([tgt]), memory, src)[0, -1].argmax())
+                if eos is not None and nxt == eos:
+                    break
+                tgt.append(nxt)
+            return {"output": tgt[1:]}
+
+        return call
 
 
 def show(ids: torch.Tensor) -> str:

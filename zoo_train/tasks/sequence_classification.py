@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,12 @@ class SequenceClassification(Task):
         }
         (out_dir.parent / COMPARISON_FILE).write_text(comparison_table(out_dir.parent, current=(out_dir.name, row)))
         return report
+
+    def reference_call(
+        self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        tokens = torch.tensor([request[schema.INPUT_TOKENS]])
+        return lambda: {"probabilities": torch.softmax(model(tokens), -1)}
 
 
 def naive_bayes_report(data: TaskData) -> dict[str, Any]:

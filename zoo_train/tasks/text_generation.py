@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -265,6 +265,15 @@ class TextGeneration(Task):
             "split": "last 10% of the corpus by position",
             "samples": samples.name,
         }
+
+    def reference_call(
+        self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        index = {t: i for i, t in enumerate(manifest["vocab"][schema.VOCAB_TOKENS])}
+        ids = [index[c] for c in request["prompt"]]
+        given = {k: v for k, v in {**(manifest.get("sampling") or {}), **request}.items() if v is not None}
+        settings = {**SAMPLING_DEFAULTS, **given}  # as the runtime's generate: the request, the bundle's, the defaults
+        return lambda: {"pieces": len(generate(model, ids, settings["max_new_tokens"], temperature=settings["temperature"]))}
 
 
 def prompt_from(data: TaskData, vocab: CharVocab, length: int) -> list[int]:
