@@ -154,6 +154,7 @@ def frozen_run(tmp_path: Path, root: Path, name: str, cache: bool, epochs: int =
             freeze="backbone",
             augment=False,
             cache_features=cache,
+            precision="fp32",  # the comparison's tolerance is fp32's (auto may pick bf16 on a CPU with AMX)
         )
     )
 
