@@ -52,6 +52,17 @@ class MobileNetV3Small(nn.Module):
             if isinstance(module, nn.BatchNorm2d):
                 module.momentum = BATCHNORM_MOMENTUM
 
+    def inspect_stages(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """The stem, each inverted-residual block and the last 1x1 convolution, then the pooled features."""
+        *blocks, pool, flatten = self.features
+        names = ["stem", *(f"block{i}" for i in range(1, len(blocks) - 1)), "last_conv"]
+        stages = []
+        for name, block in zip(names, blocks, strict=True):
+            x = block(x)
+            stages.append((name, x))
+        stages.append(("features", flatten(pool(x))))
+        return stages
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 

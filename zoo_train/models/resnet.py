@@ -43,6 +43,17 @@ class ResNet18(ResNet):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
 
+    def inspect_stages(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """The stem's activation, each of the four stages' output, then the pooled features (the app's Inside view)."""
+        x = self.relu(self.bn1(self.conv1(x)))
+        stages = [("stem", x)]
+        x = self.maxpool(x)
+        for index, stage in enumerate((self.layer1, self.layer2, self.layer3, self.layer4), start=1):
+            x = stage(x)
+            stages.append((f"stage{index}", x))
+        stages.append(("features", torch.flatten(self.avgpool(x), 1)))
+        return stages
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
 
