@@ -30,6 +30,9 @@ class Recipe:
     lr: float = 1e-3
     weight_decay: float = 0.0
     optimizer: str = "adamw"  # adamw | sgd
+    # Adam(W)'s (beta1, beta2); None: the task's default (torch's (0.9, 0.999); the GAN's (0.5, 0.999)).
+    # A short run gains from a shorter second-moment memory (beta2 0.99), as nanoGPT's character recipe uses.
+    betas: tuple[float, float] | None = None
     warmup_steps: int = 0
     # Where the cosine decay ends, as a fraction of lr; short schedules gain from annealing to 0.
     final_lr_fraction: float = 0.1

@@ -121,13 +121,14 @@ FD_TARGETS = (QualityTarget("fid", below="fid_untrained", fraction=0.25), Qualit
             model_overrides=TINY,
             data_options={"fid_samples": 64},
         ),
-        # ~1.1 minutes on 2 CPU cores: 12k images, 2 epochs, a narrower network.
+        # Under 40 s on 2 CPU cores: one epoch of the whole training split (938 steps) with a narrower network, a peak
+        # lr 2.5x the paper's annealed to 0: FD 0.21x the untrained generator's (12k images twice at 2e-4: 0.35x).
         "quick": Recipe(
-            epochs=2,
+            epochs=1,
             batch_size=64,
-            lr=2e-4,
+            lr=5e-4,
+            final_lr_fraction=0.0,
             grad_clip=None,
-            limit_train=12000,
             limit_eval=1000,
             model_overrides={"g_features": 32, "d_features": 32},
             data_options={"fid_samples": 2000},

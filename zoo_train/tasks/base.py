@@ -189,7 +189,7 @@ class Task:
         fused = device.type == "cuda"
         if recipe.optimizer == "sgd":
             return [torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, nesterov=True, fused=fused)]
-        return [torch.optim.AdamW(groups, lr=recipe.lr, fused=fused)]
+        return [torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas or (0.9, 0.999), fused=fused)]
 
     def loss(self, model: nn.Module, batch: Any, recipe: Recipe) -> torch.Tensor:
         raise NotImplementedError

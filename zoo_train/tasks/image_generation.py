@@ -139,9 +139,10 @@ class ImageGeneration(Task):
         )
 
     def make_optimizers(self, model: nn.Module, recipe: Recipe, device: torch.device) -> list[torch.optim.Optimizer]:
-        # The DCGAN paper's Adam: beta1 0.5 keeps the adversarial game from oscillating.
+        # The DCGAN paper's Adam (unless the recipe says otherwise): beta1 0.5 keeps the adversarial game from oscillating.
+        betas = recipe.betas or (0.5, 0.999)
         return [
-            torch.optim.Adam(part.parameters(), lr=recipe.lr, betas=(0.5, 0.999), fused=device.type == "cuda")
+            torch.optim.Adam(part.parameters(), lr=recipe.lr, betas=betas, fused=device.type == "cuda")
             for part in (as_gan(model).generator, as_gan(model).discriminator)
         ]
 
