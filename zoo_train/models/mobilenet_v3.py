@@ -72,10 +72,12 @@ class MobileNetV3Small(nn.Module):
     task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=MobileNetV3SmallConfig,
     default_dataset="fashion-mnist",
-    recipes=torchvision_recipes(),
+    recipes=torchvision_recipes(quick_lr=3e-3),
     description="MobileNetV3-Small (torchvision): inverted residuals with squeeze-excitation, for --init-from torchvision",
     targets=(QualityTarget("test_accuracy", at_least=0.90),),
-    demo_targets=(QualityTarget("test_accuracy", at_least=0.80),),
+    # Below the other classifiers' 0.87: at 32 pixels an ImageNet network's last maps are 1x1 (0.866 after one epoch
+    # of all 54,000 images, measured; the demo trains on 24,000).
+    demo_targets=(QualityTarget("test_accuracy", at_least=0.85),),
     tiny_config={"width_mult": 0.25},
     torchvision_weights="MobileNet_V3_Small_Weights.IMAGENET1K_V1",
 )

@@ -15,6 +15,7 @@ import torch.nn as nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from zoo_runtime import schema
+from zoo_train.models._image_recipes import DEMO_ACCURACY
 from zoo_train.models._torchvision import torchvision_recipes, with_input_channels
 from zoo_train.registry import QualityTarget, register_model
 
@@ -63,10 +64,10 @@ class ResNet18(ResNet):
     task=schema.TASK_IMAGE_CLASSIFICATION,
     config_cls=ResNet18Config,
     default_dataset="fashion-mnist",
-    recipes=torchvision_recipes(),
+    recipes=torchvision_recipes(quick_lr=2e-3),
     description="ResNet-18 (torchvision): 7x7 stem, 4 stages of 2 basic blocks (64-512), for --init-from torchvision",
     targets=(QualityTarget("test_accuracy", at_least=0.92),),
-    demo_targets=(QualityTarget("test_accuracy", at_least=0.85),),
+    demo_targets=DEMO_ACCURACY,
     tiny_config={"layers": (1, 1, 1, 1)},
     torchvision_weights="ResNet18_Weights.IMAGENET1K_V1",
 )
