@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from zoo_runtime.rundir import RunDir
+from zoo_train.cli import training_order
 from zoo_train.data.paths import existing_folder
 from zoo_train.registry import get_entry, list_models
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, dataset_size, get_task
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("models_out/bench"))
     args = parser.parse_args(argv)
     if args.time_to_target and args.preset == "quick":
-        return quick_recipes(args.models or list_models(), args.device, args.data_dir, args.out, args.runs)
+        return quick_recipes(training_order(args.models or list_models()), args.device, args.data_dir, args.out, args.runs)
     device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     precision = resolve_precision(args.precision, device)

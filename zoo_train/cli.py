@@ -229,6 +229,12 @@ def print_model_list(task: str | None) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[5])
 
 
+def training_order(names: list[str]) -> list[str]:
+    """``names`` in the order --all trains them: image classifiers first, since the GAN's FID is measured in a
+    trained classifier's features, by default those of the simple-cnn run trained beside it (--fid-classifier)."""
+    return sorted(names, key=lambda name: get_entry(name).task != schema.TASK_IMAGE_CLASSIFICATION)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -252,12 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.all and (args.init_from or args.freeze):
         parser.error("--init-from and --freeze are for one MODEL, not --all")
 
-    # Classifiers first: the GAN's FID is measured in a trained classifier's features, by default those of the
-    # simple-cnn run that --all trains beside it (--fid-classifier), so that run must be there when the GAN finishes.
-    def classifiers_first(name: str) -> bool:
-        return get_entry(name).task != schema.TASK_IMAGE_CLASSIFICATION
-
-    names = sorted(list_models(args.task), key=classifiers_first) if args.all else [args.model]
+    names = training_order(list_models(args.task)) if args.all else [args.model]
     if args.all and not names:
         parser.error(f"no models of task {args.task!r}")
     if args.preset in OPTIONAL_PRESETS:
