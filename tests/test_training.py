@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn as nn
 from image_fixtures import write_idx_dataset
 from sequence_fixtures import write_genomes
 
@@ -21,7 +22,16 @@ from zoo_train.report import device_label
 from zoo_train.tasks.base import get_task
 from zoo_train.tasks.image_classification import ImageClassification
 from zoo_train.tasks.image_generation import fid_classifier_checkpoint
-from zoo_train.trainer import TrainConfig, TrainingError, autocast_for, lr_factor, read_metrics, resolve_precision, train
+from zoo_train.trainer import (
+    TrainConfig,
+    TrainingError,
+    autocast_for,
+    channels_last_suits,
+    lr_factor,
+    read_metrics,
+    resolve_precision,
+    train,
+)
 
 TINY = {"widths": (8, 16, 16), "hidden": 32}
 
@@ -411,6 +421,14 @@ def test_a_cnn_trains_channels_last_on_a_cpu_and_its_checkpoint_exports_with_par
     assert zoo_export([str(run), "--out", str(tmp_path / "bundle"), "--format", "all"]) == 0
     parity = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["parity"]
     assert parity["passed"] and all(check["passed"] for check in parity["checks"])
+
+
+def test_channels_last_is_kept_off_a_cpu_for_a_strided_1x1_convolution_of_few_channels():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    tiny = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 8, 1, stride=2))
+    wide = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 1, stride=2))
+    assert not channels_last_suits(tiny, cpu) and channels_last_suits(tiny, cuda)
+    assert channels_last_suits(wide, cpu) and not channels_last_suits(nn.Linear(4, 4), cpu)
 
 
 def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data, monkeypatch):
