@@ -161,20 +161,36 @@ def full_recipe_cells(record: dict[str, Any], full_rows: dict[str, dict[str, str
     return row.get("value", "—"), row.get("target", "—")
 
 
+def leading_cells(record: dict[str, Any]) -> tuple[str, str | None, Any]:
+    """The cells from model to value that both tables open a row with, and the headline's baseline name and value."""
+    s = record["summary"]
+    metric, value, base_name, base_value = headline(s)
+    data = s.get("data", "").split(" (")[0]
+    return (
+        f"| {record['name']} | {s.get('task')} | {data} | {s.get('parameters', 0):,} | {metric} | {value} | ",
+        base_name,
+        base_value,
+    )
+
+
+def trailing_cells(record: dict[str, Any]) -> str:
+    """The cells both tables close a row with: training seconds, device and preset, the bundle's parity."""
+    s = record["summary"]
+    return (
+        f"{s.get('train_seconds', 0):.0f} | {device_label(s)} ({preset_label(get_entry(record['name']), s)}) | "
+        f"{bundle_status(record['manifest'])} |"
+    )
+
+
 def markdown_table(records: list[dict[str, Any]]) -> str:
     rows = [
         "| model | task | data | params | metric | value | baseline | baseline value | target | train s | device | bundle |",
         "|---|---|---|---:|---|---:|---|---:|---|---:|---|---|",
     ]
     for record in records:
-        s = record["summary"]
-        metric, value, base_name, base_value = headline(s)
-        data = s.get("data", "").split(" (")[0]
-        rows.append(
-            f"| {record['name']} | {s.get('task')} | {data} | {s.get('parameters', 0):,} | {metric} | {value} | "
-            f"{base_name or '—'} | {base_value} | {target_status(record['name'], s)} | {s.get('train_seconds', 0):.0f} | "
-            f"{device_label(s)} ({preset_label(get_entry(record['name']), s)}) | {bundle_status(record['manifest'])} |"
-        )
+        lead, base_name, base_value = leading_cells(record)
+        status = target_status(record["name"], record["summary"])
+        rows.append(f"{lead}{base_name or '—'} | {base_value} | {status} | {trailing_cells(record)}")
     return "\n".join(rows)
 
 
@@ -186,17 +202,11 @@ def readme_table(records: list[dict[str, Any]], full_rows: dict[str, dict[str, s
         "|---|---|---|---:|---|---:|---|---:|---|---|---:|---|---|",
     ]
     for record in records:
-        s = record["summary"]
-        metric, value, base_name, base_value = headline(s)
-        data = s.get("data", "").split(" (")[0]
+        lead, base_name, base_value = leading_cells(record)
         full_value, full_target = full_recipe_cells(record, full_rows)
         baseline = f"{base_name} {base_value}" if base_name else "—"
-        rows.append(
-            f"| {record['name']} | {s.get('task')} | {data} | {s.get('parameters', 0):,} | {metric} | {value} | "
-            f"{target_status(record['name'], s)} | {full_value} | {full_target} | {baseline} | "
-            f"{s.get('train_seconds', 0):.0f} | {device_label(s)} ({preset_label(get_entry(record['name']), s)}) | "
-            f"{bundle_status(record['manifest'])} |"
-        )
+        status = target_status(record["name"], record["summary"])
+        rows.append(f"{lead}{status} | {full_value} | {full_target} | {baseline} | {trailing_cells(record)}")
     return "\n".join(rows)
 
 
