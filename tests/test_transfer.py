@@ -7,9 +7,11 @@ downloads: torch.hub's network access is cut, as on a machine offline.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -26,6 +28,7 @@ from zoo_train.transfer import SourceWeights, file_weights, initialise_from, rea
 TORCHVISION_BUILDERS = {"resnet18": torchvision.models.resnet18, "mobilenet-v3-small": torchvision.models.mobilenet_v3_small}
 STEMS = {"resnet18": "conv1.weight", "mobilenet-v3-small": "features.0.0.weight"}
 HEADS = {"resnet18": ["fc.weight", "fc.bias"], "mobilenet-v3-small": ["classifier.3.weight", "classifier.3.bias"]}
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # torchvision's weights' transforms
 
 
 @pytest.fixture(autouse=True)
@@ -110,9 +113,57 @@ def test_init_from_a_torchvision_file_trains_a_frozen_mobilenet_on_grey_photos(t
     run = tmp_path / "runs" / "mobilenet-v3-small"
     record = json.loads((run / "run.json").read_text())
     assert record["config"]["in_channels"] == 1 and record["init_from"]["fresh"] == HEADS["mobilenet-v3-small"]
-    weights = load_checkpoint(run / "checkpoints" / "last.pt")["state_dict"]
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
+    weights = checkpoint["state_dict"]
+    # Grey inputs normalised as ImageNet's RGB, averaged over the colours (as the summed stem sees them).
+    image = checkpoint["meta"]["preprocessing"]["image"]
+    assert image["mean"] == pytest.approx([sum(IMAGENET["mean"]) / 3])
+    assert image["std"] == pytest.approx([sum(IMAGENET["std"]) / 3])
+    assert record["data"].endswith("inputs normalised with the pretrained weights' mean and std")
     assert torch.equal(weights["features.3.block.1.0.weight"], saved["features.3.block.1.0.weight"])
     assert torch.equal(weights["features.3.block.1.1.running_mean"], saved["features.3.block.1.1.running_mean"])
+
+
+def test_a_source_says_how_its_inputs_were_normalised(tmp_path):
+    torchvision_state_dict("resnet18", tmp_path / "imagenet.pth")
+    normalisation = read_source(str(tmp_path / "imagenet.pth"), get_entry("resnet18")).normalisation
+    assert normalisation is not None
+    assert {key: pytest.approx(values) for key, values in normalisation.items()} == IMAGENET
+    # A plain state dict of a zoo architecture says nothing: the run keeps its data's statistics.
+    torch.save(get_entry("lenet5").build(in_channels=1, num_classes=2, image_size=28).state_dict(), tmp_path / "lenet.pth")
+    assert read_source(str(tmp_path / "lenet.pth"), get_entry("lenet5")).normalisation is None
+
+
+def test_a_run_from_a_zoo_checkpoint_normalises_as_its_source_also_when_resumed(tmp_path, capsys):
+    source = small_run(tmp_path, write_folder(tmp_path / "colour", per_class=6), "source")
+    source_image = load_checkpoint(source / "checkpoints" / "last.pt")["meta"]["preprocessing"]["image"]
+    grey = write_folder(tmp_path / "grey", per_class=6, grey=True)
+    run = small_run(tmp_path, grey, "fine-tuned", init_from=source)
+    image = load_checkpoint(run / "checkpoints" / "last.pt")["meta"]["preprocessing"]["image"]
+    assert image["mean"] == pytest.approx([sum(source_image["mean"]) / 3])
+    assert image["std"] == pytest.approx([sum(source_image["std"]) / 3])
+    assert source_image["channels"] == 3 and image["channels"] == 1
+    capsys.readouterr()
+    small_run(tmp_path, grey, "fine-tuned", resume=True, epochs=2)
+    assert "data_options" not in capsys.readouterr().err  # only epochs 1 -> 2 changed
+    resumed = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert resumed["meta"]["preprocessing"]["image"] == image and resumed["train_state"]["epoch"] == 2
+
+
+def small_run(tmp_path: Path, root: Path, name: str, epochs: int = 1, **changes: Any) -> Path:
+    config = TrainConfig(
+        model="simple-cnn",
+        preset="smoke",
+        data=str(root),
+        out=tmp_path / "runs",
+        run_name=name,
+        epochs=epochs,
+        batch_size=8,
+        show_progress=False,
+        model_overrides={"widths": (4, 8, 8), "hidden": 16},
+        data_options={"image_size": 16, "workers": 0},
+    )
+    return train(dataclasses.replace(config, **changes))
 
 
 def test_init_from_torchvision_offline_is_one_line_and_writes_nothing(tmp_path, capsys):

@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from these weights: a run folder, a zoo checkpoint, a PyTorch state dict (.pth, e.g. torchvision's), "
         "or 'torchvision' for torchvision's ImageNet weights of a torchvision architecture (downloaded once; see "
         "--list); every tensor whose name and shape match is loaded, an RGB stem is adapted to grey images, the rest "
-        "(a head for other classes) starts fresh and is listed",
+        "(a head for other classes) starts fresh and is listed; images are normalised with the mean and std the "
+        "weights were trained with (ImageNet's for torchvision's)",
     )
     p.add_argument(
         "--freeze",

@@ -351,6 +351,11 @@ class Run:
         if self.dist.world_size > 1:
             dist.barrier()  # every rank has looked at the run folder before the main one replaces it
         self.resumed = self.resume_checkpoint() if cfg.resume else None
+        if self.resumed is not None:
+            # Inputs normalised as the --init-from weights wanted stay so for the rest of the run.
+            saved = (self.resumed.get("recipe") or {}).get("data_options") or {}
+            if "normalisation" in saved:
+                self.use_normalisation(saved["normalisation"])
         # A mistyped --set field is a usage error: say so before minutes of data loading, or a missing dataset, hide it.
         check_config_fields(self.entry, cfg.model_overrides or {})
         check_config_values(self.entry, cfg.model_overrides or {})
@@ -380,8 +385,14 @@ class Run:
 
     def prepare(self) -> None:
         """Data, model and optimisers (restored on --resume), the training schedule, then the run folder."""
-        cfg, recipe = self.cfg, self.recipe
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
+        source = None
+        if cfg.init_from is not None and self.resumed is None:
+            source = read_source(cfg.init_from, self.entry, progress=cfg.show_progress)
+            if source.normalisation is not None:
+                self.use_normalisation(source.normalisation)
+        recipe = self.recipe
         self.data = self.task.load_data(self.entry, recipe, cfg.data, cfg.data_dir, cfg.seed)
         config = build_config(self.entry, self.data, recipe, dict(cfg.model_overrides or {}))
         self.config = self.resumed["config"] if self.resumed is not None else config
@@ -390,8 +401,7 @@ class Run:
         if channels_last_suits(self.model, self.device):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.init_report: InitReport | None = None
-        if cfg.init_from is not None and self.resumed is None:
-            source = read_source(cfg.init_from, self.entry, progress=cfg.show_progress)
+        if source is not None:
             self.init_report = initialise_from(self.model, source, self.entry.name, self.data.meta.get("labels"))
             if self.dist.is_main:
                 print(self.init_report.line(), file=sys.stderr)
@@ -402,6 +412,10 @@ class Run:
             self.restore(self.resumed)
         self.prepare_steps()
         self.open_folder()
+
+    def use_normalisation(self, normalisation: dict[str, list[float]]) -> None:
+        """Pretrained weights' input mean and std, for a task whose inputs are normalised (data_options["normalisation"])."""
+        self.recipe = self.recipe.replace(data_options={**self.recipe.data_options, "normalisation": normalisation})
 
     def size_flags(self) -> str:
         """The flags that chose the model's size, for a message that refuses it."""

@@ -11,6 +11,11 @@ A source that says which classes it was trained for (a zoo checkpoint's labels) 
 leaves the head out even where its shape fits: five other classes are not these five. An RGB stem loaded into a
 grey model (or the reverse) is adapted as timm's ``adapt_input_conv`` does, and reported as adapted.
 
+Weights expect the inputs normalised as when they were trained, as timm's pretrained configs and torchvision's
+weight transforms say: the run then normalises its images with the source's per-channel mean and std (ImageNet's for
+torchvision's weights, and for a plain state dict loaded into a torchvision architecture; a zoo checkpoint's own
+from its manifest preprocessing) instead of its data's, and the bundle's manifest carries them to every runtime.
+
 With a frozen backbone the features the head takes never change, so where the training images are not augmented
 the trainer computes them once (``head_inputs``) and the epochs train the head alone on them.
 """
@@ -42,6 +47,8 @@ class SourceWeights:
     where: str
     tensors: dict[str, torch.Tensor]
     labels: list[str] | None = None
+    # {"mean": [...], "std": [...]} per channel (0..1 pixels) the weights were trained on; None when unknown.
+    normalisation: dict[str, list[float]] | None = None
 
 
 @dataclass
@@ -94,7 +101,16 @@ def read_source(source: str | Path, entry: ModelEntry, progress: bool = True) ->
     check_init_source(source, entry)
     if str(source) == TORCHVISION:
         return torchvision_weights(entry, progress)
-    return file_weights(Path(source))
+    return file_weights(Path(source), torchvision_normalisation(entry) if entry.torchvision_weights else None)
+
+
+def torchvision_normalisation(entry: ModelEntry) -> dict[str, list[float]]:
+    """The mean and std torchvision's weights of ``entry`` take their inputs in (its weights' transforms: ImageNet's)."""
+    import torchvision.models
+
+    assert entry.torchvision_weights is not None
+    transforms = torchvision.models.get_weight(entry.torchvision_weights).transforms()
+    return {"mean": [float(v) for v in transforms.mean], "std": [float(v) for v in transforms.std]}
 
 
 def torchvision_weights(entry: ModelEntry, progress: bool) -> SourceWeights:
@@ -113,11 +129,14 @@ def torchvision_weights(entry: ModelEntry, progress: bool) -> SourceWeights:
             f"internet give the file instead: --init-from {Path(weights.url).name} (from {weights.url})"
         ) from None
     tensors = {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    return SourceWeights(where=f"torchvision {name}", tensors=tensors)
+    return SourceWeights(where=f"torchvision {name}", tensors=tensors, normalisation=torchvision_normalisation(entry))
 
 
-def file_weights(source: Path) -> SourceWeights:
-    """The named tensors of a run folder (its best checkpoint), a zoo checkpoint or a state dict file."""
+def file_weights(source: Path, plain_normalisation: dict[str, list[float]] | None = None) -> SourceWeights:
+    """The named tensors of a run folder (its best checkpoint), a zoo checkpoint or a state dict file.
+
+    A zoo checkpoint says how its images were normalised; ``plain_normalisation`` is taken for a plain state dict.
+    """
     path = RunDir(source).best_checkpoint if source.is_dir() else source
     if source.is_dir() and not path.is_file():
         raise CheckpointError(f"{source}: a folder without {path.relative_to(source)}; --init-from takes a run folder or a file")
@@ -132,7 +151,23 @@ def file_weights(source: Path) -> SourceWeights:
             tensors = {name[len(prefix) :]: t for name, t in tensors.items()}
     meta = payload.get("meta") if isinstance(payload, dict) else None
     labels = meta.get("labels") if isinstance(meta, dict) else None
-    return SourceWeights(where=str(source), tensors=tensors, labels=list(labels) if isinstance(labels, list) else None)
+    return SourceWeights(
+        where=str(source),
+        tensors=tensors,
+        labels=list(labels) if isinstance(labels, list) else None,
+        normalisation=checkpoint_normalisation(meta) if isinstance(meta, dict) else plain_normalisation,
+    )
+
+
+def checkpoint_normalisation(meta: dict[str, Any]) -> dict[str, list[float]] | None:
+    """A zoo checkpoint's image mean and std (its meta's preprocessing), None for a model of other inputs."""
+    image = (meta.get("preprocessing") or {}).get("image") or {}
+    mean, std = image.get("mean"), image.get("std")
+    if not (isinstance(mean, list) and isinstance(std, list) and mean and len(mean) == len(std)):
+        return None
+    if not all(isinstance(v, (int, float)) for v in [*mean, *std]) or min(std) <= 0:
+        return None
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
 
 
 def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:

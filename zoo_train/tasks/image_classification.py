@@ -87,6 +87,28 @@ def pixel_statistics(pixels: np.ndarray, positions: np.ndarray, most: int = 2048
     return sample.mean(axis=(0, 1, 2)).tolist(), (sample.std(axis=(0, 1, 2)) + 1e-6).tolist()
 
 
+def input_normalisation(
+    options: Mapping[str, Any], channels: int, statistics: Callable[[], tuple[list[float], list[float]]]
+) -> tuple[list[float], list[float]]:
+    """The per-channel mean and std the model's inputs are normalised with.
+
+    Pretrained weights' own (``data_options["normalisation"]``, set by --init-from; averaged over the colours for a grey
+    model of RGB weights, repeated for the reverse), else the training images' ``statistics()``.
+    """
+    given = options.get("normalisation")
+    if given is None:
+        return statistics()
+
+    def fit(values: list[float]) -> list[float]:
+        return list(values) if len(values) == channels else [sum(values) / len(values)] * channels
+
+    return fit(given["mean"]), fit(given["std"])
+
+
+def normalisation_note(options: Mapping[str, Any]) -> str:
+    return "; inputs normalised with the pretrained weights' mean and std" if "normalisation" in options else ""
+
+
 class ImageBatchTransform:
     """uint8 NCHW -> float 0..1 -> augmentation (train only) -> normalised."""
 
@@ -130,9 +152,12 @@ class ImageClassification(Task):
         if recipe.limit_eval:
             val_idx = val_idx[: recipe.limit_eval]
         test_images, test_labels = arrays.test_images, arrays.test_labels
-        pixels = arrays.train_images[train_idx].astype(np.float32) / 255.0
-        mean = pixels.mean(axis=(0, 1, 2)).tolist()
-        std = (pixels.std(axis=(0, 1, 2)) + 1e-6).tolist()
+
+        def statistics() -> tuple[list[float], list[float]]:
+            pixels = arrays.train_images[train_idx].astype(np.float32) / 255.0
+            return pixels.mean(axis=(0, 1, 2)).tolist(), (pixels.std(axis=(0, 1, 2)) + 1e-6).tolist()
+
+        mean, std = input_normalisation(options, arrays.channels, statistics)
         meta: ImageClassificationMeta = {
             "dataset": name,
             "labels": list(arrays.labels),
@@ -162,7 +187,7 @@ class ImageClassification(Task):
             meta=meta,
             description=(
                 f"{name} ({arrays.source}): train {len(train_idx)} / val {len(val_idx)} "
-                f"(held out of train, seed {seed}) / test {len(test)}"
+                f"(held out of train, seed {seed}) / test {len(test)}{normalisation_note(options)}"
             ),
             batch_transform=ImageBatchTransform(
                 mean, std, dataclasses.replace(augmentation_for(name), erase=recipe.random_erasing), recipe.augment
@@ -174,7 +199,9 @@ class ImageClassification(Task):
         options = FolderOptions.from_data_options(dict(recipe.data_options))
         folder = load_image_folder(root, options, seed, recipe.limit_train, recipe.limit_eval)
         channels = 1 if folder.color == "L" else 3
-        mean, std = pixel_statistics(folder.pixels, folder.positions["train"])
+        mean, std = input_normalisation(
+            recipe.data_options, channels, lambda: pixel_statistics(folder.pixels, folder.positions["train"])
+        )
         meta = {
             "dataset": str(root),
             "labels": list(folder.classes),
@@ -208,7 +235,7 @@ class ImageClassification(Task):
             test=splits.get("test"),
             model_config={"in_channels": channels, "num_classes": len(folder.classes), "image_size": folder.image_size},
             meta=meta,
-            description=folder_description(root, folder, seed),
+            description=folder_description(root, folder, seed) + normalisation_note(recipe.data_options),
             batch_transform=ImageBatchTransform(mean, std, augmentation, recipe.augment),
             extras={
                 "folder_report": folder.report,
