@@ -190,23 +190,16 @@ def test_init_from_torchvision_for_a_zoo_architecture_is_refused_before_reading_
 
 # ------------------------------------------------------------------------------------ a frozen backbone's features, once
 def frozen_run(tmp_path: Path, root: Path, name: str, cache: bool, epochs: int = 1) -> Path:
-    return train(
-        TrainConfig(
-            model="simple-cnn",
-            preset="smoke",
-            data=str(root),
-            out=tmp_path / "runs",
-            run_name=name,
-            epochs=epochs,
-            batch_size=8,
-            show_progress=False,
-            model_overrides={"widths": (4, 8, 8), "hidden": 16, "dropout": 0.5},
-            data_options={"image_size": 16, "workers": 0},
-            freeze="backbone",
-            augment=False,
-            cache_features=cache,
-            precision="fp32",  # the comparison's tolerance is fp32's (auto may pick bf16 on a CPU with AMX)
-        )
+    return small_run(
+        tmp_path,
+        root,
+        name,
+        epochs,
+        model_overrides={"widths": (4, 8, 8), "hidden": 16, "dropout": 0.5},
+        freeze="backbone",
+        augment=False,
+        cache_features=cache,
+        precision="fp32",  # the comparison's tolerance is fp32's (auto may pick bf16 on a CPU with AMX)
     )
 
 
