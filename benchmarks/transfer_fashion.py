@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=30, help="epochs of every arm on the folder (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size of every arm on the folder (default: %(default)s)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of the arms (default: 0 1 2)")
+    p.add_argument("--augment", action="store_true", help="every arm on the folder trains with augmentation")
     args = p.parse_args(argv)
 
     write_data(args.work, args.pretrain_classes, args.per_class, args.sample_seed, args.data_dir)
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     folder_run = [args.model, "--data", str(args.work / "folder"), "--image-size", "28", "--preset", "quick"]
     folder_run += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--out", str(runs), "--overwrite"]
+    folder_run += ["--augment"] if args.augment else []
     extra = {"scratch": [], "fine-tuned": ["--init-from", str(pretrained)]}
     extra["frozen"] = [*extra["fine-tuned"], "--freeze", "backbone"]
     results: dict[str, list[float]] = {arm: [] for arm in ARMS}

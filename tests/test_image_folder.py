@@ -109,6 +109,13 @@ def test_class_counts_and_imbalance_reach_the_summary_and_the_report(tmp_path):
     assert report["dataset"]["class_counts"]["val"] == {"Äpfel": 1, "birch": 1, "猫": 3}
 
 
+@pytest.mark.parametrize("flag, augmented", [((), False), (("--augment",), True), (("--no-augment",), False)])
+def test_augmentation_is_the_recipes_unless_a_flag_says(tmp_path, flag, augmented):
+    root = write_folder(tmp_path / "photos", per_class=4)
+    assert train_cli(tmp_path, root, "--max-steps", "1", *flag) == 0  # smoke, as quick, trains without augmentation
+    assert json.loads((tmp_path / "runs" / "lenet5" / "run.json").read_text())["recipe"]["augment"] is augmented
+
+
 # ------------------------------------------------------------------------------------ pixels
 def test_sixteen_bit_grey_is_scaled_to_eight_bits_not_clipped(tmp_path):
     wide = np.full((10, 12), 32896, dtype=np.uint16)  # 128 * 257

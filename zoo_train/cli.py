@@ -146,11 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-augment the backbone's features are computed once and the epochs train the head alone",
     )
     p.add_argument(
-        "--no-augment",
-        dest="augment",
-        action="store_false",
+        "--augment",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="train on the images as they are, without the recipe's augmentation (flips, shifts, erasing)",
+        help="with or without augmentation of the training images (flips, shifts, erasing); default: the recipe's "
+        "(the quick recipes train without it, the full ones with it). A small folder of your own wants --augment",
     )
     folder = p.add_argument_group(
         "your own images (--data FOLDER: one subfolder of images per class, optionally inside train/, val/, test/)"
