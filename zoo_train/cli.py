@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="with or without augmentation of the training images (flips, shifts, erasing); default: the recipe's "
-        "(the quick recipes train without it, the full ones with it). A small folder of your own wants --augment",
+        "(the quick recipes train without it, the full ones with it)",
     )
     folder = p.add_argument_group(
         "your own images (--data FOLDER: one subfolder of images per class, optionally inside train/, val/, test/)"
