@@ -378,7 +378,8 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert exc.value.code == 2 and f"{tmp_path / 'no-such-folder'}: no such folder" in capsys.readouterr().err
 
 
-def test_cli_all_exports_every_run_and_writes_report(tiny_checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_cli_all_exports_every_run_and_writes_report(tiny_checkpoint, tmp_path, capsys, jobs):
     import shutil
 
     runs = tmp_path / "runs"
@@ -388,7 +389,7 @@ def test_cli_all_exports_every_run_and_writes_report(tiny_checkpoint, tmp_path, 
         shutil.copy(tiny_checkpoint(name), runs / name / "checkpoints" / "best.pt")
     (runs / "not-a-run").mkdir()
     report = tmp_path / "report.json"
-    code = cli.main(["--all", "--runs", str(runs), "--format", "onnx", "--report", str(report)])
+    code = cli.main(["--all", "--runs", str(runs), "--format", "onnx", "--report", str(report), "--jobs", str(jobs)])
     assert code == 0
     table = capsys.readouterr().out
     data = json.loads(report.read_text())

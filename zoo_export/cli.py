@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-check", action="store_true", help="skip parity checks (the report says so)")
     p.add_argument("--report", type=Path, default=None, help="write the full JSON report here")
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="export this many checkpoints at once, each in its own process (the cores are shared among them)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the table")
     return p
 
@@ -155,51 +165,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportInputError as exc:
         print(f"zoo-export: error: {exc}", file=sys.stderr)
         return 2
-    results: list[ExportResult] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # export warnings are collected, with what they mean, into the report
-        for item, target in zip(loaded, targets, strict=False):
-            if not args.quiet:
-                print(f"exporting {item.payload['model']} from {item.path} ...", file=sys.stderr, flush=True)
-            try:
-                result = export_checkpoint(
-                    item.path,
-                    target,
-                    formats=formats,
-                    opset=args.opset,
-                    check=not args.no_check,
-                    dtype=args.dtype,
-                    quantize=args.quantize,
-                    data_dir=args.data_dir,
-                    loaded=item,
-                    sign_key=args.sign_key,
-                )
-            except KeyboardInterrupt:
-                # The writer has discarded the half-built bundle: an earlier bundle at the target is untouched.
-                print(
-                    f"\nzoo-export: stopped while exporting {item.path}; nothing of it was written"
-                    + (f" ({len(results)} exported before it)" if results else ""),
-                    file=sys.stderr,
-                )
-                return 130
-            except ExportInputError as exc:
-                result = ExportResult(
-                    checkpoint=item.path,
-                    model=item.payload["model"],
-                    task=item.payload["task"],
-                    status="input-error",
-                    error=str(exc),
-                )
-            except Exception as exc:
-                result = ExportResult(
-                    checkpoint=item.path,
-                    model=item.payload["model"],
-                    task=item.payload["task"],
-                    status="export-failed",
-                    error=f"{type(exc).__name__}: {exc}",
-                    traceback=traceback.format_exc(),
-                )
-            results.append(result)
+    options = ExportOptions(
+        formats=formats,
+        opset=args.opset,
+        check=not args.no_check,
+        dtype=args.dtype,
+        quantize=args.quantize,
+        data_dir=args.data_dir,
+        sign_key=args.sign_key,
+        quiet=args.quiet,
+    )
+    jobs = min(args.jobs, len(loaded))
+    try:
+        results = export_in_parallel(loaded, targets, options, jobs) if jobs > 1 else export_one_by_one(loaded, targets, options)
+    except ExportStopped as stopped:
+        print(f"\nzoo-export: {stopped}", file=sys.stderr)
+        return 130
 
     print(table(results))
     for r in results:
@@ -209,6 +190,109 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         write_report(args.report, results, code, argv=list(argv) if argv is not None else sys.argv[1:])
     return code
+
+
+@dataclass(frozen=True)
+class CheckpointToExport:
+    """A validated input: its checkpoint read already (``loaded``) in this process, or again by a worker (None)."""
+
+    checkpoint: Path
+    model: str
+    task: str
+    loaded: LoadedCheckpoint | None = None
+
+    @classmethod
+    def of(cls, item: LoadedCheckpoint, keep: bool) -> CheckpointToExport:
+        return cls(item.path, item.payload["model"], item.payload["task"], item if keep else None)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What every checkpoint of one zoo-export call is exported with."""
+
+    formats: tuple[str, ...]
+    opset: int | None
+    check: bool
+    dtype: str
+    quantize: str | None
+    data_dir: Path | None
+    sign_key: Path | None
+    quiet: bool
+
+
+def export_one(item: CheckpointToExport, target: Path | None, options: ExportOptions) -> ExportResult:
+    """One checkpoint's export; a failure becomes its result (the others go on), an interrupt propagates."""
+    checkpoint, model, task = item.checkpoint, item.model, item.task
+    if not options.quiet:
+        print(f"exporting {model} from {checkpoint} ...", file=sys.stderr, flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # export warnings are collected, with what they mean, into the report
+        try:
+            return export_checkpoint(
+                checkpoint,
+                target,
+                formats=options.formats,
+                opset=options.opset,
+                check=options.check,
+                dtype=options.dtype,
+                quantize=options.quantize,
+                data_dir=options.data_dir,
+                loaded=item.loaded,
+                sign_key=options.sign_key,
+            )
+        except ExportInputError as exc:
+            return ExportResult(checkpoint=checkpoint, model=model, task=task, status="input-error", error=str(exc))
+        except Exception as exc:
+            return ExportResult(
+                checkpoint=checkpoint,
+                model=model,
+                task=task,
+                status="export-failed",
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
+
+
+class ExportStopped(Exception):
+    """Ctrl-C during an export: what was stopped. Each writer discards its half-built bundle, so an earlier bundle
+    at the same target is untouched."""
+
+
+def export_one_by_one(loaded: list[LoadedCheckpoint], targets: list[Path | None], options: ExportOptions) -> list[ExportResult]:
+    results: list[ExportResult] = []
+    for item, target in zip(loaded, targets, strict=True):
+        try:
+            results.append(export_one(CheckpointToExport.of(item, keep=True), target, options))
+        except KeyboardInterrupt:
+            before = f" ({len(results)} exported before it)" if results else ""
+            raise ExportStopped(f"stopped while exporting {item.path}; nothing of it was written{before}") from None
+    return results
+
+
+def _worker_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def export_in_parallel(
+    loaded: list[LoadedCheckpoint], targets: list[Path | None], options: ExportOptions, jobs: int
+) -> list[ExportResult]:
+    """Each checkpoint in one of ``jobs`` worker processes (spawned: torch's thread pools do not survive a fork),
+    the cores shared among them; results in the order of the inputs."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_threads, initargs=(threads,)) as pool:
+        futures = [
+            pool.submit(export_one, CheckpointToExport.of(item, keep=False), target, options)
+            for item, target in zip(loaded, targets, strict=True)
+        ]
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)
+            done = sum(f.done() and not f.cancelled() and f.exception() is None for f in futures)
+            raise ExportStopped(f"stopped; the exports under way were not written ({done} finished before)") from None
 
 
 def _targets(loaded: list[LoadedCheckpoint], out: Path | None) -> list[Path | None]:
