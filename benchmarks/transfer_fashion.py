@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo_runtime.rundir import RunDir
+
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("scratch", "fine-tuned", "frozen")
 
@@ -77,7 +79,7 @@ def zoo_train(args: list[str]) -> None:
 
 
 def test_accuracy(run: Path) -> float:
-    return float(json.loads((run / "summary.json").read_text())["test_accuracy"])
+    return float(json.loads(RunDir(run).summary.read_text())["test_accuracy"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     write_data(args.work, args.pretrain_classes, args.per_class, args.sample_seed, args.data_dir)
     runs = args.work / "runs"
     pretrained = runs / "pretrain"
-    if not (pretrained / "summary.json").is_file():
+    if not RunDir(pretrained).summary.is_file():
         zoo_train(
             [args.model, "--data", str(args.work / "pretrain"), "--preset", "quick", "--epochs", str(args.pretrain_epochs),
              "--out", str(runs), "--run-name", "pretrain", "--seed", "0", "--overwrite"]
