@@ -326,6 +326,7 @@ def test_quality_report_names_every_trained_model_with_its_targets(smoke_run, tm
     for name in names:
         section = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert "- target: " in section and "(smoke preset; the targets are for full)" in section
+        assert f"- command: `zoo-train {name} --preset smoke --seed 0`" in section
         overrides = get_entry(name).recipes["smoke"].model_overrides
         assert "- model: the defaults above" + (" with " if overrides else "") in section
         assert all(f"{key} {value}" in section for key, value in overrides.items())
