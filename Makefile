@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= models_out
 FULL ?= runs_full
+# Bundles exported at once by make demo: one per core (benchmarks/export_jobs.py: 1.66x on 2 cores).
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: install lint test demo data full export quality screenshots bench clean
@@ -33,7 +35,7 @@ data: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/zoo-data fetch --apt --quiet || true
 	$(BIN)/zoo-train --all --preset quick --overwrite --out $(OUT)
-	$(BIN)/zoo-export --all --runs $(OUT) --format all --report $(OUT)/export_report.json
+	$(BIN)/zoo-export --all --runs $(OUT) --format all --jobs $(JOBS) --report $(OUT)/export_report.json
 	$(BIN)/python -m zoo_train.report --runs $(OUT)
 
 # The full recipes: hours on a CPU, minutes per model on one GPU (docs/QUALITY.md has the figures).
