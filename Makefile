@@ -9,7 +9,7 @@ FULL ?= runs_full
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install lint unit test demo data full export quality screenshots bench clean
+.PHONY: install lint test demo data full export quality screenshots bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # One pytest-xdist worker per core; each test runs torch on one thread (tests/conftest.py).
-unit: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q -n auto
-
-# The linters and the tests side by side (mypy's half minute overlaps the tests); either failing fails it.
-test: $(STAMP)
-	$(MAKE) --no-print-directory -j2 lint unit
 
 data: $(STAMP)
 	$(BIN)/zoo-data fetch
