@@ -401,6 +401,27 @@ def test_cli_all_exports_every_run_and_writes_report(tiny_checkpoint, tmp_path, 
     assert f"{len(names)}/{len(names)} exported and passed" in table
 
 
+def test_a_worker_that_dies_is_a_failed_export_not_a_traceback(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    import multiprocessing
+    import os
+    import shutil
+
+    runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        (runs / name / "checkpoints").mkdir(parents=True)
+        shutil.copy(tiny_checkpoint(_cheap_model()), runs / name / "checkpoints" / "best.pt")
+    # Forked instead of spawned, the workers inherit this test's patch: an export that kills its process.
+    real_context = multiprocessing.get_context
+    monkeypatch.setattr(cli.multiprocessing, "get_context", lambda method=None: real_context("fork"))
+    monkeypatch.setattr(cli, "_worker_threads", lambda threads: None)  # no OpenMP call in a forked child
+    monkeypatch.setattr(cli, "export_checkpoint", lambda *args, **kwargs: os._exit(3))
+    assert cli.main(["--all", "--runs", str(runs), "--format", "onnx", "--jobs", "2", "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert "0/2 exported and passed" in out
+    assert "export-failed: its export process ended without a result" in err and "Traceback" not in err
+    assert sorted(p.name for p in runs.iterdir()) == ["a", "b"] and not list(runs.glob("*/export*"))
+
+
 def test_no_check_publishes_with_parity_marked_skipped_and_replaces_a_bundle(tiny_checkpoint, tmp_path):
     out = tmp_path / "bundle"
     args = [str(tiny_checkpoint(_cheap_model())), "--out", str(out), "--no-check", "--format", "onnx"]

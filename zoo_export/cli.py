@@ -15,7 +15,8 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,11 +289,25 @@ def export_in_parallel(
             for item, target in zip(loaded, targets, strict=True)
         ]
         try:
-            return [future.result() for future in futures]
+            return [result_of(future, item) for future, item in zip(futures, loaded, strict=True)]
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)
             done = sum(f.done() and not f.cancelled() and f.exception() is None for f in futures)
             raise ExportStopped(f"stopped; the exports under way were not written ({done} finished before)") from None
+
+
+def result_of(future: Future[ExportResult], item: LoadedCheckpoint) -> ExportResult:
+    """A worker's result; a worker that died (killed, out of memory) is that checkpoint's failed export."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return ExportResult(
+            checkpoint=item.path,
+            model=item.payload["model"],
+            task=item.payload["task"],
+            status="export-failed",
+            error="its export process ended without a result (killed, or out of memory?); nothing of it was written",
+        )
 
 
 def _targets(loaded: list[LoadedCheckpoint], out: Path | None) -> list[Path | None]:
