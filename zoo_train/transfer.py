@@ -31,6 +31,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from zoo_runtime import schema
+from zoo_runtime.contract import check_meta
 from zoo_runtime.rundir import RunDir
 from zoo_train.checkpoint import CheckpointError, read_torch_file
 from zoo_train.registry import ModelEntry, list_models
@@ -155,19 +157,19 @@ def file_weights(source: Path, plain_normalisation: dict[str, list[float]] | Non
         where=str(source),
         tensors=tensors,
         labels=list(labels) if isinstance(labels, list) else None,
-        normalisation=checkpoint_normalisation(meta) if isinstance(meta, dict) else plain_normalisation,
+        normalisation=checkpoint_normalisation(payload) if isinstance(meta, dict) else plain_normalisation,
     )
 
 
-def checkpoint_normalisation(meta: dict[str, Any]) -> dict[str, list[float]] | None:
-    """A zoo checkpoint's image mean and std (its meta's preprocessing), None for a model of other inputs."""
-    image = (meta.get("preprocessing") or {}).get("image") or {}
-    mean, std = image.get("mean"), image.get("std")
-    if not (isinstance(mean, list) and isinstance(std, list) and mean and len(mean) == len(std)):
+def checkpoint_normalisation(payload: dict[str, Any]) -> dict[str, list[float]] | None:
+    """An image classifier checkpoint's mean and std (its meta, as the task contract checks it), else None."""
+    task, meta = payload.get("task"), payload.get("meta") or {}
+    if task != schema.TASK_IMAGE_CLASSIFICATION or check_meta(task, meta):
         return None
-    if not all(isinstance(v, (int, float)) for v in [*mean, *std]) or min(std) <= 0:
+    image = meta["preprocessing"]["image"]
+    if min(image["std"]) <= 0:
         return None
-    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+    return {"mean": [float(v) for v in image["mean"]], "std": [float(v) for v in image["std"]]}
 
 
 def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
