@@ -31,9 +31,9 @@ def copy_runs(runs: Path, into: Path) -> int:
         source, target = RunDir(run), RunDir(into / run.name)
         target.best_checkpoint.parent.mkdir(parents=True)
         shutil.copy2(source.best_checkpoint, target.best_checkpoint)
-        for name in ("summary", "run_record"):
-            if getattr(source, name).is_file():
-                shutil.copy2(getattr(source, name), getattr(target, name))
+        for read, copy in ((source.summary, target.summary), (source.run_record, target.run_record)):
+            if read.is_file():
+                shutil.copy2(read, copy)
     return len(found)
 
 

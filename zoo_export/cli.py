@@ -206,6 +206,11 @@ class CheckpointToExport:
     def of(cls, item: LoadedCheckpoint, keep: bool) -> CheckpointToExport:
         return cls(item.path, item.payload["model"], item.payload["task"], item if keep else None)
 
+    def failed(self, status: str, error: str, trace: str | None = None) -> ExportResult:
+        return ExportResult(
+            checkpoint=self.checkpoint, model=self.model, task=self.task, status=status, error=error, traceback=trace
+        )
+
 
 @dataclass(frozen=True)
 class ExportOptions:
@@ -223,14 +228,13 @@ class ExportOptions:
 
 def export_one(item: CheckpointToExport, target: Path | None, options: ExportOptions) -> ExportResult:
     """One checkpoint's export; a failure becomes its result (the others go on), an interrupt propagates."""
-    checkpoint, model, task = item.checkpoint, item.model, item.task
     if not options.quiet:
-        print(f"exporting {model} from {checkpoint} ...", file=sys.stderr, flush=True)
+        print(f"exporting {item.model} from {item.checkpoint} ...", file=sys.stderr, flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # export warnings are collected, with what they mean, into the report
         try:
             return export_checkpoint(
-                checkpoint,
+                item.checkpoint,
                 target,
                 formats=options.formats,
                 opset=options.opset,
@@ -242,16 +246,9 @@ def export_one(item: CheckpointToExport, target: Path | None, options: ExportOpt
                 sign_key=options.sign_key,
             )
         except ExportInputError as exc:
-            return ExportResult(checkpoint=checkpoint, model=model, task=task, status="input-error", error=str(exc))
+            return item.failed("input-error", str(exc))
         except Exception as exc:
-            return ExportResult(
-                checkpoint=checkpoint,
-                model=model,
-                task=task,
-                status="export-failed",
-                error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
-            )
+            return item.failed("export-failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
 class ExportStopped(Exception):
@@ -284,29 +281,23 @@ def export_in_parallel(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_threads, initargs=(threads,)) as pool:
-        futures = [
-            pool.submit(export_one, CheckpointToExport.of(item, keep=False), target, options)
-            for item, target in zip(loaded, targets, strict=True)
-        ]
+        items = [CheckpointToExport.of(item, keep=False) for item in loaded]
+        futures = [pool.submit(export_one, item, target, options) for item, target in zip(items, targets, strict=True)]
         try:
-            return [result_of(future, item) for future, item in zip(futures, loaded, strict=True)]
+            return [result_of(future, item) for future, item in zip(futures, items, strict=True)]
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)
             done = sum(f.done() and not f.cancelled() and f.exception() is None for f in futures)
             raise ExportStopped(f"stopped; the exports under way were not written ({done} finished before)") from None
 
 
-def result_of(future: Future[ExportResult], item: LoadedCheckpoint) -> ExportResult:
+def result_of(future: Future[ExportResult], item: CheckpointToExport) -> ExportResult:
     """A worker's result; a worker that died (killed, out of memory) is that checkpoint's failed export."""
     try:
         return future.result()
     except BrokenProcessPool:
-        return ExportResult(
-            checkpoint=item.path,
-            model=item.payload["model"],
-            task=item.payload["task"],
-            status="export-failed",
-            error="its export process ended without a result (killed, or out of memory?); nothing of it was written",
+        return item.failed(
+            "export-failed", "its export process ended without a result (killed, or out of memory?); nothing of it was written"
         )
 
 
