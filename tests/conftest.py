@@ -3,51 +3,96 @@
 ``tiny_checkpoint(name)`` saves an untrained checkpoint of registry entry ``name`` (its
 ``tiny_config`` plus plausible data-dependent sizes, see ``zoo_export.synthetic``) in the
 trainer's layout and returns ``<run>/checkpoints/best.pt``. ``tiny_bundle(name)`` exports it
-(ONNX + TorchScript, parity checked) and returns the bundle directory ``<run>/export``. Both
-are session-scoped factories: each model is built and exported once per test session, so treat
-the returned files as read-only (copy them before tampering).
+(ONNX + TorchScript, parity checked) and returns the bundle directory ``<run>/export``.
+``dna_bundle(name)`` is a tiny bundle with the real sequence tasks' vocabularies. All are
+session-scoped factories: each is built once per test session, by whichever pytest-xdist worker
+asks first, and read by the others, so treat the returned files as read-only (copy them before
+tampering).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
+
+
+class BuiltOnce:
+    """Files the tests build once per session and share: under pytest-xdist, the first worker to ask builds
+    each one while the others wait on its lock, then read it (an export takes seconds to half a minute)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.known: dict[str, Path] = {}
+
+    def get(self, key: str, build: Callable[[Path], Path]) -> Path:
+        """``build(folder)``'s path, for the same ``key`` in every worker; ``folder`` is empty and the key's own."""
+        if key not in self.known:
+            record = self.root / f"{key}.built"
+            with FileLock(str(self.root / f"{key}.lock")):
+                if not record.is_file():
+                    folder = self.root / key
+                    shutil.rmtree(folder, ignore_errors=True)  # what a worker's failed build left
+                    folder.mkdir()
+                    record.write_text(str(build(folder)))
+                self.known[key] = Path(record.read_text())
+        return self.known[key]
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> BuiltOnce:
+    base = tmp_path_factory.getbasetemp()
+    # pytest-xdist gives each worker a folder inside this session's own, which all workers can reach.
+    return BuiltOnce((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built-once")
+
+
+def export_for_tests(checkpoint: Path) -> Path:
+    from zoo_export import export_checkpoint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # export warnings are recorded, with their meaning, in the manifest
+        result = export_checkpoint(checkpoint)
+    if not result.passed or result.bundle is None:
+        raise AssertionError(f"tiny export of {checkpoint} failed: {result.status}: {result.error}")
+    return result.bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(built_once: BuiltOnce) -> Callable[[str], Path]:
     from zoo_export.synthetic import write_checkpoint
 
-    root = tmp_path_factory.mktemp("tiny_runs")
-    made: dict[str, Path] = {}
-
     def make(model_name: str) -> Path:
-        if model_name not in made:
-            made[model_name] = write_checkpoint(model_name, root / model_name / "checkpoints" / "best.pt")
-        return made[model_name]
+        return built_once.get(
+            f"checkpoint-{model_name}",
+            lambda folder: write_checkpoint(model_name, folder / model_name / "checkpoints" / "best.pt"),
+        )
 
     return make
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_checkpoint: Callable[[str], Path]) -> Callable[[str], Path]:
-    from zoo_export import export_checkpoint
+def tiny_bundle(built_once: BuiltOnce, tiny_checkpoint: Callable[[str], Path]) -> Callable[[str], Path]:
+    def make(model_name: str) -> Path:
+        return built_once.get(f"bundle-{model_name}", lambda _folder: export_for_tests(tiny_checkpoint(model_name)))
 
-    made: dict[str, Path] = {}
+    return make
+
+
+@pytest.fixture(scope="session")
+def dna_bundle(built_once: BuiltOnce) -> Callable[[str], Path]:
+    """``dna_bundle(model)``: a tiny bundle with the real tasks' character vocabularies (DNA reads, DNA -> protein)."""
+    from sequence_fixtures import character_checkpoint
 
     def make(model_name: str) -> Path:
-        if model_name not in made:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # export warnings are recorded, with their meaning, in the manifest
-                result = export_checkpoint(tiny_checkpoint(model_name))
-            if not result.passed or result.bundle is None:
-                raise AssertionError(f"tiny export of {model_name} failed: {result.status}: {result.error}")
-            made[model_name] = result.bundle
-        return made[model_name]
+        return built_once.get(
+            f"dna-bundle-{model_name}", lambda folder: export_for_tests(character_checkpoint(model_name, folder))
+        )
 
     return make
 

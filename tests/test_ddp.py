@@ -9,7 +9,7 @@ import torch
 from image_fixtures import write_idx_dataset
 
 from zoo_train.checkpoint import load_checkpoint
-from zoo_train.trainer import GlobalBatchSampler
+from zoo_train.trainer import GlobalBatchSampler, TrainConfig, train
 
 
 @pytest.mark.parametrize("length,batch", [(64, 16), (70, 16)])
@@ -24,59 +24,18 @@ def test_ranks_split_each_global_batch(length, batch):
     assert [len(GlobalBatchSampler(length, batch, r, 2, 5)) for r in range(2)] == [len(r) for r in ranks]
 
 
-def test_two_gloo_processes_match_one_process_also_when_resumed(tmp_path):
+def test_two_gloo_processes_interrupted_then_resumed_match_one_process(tmp_path):
     data_root = tmp_path / "data"
     write_idx_dataset(data_root / "fashion-mnist", n_train=288, n_test=32)
     # The smoke preset trains on 256 images: batch 16 gives equal halves on both ranks at every step.
-    common = [
-        "lenet5",
-        "--preset",
-        "smoke",
-        "--data-dir",
-        str(data_root),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--device",
-        "cpu",
-        "--seed",
-        "7",
-        "--quiet",
-        "--set",
-        "dropout=0.0",
-    ]
-    env_cmd = [sys.executable, "-m", "zoo_train.cli"]
-    single = subprocess.run(env_cmd + common + ["--out", str(tmp_path / "one")], capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
-    ddp = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "zoo_train.cli",
-            *common,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    one = load_checkpoint(tmp_path / "one/lenet5/checkpoints/last.pt")
-    two = load_checkpoint(tmp_path / "two/lenet5/checkpoints/last.pt")
-    assert two["train_state"]["step"] == one["train_state"]["step"] > 0
-    for key, value in one["state_dict"].items():
-        torch.testing.assert_close(two["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
-    # Only rank 0 writes: one metrics log with one line per epoch.
-    assert len((tmp_path / "two/lenet5/metrics.jsonl").read_text().splitlines()) == 2
+    settings = dict(model="lenet5", preset="smoke", epochs=2, batch_size=16, device="cpu", seed=7, show_progress=False)
+    settings["model_overrides"] = {"dropout": 0.0}
+    one_run = train(TrainConfig(**settings, data_dir=data_root, out=tmp_path / "one"))
+    one = load_checkpoint(one_run / "checkpoints" / "last.pt")
+    assert one["train_state"]["step"] > 0
 
-    # Interrupted after its first epoch, then `--resume`d under torchrun: still the same model.
+    # Under torchrun, stopped as Ctrl-C stops it once its first epoch is saved, then `zoo-train --resume`d under
+    # torchrun: the same model as one process trained without a stop, so each epoch under DDP was the same.
     interrupt = tmp_path / "interrupt.py"
     interrupt.write_text(
         textwrap.dedent(f"""
@@ -88,9 +47,7 @@ def test_two_gloo_processes_match_one_process_also_when_resumed(tmp_path):
             raise KeyboardInterrupt
         Run.end_epoch = end_epoch_then_stop
         try:
-            train(TrainConfig(model="lenet5", preset="smoke", data_dir=Path({str(data_root)!r}),
-                              out=Path({str(tmp_path / "three")!r}), epochs=2, batch_size=16, device="cpu", seed=7,
-                              show_progress=False, model_overrides={{"dropout": 0.0}}))
+            train(TrainConfig(**{settings!r}, data_dir=Path({str(data_root)!r}), out=Path({str(tmp_path / "two")!r})))
         except KeyboardInterrupt:
             pass
     """)
@@ -98,19 +55,17 @@ def test_two_gloo_processes_match_one_process_also_when_resumed(tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     first = subprocess.run([*torchrun, str(interrupt)], capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert load_checkpoint(tmp_path / "three/lenet5/checkpoints/last.pt")["train_state"]["epoch"] == 1
-    resumed = subprocess.run(
-        [*torchrun, "-m", "zoo_train.cli", *common, "--out", str(tmp_path / "three"), "--resume"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    assert load_checkpoint(tmp_path / "two/lenet5/checkpoints/last.pt")["train_state"]["epoch"] == 1
+    cli_args = ["lenet5", "--preset", "smoke", "--data-dir", str(data_root), "--epochs", "2", "--batch-size", "16"]
+    cli_args += ["--device", "cpu", "--seed", "7", "--quiet", "--set", "dropout=0.0", "--out", str(tmp_path / "two"), "--resume"]
+    resumed = subprocess.run([*torchrun, "-m", "zoo_train.cli", *cli_args], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    three = load_checkpoint(tmp_path / "three/lenet5/checkpoints/last.pt")
-    assert three["train_state"]["step"] == one["train_state"]["step"]
+    two = load_checkpoint(tmp_path / "two/lenet5/checkpoints/last.pt")
+    assert two["train_state"]["step"] == one["train_state"]["step"]
     for key, value in one["state_dict"].items():
-        torch.testing.assert_close(three["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
-    assert len((tmp_path / "three/lenet5/metrics.jsonl").read_text().splitlines()) == 2
+        torch.testing.assert_close(two["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    # Only rank 0 writes: one metrics log with one line per epoch.
+    assert len((tmp_path / "two/lenet5/metrics.jsonl").read_text().splitlines()) == 2
 
 
 def _average_on_rank(rank: int, init_file: str, results) -> None:

@@ -30,7 +30,6 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication
-from sequence_fixtures import character_bundle
 
 import zoo_runtime
 from zoo_gui import screenshots
@@ -705,20 +704,6 @@ def test_seq2seq_translates_typed_ids(qtbot, make_window, bundle):
     panel.input.setText(f"{size + 5}")
     page.run()
     assert "outside the vocabulary" in page.message.text()
-
-
-@pytest.fixture(scope="module")
-def dna_bundle(tmp_path_factory):
-    """``dna_bundle(model)``: a tiny bundle with the real tasks' character vocabularies (DNA reads, DNA -> protein)."""
-    root = tmp_path_factory.mktemp("dna-bundles")
-    made: dict[str, Path] = {}
-
-    def get(model: str) -> Path:
-        if model not in made:
-            made[model] = character_bundle(model, root)
-        return made[model]
-
-    return get
 
 
 def test_sequence_classifier_takes_dna_letters_checked_as_typed(qtbot, make_window, dna_bundle):

@@ -22,7 +22,6 @@ from bundle_tools import read_manifest_json, write_manifest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
-from sequence_fixtures import character_bundle
 from test_gui import WAIT, make_window, open_page, settings, write_images  # noqa: F401  (fixtures by name)
 
 from zoo_gui.catalog import bundle_key
@@ -243,8 +242,8 @@ def test_sequences_page_shows_attention_maps_with_pickers_and_labelled_axes(qtbo
     assert window.errors == []
 
 
-def test_alignment_axes_of_a_dna_to_protein_model_are_its_letters(qtbot, make_window, tmp_path):  # noqa: F811
-    s2s = character_bundle("seq2seq-transformer", tmp_path / "runs")
+def test_alignment_axes_of_a_dna_to_protein_model_are_its_letters(qtbot, make_window, dna_bundle):  # noqa: F811
+    s2s = dna_bundle("seq2seq-transformer")
     window = make_window([s2s])
     page = open_page(qtbot, window, s2s)
     panel = page.panel
@@ -256,10 +255,10 @@ def test_alignment_axes_of_a_dna_to_protein_model_are_its_letters(qtbot, make_wi
     assert window.errors == []
 
 
-@pytest.fixture(scope="module")
-def dna_classifier(tmp_path_factory) -> Path:
+@pytest.fixture
+def dna_classifier(dna_bundle) -> Path:
     """A tiny LSTM classifier of DNA reads (the real task's vocabulary), with its inspect graph."""
-    return character_bundle("lstm-classifier", tmp_path_factory.mktemp("dna-classifier"))
+    return dna_bundle("lstm-classifier")
 
 
 def classify_then_look_inside(qtbot, page, read: str) -> TextInsideView:
