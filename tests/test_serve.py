@@ -526,12 +526,20 @@ def test_real_server_speaks_v2_to_tritonclient_and_drains_on_sigterm(
             + png_bytes()
             + f"\r\n--{boundary}--\r\n".encode()
         )
+        # "Expect: 100-continue": the server says "100 Continue" once the app reads the body, so the SIGTERM
+        # comes after the request has begun (sent at once, the signal could overtake the request on a busy machine,
+        # and an idle connection is rightly closed).
         head = (
             f"POST /models/lenet5/classify?top_k=2 HTTP/1.1\r\nHost: {address}\r\nContent-Length: {len(body)}\r\n"
-            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nExpect: 100-continue\r\n\r\n"
         ).encode()
         with socket.create_connection((host, int(port))) as conn:
-            conn.sendall(head + body[:40])
+            conn.sendall(head)
+            interim = b""
+            while not interim.endswith(b"\r\n\r\n"):
+                interim += conn.recv(1)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            conn.sendall(body[:40])
             proc.send_signal(signal.SIGTERM)
             while True:  # wait until shutdown has begun: new connections are refused
                 try:
