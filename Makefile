@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= models_out
 FULL ?= runs_full
-# Bundles exported at once by make demo: one per core (benchmarks/export_jobs.py: 1.66x on 2 cores).
+# Models trained and bundles exported at once by make demo: one per core (benchmarks/train_jobs.py and
+# benchmarks/export_jobs.py measure it).
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 export QT_QPA_PLATFORM ?= offscreen
 
@@ -34,7 +35,7 @@ data: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/zoo-data fetch --apt --quiet || true
-	$(BIN)/zoo-train --all --preset quick --overwrite --out $(OUT)
+	$(BIN)/zoo-train --all --preset quick --overwrite --out $(OUT) --jobs $(JOBS)
 	$(BIN)/zoo-export --all --runs $(OUT) --format all --jobs $(JOBS) --report $(OUT)/export_report.json
 	$(BIN)/python -m zoo_train.report --runs $(OUT)
 

@@ -38,6 +38,7 @@ from zoo_runtime.errors import BundleError
 from zoo_runtime.rundir import BEST_CHECKPOINT, CHECKPOINT_DIR
 from zoo_train.data.paths import existing_folder, output_file_problem
 from zoo_train.files import atomic_write_bytes
+from zoo_train.jobs import worker_threads
 
 CHECKPOINT = Path(CHECKPOINT_DIR, BEST_CHECKPOINT)  # in a run directory
 
@@ -267,12 +268,6 @@ def export_one_by_one(loaded: list[LoadedCheckpoint], targets: list[Path | None]
     return results
 
 
-def _worker_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def export_in_parallel(
     loaded: list[LoadedCheckpoint], targets: list[Path | None], options: ExportOptions, jobs: int
 ) -> list[ExportResult]:
@@ -280,7 +275,7 @@ def export_in_parallel(
     the cores shared among them; results in the order of the inputs."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_threads, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_threads, initargs=(threads,)) as pool:
         items = [CheckpointToExport.of(item, keep=False) for item in loaded]
         futures = [pool.submit(export_one, item, target, options) for item, target in zip(items, targets, strict=True)]
         try:

@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from zoo_runtime import schema
 from zoo_runtime.cli import checked_number, non_negative_int, positive_float, positive_int
 from zoo_runtime.rundir import RunDir
-from zoo_train.checkpoint import CheckpointError
 from zoo_train.data.image_folder import DEFAULT_IMAGE_SIZE
 from zoo_train.data.paths import existing_folder
+from zoo_train.jobs import Outcome, train_in_parallel, train_one
 from zoo_train.model_config import count_parameters
 from zoo_train.registry import OPTIONAL_PRESETS, PRESETS, get_entry, list_models
 from zoo_train.run_folder import existing_run, headline_text, resume_plan
-from zoo_train.tasks.base import DataError, get_task
+from zoo_train.tasks.base import get_task
 from zoo_train.tasks.image_generation import FID_CLASSIFIER, fid_classifier_problem
-from zoo_train.trainer import PRECISIONS, ResumeError, TrainConfig, TrainingError, train
+from zoo_train.trainer import PRECISIONS, TrainConfig
 from zoo_train.transfer import FREEZE_CHOICES
 
 EXAMPLES = """examples:
   zoo-train --list                                   what can be trained
   zoo-train lenet5 --data fashion-mnist              train LeNet-5 on Fashion-MNIST (quick preset)
   zoo-train char-gpt --preset full --device cuda     the full recipe on a GPU
-  zoo-train --all --preset quick                     every model, as `make demo` does
+  zoo-train --all --preset quick --jobs 2            every model, two at a time, as `make demo` does on 2 cores
   zoo-train lenet5 --resume                          continue from models_out/lenet5/checkpoints/last.pt
   zoo-train lenet5 --overwrite                       train again, replacing models_out/lenet5
   zoo-train --all --preset full --resume             pick an interrupted `make full` up where it stopped
@@ -186,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes that decode images and stream a cached folder (0: the main process; default: up to 4)",
     )
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="with --all: train N models at once, each in its own process on its share of the cores (small models "
+        "use several cores poorly; make demo uses one per core); progress bars are off then (default: 1)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -258,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         data_options["truncate"] = True
     if args.all and (args.init_from or args.freeze):
         parser.error("--init-from and --freeze are for one MODEL, not --all")
+    if args.jobs > 1 and not args.all:
+        parser.error("--jobs is for --all (one model trains in one process; torchrun spreads one model over several)")
+    if args.jobs > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        parser.error("--jobs under torchrun: each model already trains on every process; leave --jobs out")
 
     names = training_order(list_models(args.task)) if args.all else [args.model]
     if args.all and not names:
@@ -283,9 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
 
-    failures: list[str] = []
+    configs = []
     for name in names:
-        started = time.perf_counter()
         resume = args.resume
         if args.all and args.resume:
             plan = resume_plan(runs[name], args.preset)
@@ -293,33 +304,57 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: already trained ({runs[name].summary}), skipped")
                 continue
             resume = plan == "resume"
-        config = TrainConfig(
-            model=name,
-            preset=args.preset,
-            data=None if args.all else args.data,
-            data_dir=args.data_dir,
-            out=args.out,
-            run_name=None if args.all else args.run_name,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            max_steps=args.max_steps,
-            device=args.device,
-            seed=args.seed,
-            resume=resume,
-            overwrite=args.overwrite,
-            precision=args.precision,
-            compile=args.compile,
-            show_progress=not args.quiet,
-            model_overrides=overrides,
-            data_options=data_options or None,
-            init_from=args.init_from,
-            freeze=args.freeze,
-            augment=args.augment,
+        configs.append(
+            TrainConfig(
+                model=name,
+                preset=args.preset,
+                data=None if args.all else args.data,
+                data_dir=args.data_dir,
+                out=args.out,
+                run_name=None if args.all else args.run_name,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                max_steps=args.max_steps,
+                device=args.device,
+                seed=args.seed,
+                resume=resume,
+                overwrite=args.overwrite,
+                precision=args.precision,
+                compile=args.compile,
+                show_progress=not args.quiet and args.jobs == 1,  # bars of models side by side would overwrite each other
+                model_overrides=overrides,
+                data_options=data_options or None,
+                init_from=args.init_from,
+                freeze=args.freeze,
+                augment=args.augment,
+            )
         )
-        try:
-            run_dir = train(config)
-        except KeyboardInterrupt:
+    if args.jobs > 1 and len(configs) > 1:
+        outcomes = train_in_parallel(configs, args.jobs, print_outcome)
+    else:
+        outcomes = []
+        for config in configs:
+            outcomes.append(train_one(config))
+            print_outcome(outcomes[-1])
+            if outcomes[-1].stopped:
+                break
+    return finish(outcomes, runs, single=not args.all)
+
+
+def print_outcome(outcome: Outcome) -> None:
+    if outcome.run_dir is not None:
+        headline = headline_text(RunDir(outcome.run_dir).read_summary() or {})
+        print(f"{outcome.model}: {headline}  ({outcome.seconds:.0f} s) -> {outcome.run_dir}")
+    elif outcome.error is not None:
+        print(f"zoo-train: error: {outcome.error}", file=sys.stderr)
+
+
+def finish(outcomes: list[Outcome], runs: dict[str, RunDir], single: bool) -> int:
+    """The exit code, after saying which models were stopped (and how to go on) or did not train."""
+    stopped = [outcome.model for outcome in outcomes if outcome.stopped]
+    if stopped:
+        for name in stopped:
             last = runs[name].last_checkpoint
             kept = (
                 f"{last} holds the last finished epoch; add --resume to go on from it"
@@ -327,21 +362,10 @@ def main(argv: list[str] | None = None) -> int:
                 else "no epoch had finished, so there is nothing to resume"
             )
             print(f"\nzoo-train: {name}: stopped; {kept}", file=sys.stderr)
-            return 130
-        except (DataError, CheckpointError) as exc:
-            print(f"zoo-train: error: {exc}", file=sys.stderr)
-            if not args.all:
-                return 2
-            failures.append(f"{name}: {exc}")
-            continue
-        except (TrainingError, ValueError, TypeError) as exc:
-            print(f"zoo-train: error: {exc}", file=sys.stderr)
-            if not args.all:
-                return 1 if isinstance(exc, TrainingError) and not isinstance(exc, ResumeError) else 2
-            failures.append(f"{name}: {exc}")
-            continue
-        headline = headline_text(RunDir(run_dir).read_summary() or {})
-        print(f"{name}: {headline}  ({time.perf_counter() - started:.0f} s) -> {run_dir}")
+        return 130
+    if single:
+        return outcomes[0].exit_code if outcomes else 0
+    failures = [f"{outcome.model}: {outcome.error}" for outcome in outcomes if outcome.error is not None]
     if failures:
         print("zoo-train: some models did not train:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1

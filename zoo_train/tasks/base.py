@@ -160,6 +160,11 @@ class Task:
         """Data-dependent constructor arguments for a named dataset without loading it (for listings)."""
         return {}
 
+    def runs_read(self, data_options: Mapping[str, Any]) -> tuple[str, ...]:
+        """Registry names of the runs beside this one (in the same ``--out``) that training reads when it ends;
+        ``zoo-train --all --jobs`` starts a model only once these have finished."""
+        return ()
+
     def make_loader(
         self,
         dataset: Dataset,

@@ -246,6 +246,10 @@ class ImageGeneration(Task):
             "sample_classes_covered": sum(1 for c in class_counts if c > 0),
         }
 
+    def runs_read(self, data_options: Mapping[str, Any]) -> tuple[str, ...]:
+        spec = str(data_options.get("fid_classifier", FID_CLASSIFIER))
+        return (spec,) if spec in list_models() else ()
+
     def reference_call(
         self, model: nn.Module, manifest: Mapping[str, Any], request: Mapping[str, Any]
     ) -> Callable[[], dict[str, Any]]:
