@@ -38,17 +38,18 @@ def with_input_channels(conv: nn.Conv2d, channels: int) -> nn.Conv2d:
     return stem
 
 
-def torchvision_recipes(quick_lr: float) -> dict[str, Recipe]:
+def torchvision_recipes(quick_lr: float, quick_limit: int | None = 24000) -> dict[str, Recipe]:
     """smoke/quick/full for an ImageNet architecture on Fashion-MNIST-sized data (AdamW: no per-model SGD tuning).
 
-    The quick recipe is one epoch of 24,000 images at a higher rate: an epoch of all 54,000 takes minutes on 2 cores.
+    The quick recipe is one epoch at a higher rate, of ``quick_limit`` images (None: all 54,000), as a model's
+    minutes on 2 cores allow.
     """
     return image_recipes(
         quick_epochs=1,
         full_epochs=30,
         lr=1e-3,
         weight_decay=0.05,
-        quick_limit=24000,
+        quick_limit=quick_limit,
         label_smoothing=0.1,
         quick_changes={"lr": quick_lr},
     )
