@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum, auto
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,18 @@ import torch
 import torch.nn as nn
 
 Dim = int | str
-# TensorSpec kinds: how parity compares an output.
-KIND_LOGITS = "logits"  # top-1 agreement, then tolerance
-KIND_IMAGE = "image"  # absolute tolerance on pixels
-KIND_STATE = "state"  # tolerance only
-KIND_MEMORY = "memory"  # tolerance only
+
+
+class TensorKind(Enum):
+    """How parity compares a graph's output with torch's."""
+
+    LOGITS = auto()  # top-1 agreement, then tolerance
+    IMAGE = auto()  # absolute tolerance on pixels
+    STATE = auto()  # tolerance only
+    MEMORY = auto()  # tolerance only
+    TENSOR = auto()  # an input, or an output compared by tolerance only
+
+
 ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16, "int64": onnx.TensorProto.INT64}
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "int64": torch.int64}
 
@@ -42,14 +50,13 @@ TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "int64": tor
 class TensorSpec:
     """One graph input or output as the manifest describes it.
 
-    ``kind`` says how parity compares an output: ``logits`` (top-1 and tolerance), ``image``,
-    ``state`` or ``memory`` (tolerance only).
+    ``kind`` says how parity compares an output (``TensorKind``); it is not written to the manifest.
     """
 
     name: str
     dtype: str
     shape: tuple[Dim, ...]
-    kind: str = "tensor"
+    kind: TensorKind = TensorKind.TENSOR
 
     def manifest(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from zoo_export.graphs import KIND_IMAGE, KIND_LOGITS, GraphSpec, TensorSpec, bind_dims, load_torchscript, resolve_dim
+from zoo_export.graphs import GraphSpec, TensorKind, TensorSpec, bind_dims, load_torchscript, resolve_dim
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,14 @@ def compare(spec: TensorSpec, ref: np.ndarray, got: np.ndarray, tol: Tolerances)
     if not np.all(np.isfinite(got64)) and np.all(np.isfinite(ref64)):
         result.update(passed=False, error="non-finite values where the reference is finite")
         return result
-    if spec.kind == KIND_IMAGE:
+    if spec.kind == TensorKind.IMAGE:
         result["passed"] = bool(np.all(err <= tol.image_atol))
         return result
-    atol, rtol = (tol.logits_atol, tol.logits_rtol) if spec.kind == KIND_LOGITS else (tol.state_atol, tol.state_rtol)
+    atol, rtol = (tol.logits_atol, tol.logits_rtol) if spec.kind == TensorKind.LOGITS else (tol.state_atol, tol.state_rtol)
     result["max_rel_err"] = float((err / (np.abs(ref64) + 1e-12)).max()) if err.size else 0.0
     within = bool(np.all(err <= atol + rtol * np.abs(ref64)))
     result["passed"] = within
-    if spec.kind == KIND_LOGITS and ref.size:
+    if spec.kind == TensorKind.LOGITS and ref.size:
         top_ref, top_got = ref64.argmax(-1), got64.argmax(-1)
         agree = top_ref == top_got
         result["top1_agree"] = bool(agree.all())

@@ -186,7 +186,7 @@ FLAG_INPUTS = {
 
 
 # The action flags whose input --inspect looks inside (--sample draws from noise: there is no input).
-INSPECTED_INPUTS = ("image", "prompt", "tokens", "sequence")
+INSPECTED_INPUTS = tuple(flag.removeprefix("--") for flag in FLAG_INPUTS if flag != "--sample")
 
 
 def _flag_input(model: BundleModel, flag: str) -> str | None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import KIND_LOGITS, KIND_STATE, GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import GraphSpec, ParityCase, TensorKind, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
 from zoo_runtime.contract import ClassifierImage
@@ -77,7 +77,7 @@ class ImageClassificationExporter(TaskExporter):
                 role=schema.ROLE_MODEL,
                 module=wrapper,
                 inputs=[image_input],
-                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=KIND_LOGITS)],
+                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=TensorKind.LOGITS)],
                 example=example,
                 cases=cases,
             )
@@ -137,7 +137,7 @@ def inspect_spec(
     if len(set(names)) != len(names) or schema.INPUT_IMAGE in names:
         raise ExportInputError(f"{ctx.checkpoint}: the model's inspect_stages names {names}: each name once, none 'image'")
     outputs = [
-        TensorSpec(name, "float32", ("batch", *(int(d) for d in activation.shape[1:])), kind=KIND_STATE)
+        TensorSpec(name, "float32", ("batch", *(int(d) for d in activation.shape[1:])), kind=TensorKind.STATE)
         for name, activation in named
     ]
     return GraphSpec(schema.ROLE_INSPECT, module, [image_input], outputs, example, cases)

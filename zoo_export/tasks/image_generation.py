@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import KIND_IMAGE, GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import GraphSpec, ParityCase, TensorKind, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
 from zoo_train.models.protocols import as_gan
@@ -53,7 +53,7 @@ class ImageGenerationExporter(TaskExporter):
                 role=schema.ROLE_MODEL,
                 module=PixelGenerator(ctx.model).eval(),
                 inputs=[TensorSpec(schema.INPUT_Z, "float32", ("batch", z_dim))],
-                outputs=[TensorSpec(schema.OUTPUT_IMAGE, "float32", ("batch", c, h, w), kind=KIND_IMAGE)],
+                outputs=[TensorSpec(schema.OUTPUT_IMAGE, "float32", ("batch", c, h, w), kind=TensorKind.IMAGE)],
                 example=(torch.randn(EXPORT_BATCH, z_dim, generator=gen),),
                 cases=cases,
             )

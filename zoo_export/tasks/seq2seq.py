@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import KIND_LOGITS, KIND_MEMORY, KIND_STATE, GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import GraphSpec, ParityCase, TensorKind, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_export.tasks.text_generation import symbolic_shape, tokens_check, vocab_size_of
@@ -69,7 +69,7 @@ def inspect_spec(model: nn.Module, encoder: GraphSpec, decoder: GraphSpec, bound
         seen_a = cast(Any, model).inspect_stages(*first.inputs)
         seen_b = cast(Any, model).inspect_stages(*second.inputs)
     outputs = [
-        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=KIND_STATE)
+        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=TensorKind.STATE)
         for (name, a), (_name, b) in zip(seen_a, seen_b, strict=True)
     ]
     inputs = [encoder.inputs[0], decoder.inputs[0]]
@@ -167,7 +167,7 @@ class Seq2SeqExporter(TaskExporter):
                 role=schema.ROLE_ENCODER,
                 module=encoder,
                 inputs=[TensorSpec(schema.INPUT_SRC, "int64", ("batch", "src_time"))],
-                outputs=[TensorSpec(schema.OUTPUT_MEMORY, "float32", ("batch", "src_time", d_model), kind=KIND_MEMORY)],
+                outputs=[TensorSpec(schema.OUTPUT_MEMORY, "float32", ("batch", "src_time", d_model), kind=TensorKind.MEMORY)],
                 example=(src_ex,),
                 cases=enc_cases,
                 dim_max=bounds,
@@ -180,7 +180,7 @@ class Seq2SeqExporter(TaskExporter):
                     TensorSpec(schema.INPUT_MEMORY, "float32", ("batch", "src_time", d_model)),
                     TensorSpec(schema.INPUT_SRC, "int64", ("batch", "src_time")),
                 ],
-                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", "tgt_time", vocab), kind=KIND_LOGITS)],
+                outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", "tgt_time", vocab), kind=TensorKind.LOGITS)],
                 example=(self._targets(ctx, 2, min(4, max_len), gen), mem_ex, src_ex),
                 cases=dec_cases,
                 dim_max=bounds,

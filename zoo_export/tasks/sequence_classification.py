@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import KIND_LOGITS, GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import GraphSpec, ParityCase, TensorKind, TensorSpec
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_export.tasks.text_generation import inspect_spec, vocab_size_of
 from zoo_runtime import schema
@@ -61,7 +61,7 @@ class SequenceClassificationExporter(TaskExporter):
             role=schema.ROLE_MODEL,
             module=wrapper,
             inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", "time"))],
-            outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=KIND_LOGITS)],
+            outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", k), kind=TensorKind.LOGITS)],
             example=example,
             cases=[ParityCase((sample(n, t),), {"batch": n, "time": t}) for n, t in PARITY_SHAPES],
         )

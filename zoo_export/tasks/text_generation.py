@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zoo_export.graphs import KIND_LOGITS, KIND_STATE, GraphSpec, ParityCase, TensorSpec
+from zoo_export.graphs import GraphSpec, ParityCase, TensorKind, TensorSpec
 from zoo_export.parity import Tolerances, cpu_session, first_divergence
 from zoo_export.tasks.base import BundleContext, ExportInputError, TaskExporter, generator_seed, register_exporter
 from zoo_runtime import schema
@@ -178,7 +178,7 @@ def inspect_spec(ctx: BundleContext, model: nn.Module, stages: InspectableModel,
     if len(set(names)) != len(names) or schema.INPUT_TOKENS in names:
         raise ExportInputError(f"{ctx.checkpoint}: the model's inspect_stages names {names}: each name once, none 'tokens'")
     outputs = [
-        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=KIND_STATE)
+        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=TensorKind.STATE)
         for (name, a), (_name, b) in zip(seen_a, seen_b, strict=True)
     ]
     return GraphSpec(schema.ROLE_INSPECT, InspectGraph(model).eval(), full.inputs, outputs, full.example, full.cases)
@@ -198,7 +198,7 @@ def inspect_step_spec(ctx: BundleContext, model: nn.Module, step: GraphSpec) -> 
         seen_a = cast(Any, model).inspect_step(*first.inputs)
         seen_b = cast(Any, model).inspect_step(*second.inputs)
     outputs = [
-        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=KIND_STATE)
+        TensorSpec(name, "float32", symbolic_shape(a.shape, b.shape, first.dims, second.dims), kind=TensorKind.STATE)
         for (name, a), (_name, b) in zip(seen_a, seen_b, strict=True)
     ]
     names = [spec.name for spec in outputs]
@@ -230,8 +230,8 @@ class TextGenerationExporter(TaskExporter):
         grow_out = "past + new" if any_tokens else "past + 1"
         tokens = lambda n, t: torch.randint(0, vocab, (n, t), generator=gen)  # noqa: E731
 
-        state_in = [TensorSpec(s["input"], s["dtype"], _state_shape(s, "past"), kind=KIND_STATE) for s in layout]
-        state_out = [TensorSpec(s["output"], s["dtype"], _state_shape(s, grow_out), kind=KIND_STATE) for s in layout]
+        state_in = [TensorSpec(s["input"], s["dtype"], _state_shape(s, "past"), kind=TensorKind.STATE) for s in layout]
+        state_out = [TensorSpec(s["output"], s["dtype"], _state_shape(s, grow_out), kind=TensorKind.STATE) for s in layout]
         new_ex = 2 if any_tokens else 1
         example = (tokens(2, new_ex), *[_state_tensor(s, 2, 3, gen) for s in layout])
         sizes = [(1, 1, 0), (3, 3 if any_tokens else 1, 4), (5, 1, (max_context - 1) if max_context else 9)]
@@ -250,7 +250,7 @@ class TextGenerationExporter(TaskExporter):
             role=schema.ROLE_STEP,
             module=StepGraph(model).eval(),
             inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", new_name)), *state_in],
-            outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", new_name, vocab), kind=KIND_LOGITS), *state_out],
+            outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", new_name, vocab), kind=TensorKind.LOGITS), *state_out],
             example=example,
             cases=cases,
         )
@@ -266,7 +266,7 @@ class TextGenerationExporter(TaskExporter):
                     role=schema.ROLE_MODEL,
                     module=FullGraph(model).eval(),
                     inputs=[TensorSpec(schema.INPUT_TOKENS, "int64", ("batch", "time"))],
-                    outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", "time", vocab), kind=KIND_LOGITS)],
+                    outputs=[TensorSpec(schema.OUTPUT_LOGITS, "float32", ("batch", "time", vocab), kind=TensorKind.LOGITS)],
                     example=(tokens(2, t_ex),),
                     cases=[
                         ParityCase((tokens(b, t),), {"batch": b, "time": t})
