@@ -413,7 +413,7 @@ def test_a_worker_that_dies_is_a_failed_export_not_a_traceback(tiny_checkpoint, 
     # Forked instead of spawned, the workers inherit this test's patch: an export that kills its process.
     real_context = multiprocessing.get_context
     monkeypatch.setattr(cli.multiprocessing, "get_context", lambda method=None: real_context("fork"))
-    monkeypatch.setattr(cli, "worker_threads", lambda threads: None)  # no OpenMP call in a forked child
+    monkeypatch.setattr(cli, "worker_threads", lambda jobs: None)  # no OpenMP call in a forked child
     monkeypatch.setattr(cli, "export_checkpoint", lambda *args, **kwargs: os._exit(3))
     assert cli.main(["--all", "--runs", str(runs), "--format", "onnx", "--jobs", "2", "--quiet"]) == 1
     out, err = capsys.readouterr()

@@ -63,7 +63,7 @@ def test_a_worker_that_dies_is_that_models_failure_not_a_traceback(tmp_path, mon
     # Forked instead of spawned, the workers inherit this test's patch: training that kills its process.
     real_context = multiprocessing.get_context
     monkeypatch.setattr(jobs.multiprocessing, "get_context", lambda method=None: real_context("fork"))
-    monkeypatch.setattr(jobs, "_start_training_worker", lambda threads: None)  # no OpenMP call in a forked child
+    monkeypatch.setattr(jobs, "_start_training_worker", lambda jobs: None)  # no OpenMP call in a forked child
     monkeypatch.setattr(jobs, "train_one", lambda config: os._exit(3))
     configs = [TrainConfig(model=name, out=tmp_path) for name in CLASSIFIERS]
     outcomes = train_in_parallel(configs, jobs=2, report=lambda outcome: None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import sys
 import traceback
 import warnings
@@ -273,9 +272,8 @@ def export_in_parallel(
 ) -> list[ExportResult]:
     """Each checkpoint in one of ``jobs`` worker processes (spawned: torch's thread pools do not survive a fork),
     the cores shared among them; results in the order of the inputs."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_threads, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_threads, initargs=(jobs,)) as pool:
         items = [CheckpointToExport.of(item, keep=False) for item in loaded]
         futures = [pool.submit(export_one, item, target, options) for item, target in zip(items, targets, strict=True)]
         try:

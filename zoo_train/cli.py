@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from zoo_train.registry import OPTIONAL_PRESETS, PRESETS, get_entry, list_models
 from zoo_train.run_folder import existing_run, headline_text, resume_plan
 from zoo_train.tasks.base import get_task
 from zoo_train.tasks.image_generation import FID_CLASSIFIER, fid_classifier_problem
-from zoo_train.trainer import PRECISIONS, TrainConfig
+from zoo_train.trainer import PRECISIONS, TrainConfig, launched_by_torchrun
 from zoo_train.transfer import FREEZE_CHOICES
 
 EXAMPLES = """examples:
@@ -268,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--init-from and --freeze are for one MODEL, not --all")
     if args.jobs > 1 and not args.all:
         parser.error("--jobs is for --all (one model trains in one process; torchrun spreads one model over several)")
-    if args.jobs > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if args.jobs > 1 and launched_by_torchrun():
         parser.error("--jobs under torchrun: each model already trains on every process; leave --jobs out")
 
     names = training_order(list_models(args.task)) if args.all else [args.model]

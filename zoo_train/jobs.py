@@ -2,7 +2,7 @@
 
 Each parallel model trains in a spawned worker process (torch's thread pools do not survive a fork) with the
 cores shared among the workers: small models use two cores poorly, so two models on one core each finish sooner
-than one after the other on both (benchmarks/RESULTS.md, "Training models side by side"). A model starts only once
+than one after the other on both (benchmarks/RESULTS.md, "Training several models at once"). A model starts only once
 the runs it reads have finished (the GAN's FID classifier, ``Task.runs_read``).
 """
 
@@ -54,15 +54,15 @@ def train_one(config: TrainConfig) -> Outcome:
     return Outcome(config.model, run_dir=run_dir, seconds=time.perf_counter() - started)
 
 
-def worker_threads(threads: int) -> None:
-    """A worker process's torch threads: its share of the cores."""
+def worker_threads(jobs: int) -> None:
+    """A worker process's torch threads: its share of the cores, with ``jobs`` workers side by side."""
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
-def _start_training_worker(threads: int) -> None:
-    worker_threads(threads)
+def _start_training_worker(jobs: int) -> None:
+    worker_threads(jobs)
     # Ctrl-C reaches every process of the terminal's group: an idle worker ignores it (it would die with a
     # traceback), a training one stops as `zoo-train MODEL` does (train_in_worker).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -110,7 +110,6 @@ def train_in_parallel(configs: list[TrainConfig], jobs: int, report: Callable[[O
     """Train ``configs`` in ``jobs`` worker processes; ``report`` sees each outcome as it comes. Returns the outcomes
     in the order the models finished. On Ctrl-C the models under way stop (their last finished epoch is kept) and
     the ones not started are not started: their outcomes are those of stopped models."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     schedule = Schedule(configs)
     running: dict[Future[Outcome], TrainConfig] = {}
     outcomes: list[Outcome] = []
@@ -124,7 +123,7 @@ def train_in_parallel(configs: list[TrainConfig], jobs: int, report: Callable[[O
             report(outcome)
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_training_worker, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_training_worker, initargs=(jobs,)) as pool:
         try:
             while schedule.pending or running:
                 for config in schedule.take(jobs - len(running), len(running)):

@@ -224,9 +224,7 @@ class ImageGeneration(Task):
             "baseline_metric": "fid_untrained",
             "split": "official test split",
         }
-        classifier_path = fid_classifier_checkpoint(
-            str(recipe.data_options.get("fid_classifier", FID_CLASSIFIER)), out_dir.parent
-        )
+        classifier_path = fid_classifier_checkpoint(fid_classifier_spec(recipe.data_options), out_dir.parent)
         features, problem = classifier_features(classifier_path, data.meta["preprocessing"]["image"], device)
         if features is None:
             print(f"{out_dir.name}: FID not measured: {problem}", file=sys.stderr)
@@ -247,7 +245,7 @@ class ImageGeneration(Task):
         }
 
     def runs_read(self, data_options: Mapping[str, Any]) -> tuple[str, ...]:
-        spec = str(data_options.get("fid_classifier", FID_CLASSIFIER))
+        spec = fid_classifier_spec(data_options)
         return (spec,) if spec in list_models() else ()
 
     def reference_call(
@@ -256,6 +254,11 @@ class ImageGeneration(Task):
         gan = as_gan(model)
         z = torch.from_numpy(request[schema.INPUT_Z])
         return lambda: {"images": (gan.generate(z).clamp(0, 1) * 255).round().to(torch.uint8)}
+
+
+def fid_classifier_spec(data_options: Mapping[str, Any]) -> str:
+    """What ``--fid-classifier`` named (stored in the recipe's data_options), or the default classifier's name."""
+    return str(data_options.get("fid_classifier", FID_CLASSIFIER))
 
 
 def fid_classifier_checkpoint(spec: str, runs_root: Path) -> Path:
