@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue #9's GPU figures, in calls that each fit the device tool's 10 minutes. On this machine first:
-#   .venv/bin/zoo-data fetch --data-dir data --copy          # 39 MB: Fashion-MNIST, Shakespeare, a genome
+#   .venv/bin/zoo-data fetch --data-dir data --copy          # 42 MB: Fashion-MNIST, Shakespeare, two genomes
 # then, through the device tool, from the repository root (its python already has torch, onnx, onnxruntime):
 #   bash benchmarks/gpu_figures.sh throughput     # every family, plain fp32 vs fast path, eager and compiled
 #   bash benchmarks/gpu_figures.sh targets        # ResNetCIFAR (speedrun) to 0.94 test, char GPT to 1.50 nats

