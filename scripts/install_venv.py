@@ -65,8 +65,7 @@ def install_with_uv(venv: Path) -> bool:
     if settings.get("cert"):
         environment["SSL_CERT_FILE"] = settings["cert"]
     command = [str(bin_dir / "uv"), "pip", "install", "--quiet", "--python", str(bin_dir / "python")]
-    command += uv_arguments(settings) + ["--constraint", str(CONSTRAINTS)]
-    command += ["--editable", PROJECT]
+    command += [*uv_arguments(settings), "--constraint", str(CONSTRAINTS), "--editable", PROJECT]
     if subprocess.run(command, cwd=ROOT, env=environment, check=False).returncode != 0:
         print("install: uv's install failed (above); installing with pip", file=sys.stderr)
         return False
