@@ -440,6 +440,10 @@ def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data, 
         assert resolve_precision("auto", cpu, cpu_bf16_pays=True) == ("bf16" if has_bf16 else "fp32")
         assert resolve_precision("auto", cpu, cpu_bf16_pays=False) == "fp32"
     assert get_task("image-classification").cpu_bf16_pays and not get_task("text-generation").cpu_bf16_pays
+    # ... and only for the models of such a task whose registry entries do not say otherwise.
+    image_classification = get_task("image-classification")
+    assert trainer.cpu_bf16_pays(get_entry("simple-cnn"), image_classification)
+    assert not trainer.cpu_bf16_pays(get_entry("mobilenet-v3-small"), image_classification)
     assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cuda) == "fp32"
     with pytest.raises(ValueError, match="bf16 autocast runs on cuda or cpu"):
         resolve_precision("bf16", torch.device("mps"))
@@ -459,6 +463,16 @@ def test_bf16_on_a_cpu_is_asked_for_and_then_trains_in_bf16(tmp_path, idx_data, 
     assert any(not torch.equal(a[key], b[key]) for key in weights)  # the steps did run in bf16
     for key in weights:  # ... and followed the same path: one epoch apart by bf16 rounding only
         torch.testing.assert_close(b[key], a[key], rtol=0.1, atol=0.05, msg=key)
+
+
+def test_auto_precision_follows_the_model_entry_on_a_cpu_with_bf16(tmp_path, idx_data, monkeypatch):
+    monkeypatch.setattr(trainer, "cpu_computes_bf16", lambda: True)
+    precisions = {}
+    for model in ("simple-cnn", "mobilenet-v3-small"):
+        tiny = get_entry(model).tiny_config
+        run = train(config(tmp_path, idx_data, model=model, preset="smoke", epochs=1, max_steps=1, model_overrides=tiny))
+        precisions[model] = json.loads((run / "summary.json").read_text())["precision"]
+    assert precisions == {"simple-cnn": "bf16", "mobilenet-v3-small": "fp32"}
 
 
 def test_compile_failing_at_its_first_call_falls_back_to_eager(tmp_path, idx_data, monkeypatch, capsys):

@@ -105,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PRECISIONS,
         default="auto",
         help="training arithmetic: auto (bf16 autocast on CUDA; on a CPU with bf16 instructions (AMX or "
-        "AVX512-BF16) bf16 for the image models, whose convolutions it speeds up, fp32 for the others; fp32 on "
-        "other CPUs), bf16 (also on a CPU: see benchmarks/RESULTS.md; slower than fp32 on CPUs without bf16 "
-        "instructions) or fp32 (default: %(default)s)",
+        "AVX512-BF16) bf16 for the image models whose convolutions it speeds up (all but those whose registry "
+        "entry says no), fp32 for the others; fp32 on other CPUs), bf16 (also on a CPU: see benchmarks/RESULTS.md; "
+        "slower than fp32 on CPUs without bf16 instructions) or fp32 (default: %(default)s)",
     )
     p.add_argument(
         "--compile",

@@ -114,6 +114,9 @@ class ModelEntry:
     # torchvision's name of the ImageNet weights of a torchvision architecture (e.g. "ResNet18_Weights.IMAGENET1K_V1"),
     # which `zoo-train --init-from torchvision` loads; None for the zoo's own architectures.
     torchvision_weights: str | None = None
+    # Whether bf16 autocast speeds this model up on a CPU that computes bf16 natively, where it differs from what
+    # its task says (Task.cpu_bf16_pays); None: as its task says.
+    cpu_bf16_pays: bool | None = None
 
     def recipe(self, preset: str) -> Recipe:
         if preset not in self.recipes:
@@ -143,6 +146,7 @@ def register_model(
     targets: tuple[QualityTarget, ...] = (),
     demo_targets: tuple[QualityTarget, ...] = (),
     torchvision_weights: str | None = None,
+    cpu_bf16_pays: bool | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder ``f(**config) -> nn.Module`` under ``name``."""
     missing = [p for p in PRESETS if p not in recipes]
@@ -167,6 +171,7 @@ def register_model(
             targets=tuple(targets),
             demo_targets=tuple(demo_targets),
             torchvision_weights=torchvision_weights,
+            cpu_bf16_pays=cpu_bf16_pays,
         )
         return builder
 

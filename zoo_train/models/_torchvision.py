@@ -38,14 +38,14 @@ def with_input_channels(conv: nn.Conv2d, channels: int) -> nn.Conv2d:
     return stem
 
 
-def torchvision_recipes(quick_lr: float, quick_limit: int | None = 24000) -> dict[str, Recipe]:
+def torchvision_recipes(quick_lr: float, quick_limit: int | None = 24000, quick_epochs: int = 1) -> dict[str, Recipe]:
     """smoke/quick/full for an ImageNet architecture on Fashion-MNIST-sized data (AdamW: no per-model SGD tuning).
 
-    The quick recipe is one epoch at a higher rate, of ``quick_limit`` images (None: all 54,000), as a model's
-    minutes on 2 cores allow.
+    The quick recipe is ``quick_epochs`` at a higher rate, over ``quick_limit`` images (None: all 54,000), as a
+    model's minutes on 2 cores allow.
     """
     return image_recipes(
-        quick_epochs=1,
+        quick_epochs=quick_epochs,
         full_epochs=30,
         lr=1e-3,
         weight_decay=0.05,
