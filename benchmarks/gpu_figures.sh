@@ -4,6 +4,7 @@
 # then, through the device tool, from the repository root (its python already has torch, onnx, onnxruntime):
 #   bash benchmarks/gpu_figures.sh throughput     # every family, plain fp32 vs fast path, eager and compiled
 #   bash benchmarks/gpu_figures.sh targets        # ResNetCIFAR (speedrun) to 0.94 test, char GPT to 1.50 nats
+#   COMPILE_MODE=reduce-overhead bash benchmarks/gpu_figures.sh targets   # the same, compiled into CUDA graphs
 # with carry ["data"]. Everything it prints is also written under $OUT (default: gpu_figures/), with each
 # time-to-target run's metrics.jsonl and summary.json, for benchmarks/RESULTS.md.
 set -euo pipefail
@@ -35,7 +36,7 @@ case "$stage" in
   targets)
     runs=$(mktemp -d)
     "$python" benchmarks/train_speed.py --device "$device" --data-dir data --time-to-target --out "$runs" \
-      ${COMPILE:+--compile} | tee "$out/time_to_target.txt"
+      ${COMPILE:+--compile} ${COMPILE_MODE:+--compile-mode "$COMPILE_MODE"} | tee "$out/time_to_target.txt"
     for run in "$runs"/*/; do
       mkdir -p "$out/$(basename "$run")"
       cp "$run/metrics.jsonl" "$run/summary.json" "$out/$(basename "$run")/"

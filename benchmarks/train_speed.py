@@ -35,6 +35,7 @@ from zoo_train.data.paths import existing_folder
 from zoo_train.registry import get_entry, list_models
 from zoo_train.tasks.base import DeviceLoader, ResidentLoader, dataset_size, get_task
 from zoo_train.trainer import (
+    COMPILE_MODES,
     PRECISIONS,
     GlobalBatchSampler,
     TrainConfig,
@@ -73,9 +74,16 @@ def items_per_batch(batch: torch.Tensor | Sequence[torch.Tensor]) -> int:
 
 
 def measure(
-    name: str, device: torch.device, fast: bool, steps: int, compile_model: bool, data_dir: Path | None, precision: str = "fp32"
+    name: str,
+    device: torch.device,
+    fast: bool,
+    steps: int,
+    compile_mode: str | None,
+    data_dir: Path | None,
+    precision: str = "fp32",
 ) -> dict:
-    """Items/s of ``steps`` optimiser steps; ``precision`` applies to the fast path only."""
+    """Items/s of ``steps`` optimiser steps; ``precision`` and ``compile_mode`` (None: eager) apply to the fast
+    path only."""
     entry = get_entry(name)
     task = get_task(entry.task)
     recipe = entry.recipe("full")
@@ -98,7 +106,7 @@ def measure(
             True,
         )
     autocast = autocast_for(device, precision) if fast else contextlib.nullcontext
-    train_model = compile_for_training(model) if fast and compile_model else model
+    train_model = compile_for_training(model, compile_mode) if fast and compile_mode else model
     model.train()
     batches = iter(loader)
     first_start = time.perf_counter()
@@ -119,7 +127,9 @@ def measure(
     return {"items_per_s": count / seconds, "first_call_s": first_call}
 
 
-def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, precision: str, compile_model: bool = False) -> dict:
+def time_to_target(
+    name: str, device: str, data_dir: Path | None, out: Path, precision: str, compile_mode: str | None = None
+) -> dict:
     """Train ``name`` until its target and report the training seconds it took (validation passes included,
     the steps in which torch.compile compiled apart).
 
@@ -141,7 +151,8 @@ def time_to_target(name: str, device: str, data_dir: Path | None, out: Path, pre
             show_progress=False,
             target=(metric, target) if per_epoch else None,
             precision=precision,
-            compile=compile_model,
+            compile=compile_mode is not None,
+            compile_mode=compile_mode or "default",
             overwrite=True,
         )
     )
@@ -244,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the fast path")
     parser.add_argument(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        help="torch.compile's mode, implies --compile (reduce-overhead: CUDA graphs)",
+    )
+    parser.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
@@ -270,21 +286,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("models_out/bench"))
     args = parser.parse_args(argv)
+    compile_mode = args.compile_mode or ("default" if args.compile else None)
     if args.time_to_target and args.preset == "quick":
         return quick_recipes(training_order(args.models or list_models()), args.device, args.data_dir, args.out, args.runs)
     device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     precision = resolve_precision(args.precision, device)
     if args.time_to_target:
-        print(f"device: {device} ({name}), torch {torch.__version__}, {precision}, compile {args.compile}")
+        print(f"device: {device} ({name}), torch {torch.__version__}, {precision}, compile {compile_mode or 'off'}")
         for model_name in TARGETS:
-            print(json.dumps(time_to_target(model_name, args.device, args.data_dir, args.out, precision, args.compile)))
+            print(json.dumps(time_to_target(model_name, args.device, args.data_dir, args.out, precision, compile_mode)))
         return 0
     print(f"device: {device} ({name}), torch {torch.__version__}, {args.steps} steps per path, fast path in {precision}")
     print(f"{'model':<22}{'plain items/s':>15}{'fast items/s':>15}{'fast/plain':>12}{'first call s':>14}")
     for model_name in args.models or FAMILIES:
-        plain = measure(model_name, device, False, args.steps, False, args.data_dir)
-        fast = measure(model_name, device, True, args.steps, args.compile, args.data_dir, precision)
+        plain = measure(model_name, device, False, args.steps, None, args.data_dir)
+        fast = measure(model_name, device, True, args.steps, compile_mode, args.data_dir, precision)
         print(
             f"{model_name:<22}{plain['items_per_s']:>15.0f}{fast['items_per_s']:>15.0f}"
             f"{fast['items_per_s'] / plain['items_per_s']:>11.2f}x{fast['first_call_s']:>14.2f}"

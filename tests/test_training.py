@@ -183,6 +183,7 @@ def test_lr_schedule_warms_up_then_decays():
         ["lenet5", "--set", "novalue"],
         ["lenet5", "--all"],
         ["lenet5", "--precision", "fp16"],
+        ["lenet5", "--compile-mode", "fastest"],
         ["lenet5", "--resume", "--overwrite"],
         ["lenet5", "--data-dir", "no-such-folder"],  # would be skipped, and data found elsewhere used
     ],
@@ -473,6 +474,29 @@ def test_auto_precision_follows_the_model_entry_on_a_cpu_with_bf16(tmp_path, idx
         run = train(config(tmp_path, idx_data, model=model, preset="smoke", epochs=1, max_steps=1, model_overrides=tiny))
         precisions[model] = json.loads((run / "summary.json").read_text())["precision"]
     assert precisions == {"simple-cnn": "bf16", "mobilenet-v3-small": "fp32"}
+
+
+def test_compile_mode_reaches_torch_compile_and_the_run_record(tmp_path, idx_data, monkeypatch):
+    modes = []
+
+    def compile_recorded(model, mode=None):
+        modes.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", compile_recorded)
+    args = ["lenet5", "--preset", "smoke", "--data-dir", str(idx_data.parent), "--device", "cpu", "--max-steps", "1"]
+    for extra, mode, recorded in [
+        (["--compile-mode", "reduce-overhead"], "reduce-overhead", "reduce-overhead"),  # implies --compile
+        (["--compile"], None, "default"),  # torch.compile's own default mode
+    ]:
+        out = tmp_path / recorded
+        assert zoo_train([*args, *extra, "--out", str(out), "--quiet"]) == 0
+        assert modes[-1] == mode
+        assert json.loads((out / "lenet5" / "run.json").read_text())["compile"] == recorded
+    assert zoo_train([*args, "--out", str(tmp_path / "eager"), "--quiet"]) == 0
+    assert len(modes) == 2 and json.loads((tmp_path / "eager" / "lenet5" / "run.json").read_text())["compile"] is None
+    with pytest.raises(ValueError, match="compile mode must be one of default, reduce-overhead, max-autotune"):
+        trainer.compile_for_training(nn.Linear(2, 2), "fastest")
 
 
 def test_compile_failing_at_its_first_call_falls_back_to_eager(tmp_path, idx_data, monkeypatch, capsys):

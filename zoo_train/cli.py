@@ -19,7 +19,7 @@ from zoo_train.registry import OPTIONAL_PRESETS, PRESETS, get_entry, list_models
 from zoo_train.run_folder import existing_run, headline_text, resume_plan
 from zoo_train.tasks.base import get_task
 from zoo_train.tasks.image_generation import FID_CLASSIFIER, fid_classifier_problem
-from zoo_train.trainer import PRECISIONS, TrainConfig, launched_by_torchrun
+from zoo_train.trainer import COMPILE_MODES, PRECISIONS, TrainConfig, launched_by_torchrun
 from zoo_train.transfer import FREEZE_CHOICES
 
 EXAMPLES = """examples:
@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="torch.compile the model (falls back to eager if it cannot); summary.json gives the seconds "
         "spent compiling apart (compile_seconds)",
+    )
+    p.add_argument(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        help="torch.compile's mode, implies --compile: reduce-overhead replays each step as a CUDA graph, which "
+        "pays for small models on a GPU (see benchmarks/RESULTS.md); max-autotune also tunes kernels, compiling longer",
     )
     p.add_argument(
         "--set",
@@ -320,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                 resume=resume,
                 overwrite=args.overwrite,
                 precision=args.precision,
-                compile=args.compile,
+                compile=args.compile or args.compile_mode is not None,
+                compile_mode=args.compile_mode or "default",
                 show_progress=not args.quiet and args.jobs == 1,  # bars of models side by side would overwrite each other
                 model_overrides=overrides,
                 data_options=data_options or None,

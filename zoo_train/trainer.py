@@ -247,6 +247,9 @@ def plot_curves(out_dir: Path, records: list[dict[str, Any]]) -> Path | None:
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+# torch.compile's modes: "reduce-overhead" replays the steps as CUDA graphs (ResNetCIFAR's speedrun on an H200: 13.7 s
+# against 18.8 s eager, benchmarks/RESULTS.md); "max-autotune" also searches kernels, at a longer compile.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 @functools.cache
@@ -312,6 +315,7 @@ class TrainConfig:
     overwrite: bool = False
     precision: str = "auto"  # see resolve_precision
     compile: bool = False
+    compile_mode: str = "default"  # with compile: one of COMPILE_MODES
     show_progress: bool = True
     model_overrides: dict[str, Any] | None = None
     # Stop once a validation metric reaches a value, e.g. ("val_accuracy", 0.94) (time-to-target runs).
@@ -462,7 +466,7 @@ class Run:
         self.eager_model = self.train_model
         self.compiled_shapes: set[tuple[tuple[int, ...], ...]] = set()
         if self.cfg.compile:
-            self.train_model = compile_for_training(self.train_model)
+            self.train_model = compile_for_training(self.train_model, self.cfg.compile_mode)
         self.autocast = autocast_for(self.device, self.precision)
         self.train_loader = self.loader(self.data.train, recipe.batch_size // world, self.sampler, train=True)
         self.val_loader = self.loader(self.data.val, recipe.batch_size, None, train=False)
@@ -540,6 +544,7 @@ class Run:
             "data": self.data.description,
             "device": str(self.device),
             "precision": self.precision,
+            "compile": self.cfg.compile_mode if self.cfg.compile else None,  # torch.compile's mode; None: eager
             "seed": self.cfg.seed,
             "world_size": self.dist.world_size,
             "parameters": count_parameters(self.model),
@@ -791,10 +796,12 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def compile_for_training(model: nn.Module) -> nn.Module:
-    """``torch.compile(model)``, or ``model`` itself (with a message) where this machine cannot compile."""
+def compile_for_training(model: nn.Module, mode: str = "default") -> nn.Module:
+    """``torch.compile(model, mode=mode)``, or ``model`` itself (with a message) where this machine cannot compile."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     try:
-        return cast(nn.Module, torch.compile(model))
+        return cast(nn.Module, torch.compile(model, mode=None if mode == "default" else mode))
     except Exception as exc:
         print(f"torch.compile unavailable ({type(exc).__name__}: {exc}); training eagerly")
         return model
