@@ -45,6 +45,7 @@ from zoo_train.trainer import (
     compile_for_training,
     pick_device,
     read_metrics,
+    requested_compile_mode,
     resolve_precision,
     synchronize,
     train,
@@ -151,8 +152,7 @@ def time_to_target(
             show_progress=False,
             target=(metric, target) if per_epoch else None,
             precision=precision,
-            compile=compile_mode is not None,
-            compile_mode=compile_mode or "default",
+            compile=compile_mode,
             overwrite=True,
         )
     )
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("models_out/bench"))
     args = parser.parse_args(argv)
-    compile_mode = args.compile_mode or ("default" if args.compile else None)
+    compile_mode = requested_compile_mode(args.compile, args.compile_mode)
     if args.time_to_target and args.preset == "quick":
         return quick_recipes(training_order(args.models or list_models()), args.device, args.data_dir, args.out, args.runs)
     device = pick_device(args.device)

@@ -512,7 +512,7 @@ def test_compile_failing_at_its_first_call_falls_back_to_eager(tmp_path, idx_dat
             raise RuntimeError("backend compiler failed: no C compiler (simulated)")
 
     monkeypatch.setattr(torch, "compile", lambda model, **kw: BrokenCompiled(model))
-    compiled = train(config(tmp_path / "compiled", idx_data, epochs=1, compile=True))
+    compiled = train(config(tmp_path / "compiled", idx_data, epochs=1, compile="default"))
     assert "torch.compile failed at step 1 (RuntimeError: backend compiler failed" in capsys.readouterr().out
     eager = train(config(tmp_path / "eager", idx_data, epochs=1))
     a = load_checkpoint(compiled / "checkpoints/last.pt")["state_dict"]
@@ -536,7 +536,7 @@ def test_the_steps_where_torch_compile_compiles_are_timed_apart(tmp_path, idx_da
             return self.model(*args, **kwargs)
 
     monkeypatch.setattr(torch, "compile", lambda model, **kw: PassThrough(model))
-    run = train(config(tmp_path, idx_data, epochs=2, batch_size=batch_size, compile=True))
+    run = train(config(tmp_path, idx_data, epochs=2, batch_size=batch_size, compile="default"))
     compiles = [record for record in read_metrics(run) if record["kind"] == "compile"]
     assert [record["step"] for record in compiles] == compiled_at
     assert [record["batch_shape"][0][0] for record in compiles] == [batch_size, 288 % batch_size][: len(compiled_at)]

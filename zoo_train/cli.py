@@ -19,7 +19,7 @@ from zoo_train.registry import OPTIONAL_PRESETS, PRESETS, get_entry, list_models
 from zoo_train.run_folder import existing_run, headline_text, resume_plan
 from zoo_train.tasks.base import get_task
 from zoo_train.tasks.image_generation import FID_CLASSIFIER, fid_classifier_problem
-from zoo_train.trainer import COMPILE_MODES, PRECISIONS, TrainConfig, launched_by_torchrun
+from zoo_train.trainer import COMPILE_MODES, PRECISIONS, TrainConfig, launched_by_torchrun, requested_compile_mode
 from zoo_train.transfer import FREEZE_CHOICES
 
 EXAMPLES = """examples:
@@ -326,8 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 resume=resume,
                 overwrite=args.overwrite,
                 precision=args.precision,
-                compile=args.compile or args.compile_mode is not None,
-                compile_mode=args.compile_mode or "default",
+                compile=requested_compile_mode(args.compile, args.compile_mode),
                 show_progress=not args.quiet and args.jobs == 1,  # bars of models side by side would overwrite each other
                 model_overrides=overrides,
                 data_options=data_options or None,

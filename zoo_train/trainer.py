@@ -265,9 +265,15 @@ def cpu_computes_bf16() -> bool:
     return re.search(r"\b(amx_bf16|avx512_bf16)\b", flags) is not None
 
 
+def requested_compile_mode(compile_flag: bool, mode: str | None) -> str | None:
+    """--compile and --compile-mode as one setting (TrainConfig.compile): the mode asked for, "default" for a bare
+    --compile, None for eager."""
+    return mode or ("default" if compile_flag else None)
+
+
 def cpu_bf16_pays(entry: ModelEntry, task: Task) -> bool:
     """Whether "auto" takes bf16 for ``entry`` on a CPU that computes it: its task's answer (the CNNs: yes), unless
-    its registry entry says otherwise (mobilenet-v3-small: its depthwise convolutions ran 2.3x slower in bf16)."""
+    its registry entry says otherwise (mobilenet-v3-small trained 2.4x slower in bf16)."""
     return task.cpu_bf16_pays if entry.cpu_bf16_pays is None else entry.cpu_bf16_pays
 
 
@@ -314,8 +320,7 @@ class TrainConfig:
     # Replace a run already in the run folder; without it (or resume) the trainer refuses to train over one.
     overwrite: bool = False
     precision: str = "auto"  # see resolve_precision
-    compile: bool = False
-    compile_mode: str = "default"  # with compile: one of COMPILE_MODES
+    compile: str | None = None  # torch.compile's mode, one of COMPILE_MODES; None: eager
     show_progress: bool = True
     model_overrides: dict[str, Any] | None = None
     # Stop once a validation metric reaches a value, e.g. ("val_accuracy", 0.94) (time-to-target runs).
@@ -466,7 +471,7 @@ class Run:
         self.eager_model = self.train_model
         self.compiled_shapes: set[tuple[tuple[int, ...], ...]] = set()
         if self.cfg.compile:
-            self.train_model = compile_for_training(self.train_model, self.cfg.compile_mode)
+            self.train_model = compile_for_training(self.train_model, self.cfg.compile)
         self.autocast = autocast_for(self.device, self.precision)
         self.train_loader = self.loader(self.data.train, recipe.batch_size // world, self.sampler, train=True)
         self.val_loader = self.loader(self.data.val, recipe.batch_size, None, train=False)
@@ -544,7 +549,7 @@ class Run:
             "data": self.data.description,
             "device": str(self.device),
             "precision": self.precision,
-            "compile": self.cfg.compile_mode if self.cfg.compile else None,  # torch.compile's mode; None: eager
+            "compile": self.cfg.compile,  # torch.compile's mode; None: eager
             "seed": self.cfg.seed,
             "world_size": self.dist.world_size,
             "parameters": count_parameters(self.model),
